@@ -1,0 +1,226 @@
+// mm/memory.c: anonymous faults, copy-on-write, fork's page copy, zap, and
+// the long-term GUP pin. Digest §2.7, §2.8, §2.11, §5.
+import { allocOk, folio, mm, vma, warn, type Ctx } from './ctx.ts';
+import { folio_trylock, folio_unlock, mmap_read_lock, mmap_read_unlock, pte_lock, pte_unlock } from './locks.ts';
+import { EBUSY, ENOMEM } from './rmap.ts';
+import { NIL, VM_READ, VM_WRITE, ZERO_PAGE, type Id } from './state.ts';
+import { vma_lookup } from './vma.ts';
+
+export const VM_FAULT_OOM = -1;
+export const VM_FAULT_SIGSEGV = -2;
+
+/** alloc_anon_folio: a new, unmapped small folio; NIL on ENOMEM. */
+export function folio_alloc(c: Ctx, nrPages = 1): Id {
+  if (!allocOk(c, 'folio')) return NIL;
+  const id = c.s.nextId.folio++;
+  c.s.folios[id] = { id, anonVma: NIL, index: 0, nrPages, mapcount: 0, exclusive: 0, pinned: false, locked: NIL };
+  return id;
+}
+
+/** The last folio reference is dropped (after the TLB flush in zap, §5): the folio is freed. */
+export function folio_put_last(c: Ctx, folioId: Id): void {
+  if (folio(c, folioId).mapcount === 0) delete c.s.folios[folioId];
+}
+
+/** do_anonymous_page (memory.c; §2.8): read faults map the zero page; write faults prepare the anon_vma and map a new exclusive folio. */
+export function do_anonymous_page(c: Ctx, vmaId: Id, page: number, write: boolean): number {
+  const v = vma(c, vmaId);
+  if (!write) {
+    pte_lock(c, v.mm);
+    if (mm(c, v.mm).ptes[page] === undefined) mm(c, v.mm).ptes[page] = { folio: ZERO_PAGE, sub: 0, writable: false };
+    pte_unlock(c, v.mm);
+    return 0;
+  }
+  if (c.k.anon_vma_prepare(c, vmaId) !== 0) return VM_FAULT_OOM;
+  const f = c.k.folio_alloc(c, 1);
+  if (f === NIL) return VM_FAULT_OOM;
+  pte_lock(c, v.mm);
+  if (mm(c, v.mm).ptes[page] !== undefined) {
+    pte_unlock(c, v.mm);
+    delete c.s.folios[f];
+    return 0;
+  }
+  c.k.folio_add_new_anon_rmap(c, f, vmaId, page, true);
+  mm(c, v.mm).ptes[page] = { folio: f, sub: 0, writable: (v.flags & VM_WRITE) !== 0 };
+  pte_unlock(c, v.mm);
+  return 0;
+}
+
+/** Number of PTEs of mm mapping the folio. */
+function mappingsInMm(c: Ctx, mmId: Id, folioId: Id): number {
+  let n = 0;
+  for (const pte of Object.values(mm(c, mmId).ptes)) if (pte.folio === folioId) n++;
+  return n;
+}
+
+/**
+ * wp_can_reuse_anon_folio (memory.c; §2.11). Small folio: reusable when the
+ * only reference is this mapping (refcount == 1: mapcount 1, not pinned),
+ * under a folio trylock, then folio_move_anon_rmap. Large folio: reusable
+ * when all its mappings are in this mm and it is not pinned; no move.
+ */
+export function wp_can_reuse_anon_folio(c: Ctx, folioId: Id, vmaId: Id): boolean {
+  const f = folio(c, folioId);
+  if (f.pinned) return false;
+  if (f.nrPages > 1) return f.mapcount === mappingsInMm(c, vma(c, vmaId).mm, folioId);
+  if (f.mapcount !== 1) return false;
+  if (!folio_trylock(c, folioId)) return false;
+  c.k.folio_move_anon_rmap(c, folioId, vmaId);
+  folio_unlock(c, folioId);
+  return true;
+}
+
+/**
+ * wp_page_copy (memory.c; §2.11): prepare the anon_vma, allocate a new
+ * folio, map it exclusively, then drop the old mapping. With unshare the new
+ * PTE stays read-only.
+ */
+export function wp_page_copy(c: Ctx, vmaId: Id, page: number, unshare: boolean): number {
+  const v = vma(c, vmaId);
+  if (c.k.anon_vma_prepare(c, vmaId) !== 0) return VM_FAULT_OOM;
+  const f = c.k.folio_alloc(c, 1);
+  if (f === NIL) return VM_FAULT_OOM;
+  pte_lock(c, v.mm);
+  const old = mm(c, v.mm).ptes[page];
+  if (old === undefined) {
+    pte_unlock(c, v.mm);
+    delete c.s.folios[f];
+    return 0;
+  }
+  c.k.folio_add_new_anon_rmap(c, f, vmaId, page, true);
+  mm(c, v.mm).ptes[page] = { folio: f, sub: 0, writable: !unshare && (v.flags & VM_WRITE) !== 0 };
+  if (old.folio !== ZERO_PAGE) {
+    c.k.folio_remove_rmap_pte(c, old.folio);
+    folio_put_last(c, old.folio);
+  }
+  pte_unlock(c, v.mm);
+  return 0;
+}
+
+/** do_wp_page (memory.c; §2.11): write (or unshare) fault on a present read-only PTE: reuse or copy. */
+export function do_wp_page(c: Ctx, vmaId: Id, page: number, unshare: boolean): number {
+  const v = vma(c, vmaId);
+  const pte = mm(c, v.mm).ptes[page]!;
+  if (pte.folio === ZERO_PAGE) return c.k.wp_page_copy(c, vmaId, page, unshare);
+  const f = folio(c, pte.folio);
+  if ((f.exclusive & (1 << pte.sub)) !== 0 || c.k.wp_can_reuse_anon_folio(c, pte.folio, vmaId)) {
+    f.exclusive |= 1 << pte.sub;
+    if (!unshare) {
+      // wp_page_reuse: asserts the page is anon-exclusive, makes the PTE writable.
+      if ((f.exclusive & (1 << pte.sub)) === 0) warn(c, 'wp_page_reuse: page not PageAnonExclusive');
+      pte.writable = true;
+    }
+    return 0;
+  }
+  return c.k.wp_page_copy(c, vmaId, page, unshare);
+}
+
+/** handle_mm_fault on an anonymous private VMA under the mmap read lock (lock_mm_and_find_vma; §2.8, §6.2). */
+export function do_user_fault(c: Ctx, mmId: Id, page: number, write: boolean): number {
+  mmap_read_lock(c, mmId);
+  let ret = 0;
+  const vmaId = vma_lookup(c, mmId, page);
+  if (vmaId === NIL || (vma(c, vmaId).flags & (write ? VM_WRITE : VM_READ)) === 0) ret = VM_FAULT_SIGSEGV;
+  else {
+    const pte = mm(c, mmId).ptes[page];
+    if (pte === undefined) ret = c.k.do_anonymous_page(c, vmaId, page, write);
+    else if (write && !pte.writable) ret = c.k.do_wp_page(c, vmaId, page, false);
+  }
+  mmap_read_unlock(c, mmId);
+  return ret;
+}
+
+/**
+ * pin_user_pages(FOLL_LONGTERM) on one present anon page: GUP must not pin
+ * a page that is not exclusive (gup_must_unshare), so it first takes an
+ * unshare fault; then the folio is pinned and the mm marked MMF_HAS_PINNED.
+ */
+export function pin_user_page(c: Ctx, mmId: Id, page: number): number {
+  mmap_read_lock(c, mmId);
+  let ret = 0;
+  const vmaId = vma_lookup(c, mmId, page);
+  const pte = mm(c, mmId).ptes[page];
+  if (vmaId === NIL || pte === undefined || pte.folio === ZERO_PAGE) ret = -14;
+  else {
+    if ((folio(c, pte.folio).exclusive & (1 << pte.sub)) === 0) ret = c.k.do_wp_page(c, vmaId, page, true);
+    const now = mm(c, mmId).ptes[page];
+    if (ret === 0 && now !== undefined && now.folio !== ZERO_PAGE) {
+      folio(c, now.folio).pinned = true;
+      mm(c, mmId).hasPinned = true;
+    }
+  }
+  mmap_read_unlock(c, mmId);
+  return ret;
+}
+
+/**
+ * copy_present_pte (memory.c; §2.7): share the page with the child
+ * (clearing PageAnonExclusive, write-protecting both PTEs), or, for a
+ * possibly pinned exclusive page, give the child its own copy.
+ */
+export function copy_present_pte(c: Ctx, dstVmaId: Id, srcVmaId: Id, page: number): number {
+  const src = vma(c, srcVmaId);
+  const dst = vma(c, dstVmaId);
+  const pte = mm(c, src.mm).ptes[page]!;
+  if (pte.folio === ZERO_PAGE) {
+    mm(c, dst.mm).ptes[page] = { ...pte };
+    return 0;
+  }
+  if (c.k.folio_try_dup_anon_rmap_pte(c, pte.folio, pte.sub, srcVmaId) === EBUSY) {
+    // copy_present_page: the child gets an immediate private copy.
+    const f = c.k.folio_alloc(c, 1);
+    if (f === NIL) return ENOMEM;
+    c.k.folio_add_new_anon_rmap(c, f, dstVmaId, page, true);
+    mm(c, dst.mm).ptes[page] = { folio: f, sub: 0, writable: (dst.flags & VM_WRITE) !== 0 };
+    return 0;
+  }
+  if ((folio(c, pte.folio).exclusive & (1 << pte.sub)) !== 0) warn(c, 'copy_present_ptes: page still PageAnonExclusive after dup');
+  pte.writable = false;
+  mm(c, dst.mm).ptes[page] = { folio: pte.folio, sub: pte.sub, writable: false };
+  return 0;
+}
+
+/** copy_page_range (memory.c; §2.7): only when the source VMA has an anon_vma (vma_needs_copy). */
+export function copy_page_range(c: Ctx, dstVmaId: Id, srcVmaId: Id): number {
+  const src = vma(c, srcVmaId);
+  if (src.anonVma === NIL) return 0;
+  const dst = vma(c, dstVmaId);
+  pte_lock(c, src.mm);
+  pte_lock(c, dst.mm);
+  let ret = 0;
+  for (let page = src.start; page < src.end && ret === 0; page++) {
+    if (mm(c, src.mm).ptes[page] !== undefined) ret = c.k.copy_present_pte(c, dstVmaId, srcVmaId, page);
+  }
+  pte_unlock(c, dst.mm);
+  pte_unlock(c, src.mm);
+  return ret;
+}
+
+/** zap_pte_range / zap_present_folio_ptes (memory.c; §5): clear the PTEs, drop mapcounts, free unmapped folios. */
+export function zap_pte_range(c: Ctx, vmaId: Id, start: number, end: number): void {
+  const v = vma(c, vmaId);
+  const m = mm(c, v.mm);
+  pte_lock(c, v.mm);
+  const freed: Id[] = [];
+  for (let page = Math.max(start, v.start); page < Math.min(end, v.end); page++) {
+    const pte = m.ptes[page];
+    if (pte === undefined) continue;
+    delete m.ptes[page];
+    if (pte.folio === ZERO_PAGE) continue;
+    c.k.folio_remove_rmap_pte(c, pte.folio);
+    freed.push(pte.folio);
+  }
+  pte_unlock(c, v.mm);
+  // __tlb_remove_folio_pages: the reference is dropped after the TLB flush.
+  for (const f of freed) if (c.s.folios[f] !== undefined) folio_put_last(c, f);
+}
+
+/** unmap_vmas (memory.c; §5): zap every PTE of the given VMAs. */
+export function unmap_vmas(c: Ctx, vmaIds: readonly Id[]): void {
+  for (const id of vmaIds) c.k.zap_pte_range(c, id, vma(c, id).start, vma(c, id).end);
+}
+
+/** free_pgtables (memory.c; §5): unlink_anon_vmas for each VMA (PTEs are already zapped). */
+export function free_pgtables(c: Ctx, vmaIds: readonly Id[]): void {
+  for (const id of vmaIds) c.k.unlink_anon_vmas(c, id);
+}

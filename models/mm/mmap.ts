@@ -1,0 +1,139 @@
+// mm/mmap.c and the munmap path of mm/vma.c: fixed-address anonymous mmap,
+// fork's dup_mmap, exit_mmap, munmap. Digest §2.7, §3.7, §5.
+import { mm, vma, type Ctx } from './ctx.ts';
+import { mmap_read_lock, mmap_read_unlock, mmap_write_downgrade, mmap_write_lock, mmap_write_unlock } from './locks.ts';
+import { ENOMEM } from './rmap.ts';
+import { NIL, freeLock, type Id } from './state.ts';
+import { find_vma, vma_attach, vma_detach, vma_next_from, vma_prev_of, vmg_state } from './vma.ts';
+
+/** mm_alloc for a new process; the caller picks the id (the next free process slot). */
+export function mm_alloc(c: Ctx, id: Id, parent: Id): Id {
+  c.s.mms[id] = { id, parent, vmas: [], ptes: {}, mmapLock: freeLock(), pageTableLock: NIL, ptl: NIL, hasPinned: false };
+  if (c.s.nextId.mm <= id) c.s.nextId.mm = id + 1;
+  return id;
+}
+
+/**
+ * __mmap_region for MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED on a free range
+ * (mm/vma.c; §3.7): merge with a neighbour through vma_merge_new_range, else
+ * a new VMA with pgoff = addr. Returns 0 or -ENOMEM.
+ */
+export function do_mmap(c: Ctx, mmId: Id, addr: number, len: number, flags: number, hasClose: boolean): number {
+  mmap_write_lock(c, mmId);
+  const end = addr + len;
+  const prev = vma_prev_of(c, mmId, addr);
+  const next = vma_next_from(c, mmId, end);
+  let merged = NIL;
+  // A VMA with vm_ops (->close) is set up by its driver after the merge attempt; it never merges as new.
+  if (!hasClose && (prev !== NIL || next !== NIL)) {
+    const g = vmg_state(c, mmId, prev, NIL, addr, end, flags, addr);
+    g.next = next;
+    merged = c.k.vma_merge_new_range(c, g);
+  }
+  let ret = 0;
+  if (merged === NIL) {
+    const id = c.k.vm_area_alloc(c, mmId, addr, end, addr, flags, hasClose);
+    if (id === NIL) ret = ENOMEM;
+    else if (!c.k.vma_iter_prealloc(c)) {
+      c.k.vm_area_free(c, id);
+      ret = ENOMEM;
+    } else vma_attach(c, id);
+  }
+  mmap_write_unlock(c, mmId);
+  return ret;
+}
+
+/**
+ * dup_mmap (mm/mmap.c; §2.7): under both mmap write locks, for each parent
+ * VMA: vm_area_dup, anon_vma_fork, link, copy_page_range. On failure the
+ * partial child is torn down (the caller's mmput -> exit_mmap).
+ */
+export function dup_mmap(c: Ctx, childId: Id, parentId: Id): number {
+  mmap_write_lock(c, parentId);
+  mmap_write_lock(c, childId);
+  let ret = 0;
+  for (const mpnt of [...mm(c, parentId).vmas]) {
+    const tmp = c.k.vm_area_dup(c, mpnt);
+    if (tmp === NIL) {
+      ret = ENOMEM;
+      break;
+    }
+    vma(c, tmp).mm = childId;
+    if (c.k.anon_vma_fork(c, tmp, mpnt) !== 0) {
+      c.k.vm_area_free(c, tmp);
+      ret = ENOMEM;
+      break;
+    }
+    // __mt_dup preallocated the tree: this store cannot fail.
+    vma_attach(c, tmp);
+    ret = c.k.copy_page_range(c, tmp, mpnt);
+    if (ret !== 0) break;
+  }
+  mmap_write_unlock(c, childId);
+  mmap_write_unlock(c, parentId);
+  return ret;
+}
+
+/** exit_mmap (mm/mmap.c; §5): zap under the read lock, then free page tables and VMAs under the write lock. */
+export function exit_mmap(c: Ctx, mmId: Id): void {
+  mmap_read_lock(c, mmId);
+  const vmas = [...mm(c, mmId).vmas];
+  c.k.unmap_vmas(c, vmas);
+  mmap_read_unlock(c, mmId);
+  mmap_write_lock(c, mmId);
+  c.k.free_pgtables(c, vmas);
+  for (const id of vmas) {
+    vma_detach(c, id);
+    c.k.vm_area_free(c, id);
+  }
+  mmap_write_unlock(c, mmId);
+  delete c.s.mms[mmId];
+}
+
+/**
+ * do_vmi_munmap / do_vmi_align_munmap (mm/vma.c; §5): split at the edges,
+ * detach, then (downgraded to the read lock when `unlock`) zap and unlink.
+ * Splits that succeeded before a failure are not undone.
+ */
+export function do_vmi_munmap(c: Ctx, mmId: Id, start: number, len: number, unlock: boolean): number {
+  const end = start + len;
+  const first = find_vma(c, mmId, start);
+  if (first === NIL || vma(c, first).start >= end) {
+    if (unlock) mmap_write_unlock(c, mmId);
+    return 0;
+  }
+  // vms_gather_munmap_vmas
+  if (start > vma(c, first).start) {
+    const err = c.k.__split_vma(c, first, start, true);
+    if (err !== 0) return err;
+  }
+  const detached: Id[] = [];
+  for (;;) {
+    const id = find_vma(c, mmId, start);
+    if (id === NIL || vma(c, id).start >= end) break;
+    if (vma(c, id).end > end) {
+      const err = c.k.__split_vma(c, id, end, false);
+      if (err !== 0) {
+        for (const d of detached) vma_attach(c, d); // reattach_vmas
+        return err;
+      }
+    }
+    vma_detach(c, id);
+    detached.push(id);
+  }
+  // vms_complete_munmap_vmas: the point of no return.
+  if (unlock) mmap_write_downgrade(c, mmId);
+  c.k.unmap_vmas(c, detached);
+  c.k.free_pgtables(c, detached);
+  for (const id of detached) c.k.vm_area_free(c, id);
+  if (unlock) mmap_read_unlock(c, mmId);
+  return 0;
+}
+
+/** __vm_munmap (mm/vma.c; §5): the munmap(2) syscall. */
+export function vm_munmap(c: Ctx, mmId: Id, start: number, len: number): number {
+  mmap_write_lock(c, mmId);
+  const ret = c.k.do_vmi_munmap(c, mmId, start, len, true);
+  if (ret !== 0) mmap_write_unlock(c, mmId);
+  return ret;
+}

@@ -1,0 +1,228 @@
+// The mm model as the explorer sees it (src/engine/model.ts): initial state,
+// the operation alphabet over the bounds, transitions through immer, the
+// canonical encoding and the properties. Syscall granularity: each syscall
+// runs all its steps at once, so every state is quiescent.
+import { produce } from 'immer';
+import { ParseError, type Model, type Property } from '../../src/engine/model.ts';
+import { ALL_PROPERTIES } from '../../properties/index.ts';
+import { encodeState } from './canon.ts';
+import { makeCtx } from './ctx.ts';
+import { mainlineKernel, type Kernel } from './kernel.ts';
+import { mm_alloc } from './mmap.ts';
+import { formatOp, OP_KINDS, parseOp, type Op, type OpKind } from './ops.ts';
+import { emptyState, NIL, VM_READ, VM_WRITE, ZERO_PAGE, type State } from './state.ts';
+import { nextFreeProc, runSyscall } from './syscalls.ts';
+import type { MremapFlags } from './mremap.ts';
+
+export interface Bounds {
+  /** Most processes alive at once. */
+  procs: number;
+  /** Pages in each address space. */
+  pages: number;
+  /** Longest mmap/munmap/mprotect/mremap length. */
+  maxLen: number;
+  /** Syscall kinds the explorer offers. */
+  ops: OpKind[];
+  /** ENOMEM injections allowed along one trace. */
+  enomem: number;
+}
+
+export const DEFAULT_OPS: OpKind[] = ['mmap', 'fault', 'fork', 'munmap', 'mprotect', 'mremap', 'exit'];
+export const DEFAULT_BOUNDS: Bounds = { procs: 2, pages: 6, maxLen: 2, ops: DEFAULT_OPS, enomem: 0 };
+
+export type MmModel = Model<State, Op> & { readonly bounds: Bounds; readonly kernel: Kernel };
+
+/** Apply one operation to a state through immer; the result records which allocations the syscall made. */
+export function applyOp(kernel: Kernel, s: State, op: Op): State {
+  return produce(s, (draft) => {
+    const c = makeCtx(draft, kernel, op.proc, op.enomem);
+    runSyscall(c, op);
+    if (op.enomem > 0 && c.allocs >= op.enomem) draft.budgets.enomem = Math.max(0, draft.budgets.enomem - 1);
+  });
+}
+
+/** How many allocations op makes in s (where an ENOMEM can be injected). */
+export function countAllocations(kernel: Kernel, s: State, op: Op): number {
+  let n = 0;
+  produce(s, (draft) => {
+    const c = makeCtx(draft, kernel, op.proc, 0);
+    runSyscall(c, op);
+    n = c.allocs;
+  });
+  return n;
+}
+
+const FLAG_SETS: MremapFlags[] = [
+  { maymove: true, fixed: true, dontunmap: false, relocate: false },
+  { maymove: true, fixed: true, dontunmap: true, relocate: false },
+];
+
+/** Pages [a, a + len) hold no VMA of the process. */
+function rangeFree(s: State, proc: number, a: number, len: number): boolean {
+  for (const id of s.mms[proc]!.vmas) {
+    const v = s.vmas[id]!;
+    if (v.start < a + len && a < v.end) return false;
+  }
+  return true;
+}
+
+/** The VMA of proc containing page, if any. */
+function vmaAt(s: State, proc: number, page: number) {
+  for (const id of s.mms[proc]!.vmas) {
+    const v = s.vmas[id]!;
+    if (v.start <= page && page < v.end) return v;
+  }
+  return undefined;
+}
+
+/**
+ * The operation alphabet (DESIGN.md §3) over the bounds, pruned of
+ * operations that cannot change the state (faults on present pages with the
+ * access already allowed, munmap of empty ranges, ...).
+ */
+export function enumerateOps(s: State, b: Bounds): Op[] {
+  const out: Op[] = [];
+  const allow = new Set(b.ops);
+  const nProcs = Object.keys(s.mms).length;
+  for (const key in s.mms) {
+    const proc = Number(key);
+    const m = s.mms[proc]!;
+    if (allow.has('mmap')) {
+      for (let a = 0; a < b.pages; a++)
+        for (let len = 1; len <= b.maxLen && a + len <= b.pages; len++)
+          if (rangeFree(s, proc, a, len))
+            out.push({ kind: 'mmap', proc, addr: a, len, prot: VM_READ | VM_WRITE, close: false, special: false, nomerge: false, enomem: 0 });
+    }
+    if (allow.has('fault')) {
+      for (let page = 0; page < b.pages; page++) {
+        const v = vmaAt(s, proc, page);
+        if (v === undefined) continue;
+        const pte = m.ptes[page];
+        if ((v.flags & VM_WRITE) !== 0 && (pte === undefined || !pte.writable)) out.push({ kind: 'fault', proc, page, write: true, enomem: 0 });
+        if ((v.flags & VM_READ) !== 0 && pte === undefined) out.push({ kind: 'fault', proc, page, write: false, enomem: 0 });
+      }
+    }
+    if (allow.has('pin')) {
+      for (const pk in m.ptes) {
+        const pte = m.ptes[pk]!;
+        if (pte.folio !== ZERO_PAGE && !s.folios[pte.folio]!.pinned) out.push({ kind: 'pin', proc, page: Number(pk), enomem: 0 });
+      }
+    }
+    if (allow.has('fork') && nProcs < b.procs) out.push({ kind: 'fork', proc, enomem: 0 });
+    if (allow.has('munmap')) {
+      for (let a = 0; a < b.pages; a++)
+        for (let len = 1; len <= b.maxLen && a + len <= b.pages; len++)
+          if (!rangeFree(s, proc, a, len)) out.push({ kind: 'munmap', proc, addr: a, len, enomem: 0 });
+    }
+    if (allow.has('mprotect')) {
+      for (let a = 0; a < b.pages; a++) {
+        if (vmaAt(s, proc, a) === undefined) continue;
+        for (let len = 1; len <= b.maxLen && a + len <= b.pages; len++)
+          for (const prot of [VM_READ, VM_READ | VM_WRITE]) out.push({ kind: 'mprotect', proc, addr: a, len, prot, enomem: 0 });
+      }
+    }
+    if (allow.has('mremap')) {
+      for (const id of m.vmas) {
+        const v = s.vmas[id]!;
+        for (let a = v.start; a < v.end; a++)
+          for (let len = 1; len <= b.maxLen && a + len <= v.end; len++) {
+            // In place: shrink, or expand into free space.
+            for (let nl = 1; nl <= b.maxLen && a + nl <= b.pages; nl++)
+              if (nl !== len) out.push({ kind: 'mremap', proc, addr: a, oldLen: len, newAddr: a, newLen: nl, flags: { maymove: false, fixed: false, dontunmap: false, relocate: false }, enomem: 0 });
+            // Moves of the same length to any non-overlapping destination.
+            for (let n = 0; n + len <= b.pages; n++) {
+              if (n < a + len && a < n + len) continue;
+              for (const flags of FLAG_SETS) {
+                if (flags.dontunmap && !rangeFree(s, proc, n, len)) continue;
+                out.push({ kind: 'mremap', proc, addr: a, oldLen: len, newAddr: n, newLen: len, flags, enomem: 0 });
+              }
+            }
+          }
+      }
+    }
+    if (allow.has('exit')) out.push({ kind: 'exit', proc, enomem: 0 });
+  }
+  return out;
+}
+
+/** Check that op can be issued in s (for `mmcheck run` and --from); throws ParseError. */
+export function validateOp(s: State, b: Bounds, op: Op, text: string): void {
+  if (s.mms[op.proc] === undefined) throw new ParseError(`"${text}": process P${op.proc} does not exist`);
+  const range = (addr: number, len: number): void => {
+    if (addr + len > b.pages) throw new ParseError(`"${text}": [${addr},${addr + len}) lies outside the ${b.pages}-page address space (--pages)`);
+  };
+  switch (op.kind) {
+    case 'mmap':
+      range(op.addr, op.len);
+      if (!rangeFree(s, op.proc, op.addr, op.len)) throw new ParseError(`"${text}": [${op.addr},${op.addr + op.len}) is not free (MAP_FIXED over a mapping is not modelled)`);
+      break;
+    case 'fault':
+    case 'pin':
+      range(op.page, 1);
+      break;
+    case 'munmap':
+    case 'mprotect':
+      range(op.addr, op.len);
+      break;
+    case 'mremap':
+      range(op.addr, op.oldLen);
+      range(op.newAddr, op.newLen);
+      break;
+    case 'fork':
+      if (nextFreeProc(s) >= b.procs) throw new ParseError(`"${text}": no free process slot (--procs ${b.procs})`);
+      break;
+    case 'exit':
+      break;
+  }
+  if (op.enomem > 0 && s.budgets.enomem <= 0) throw new ParseError(`"${text}": no ENOMEM injection left (--enomem)`);
+}
+
+export function initialState(b: Bounds): State {
+  return produce(emptyState({ enomem: b.enomem }), (draft) => {
+    mm_alloc(makeCtx(draft, mainlineKernel, 0), 0, NIL);
+  });
+}
+
+export interface MmModelOptions {
+  name?: string;
+  kernel?: Kernel;
+  bounds?: Partial<Bounds>;
+  properties?: readonly Property<State>[];
+}
+
+export function createMmModel(opts: MmModelOptions = {}): MmModel {
+  const bounds: Bounds = { ...DEFAULT_BOUNDS, ...opts.bounds };
+  const kernel = opts.kernel ?? mainlineKernel;
+  return {
+    name: opts.name ?? 'mainline',
+    bounds,
+    kernel,
+    properties: opts.properties ?? ALL_PROPERTIES,
+    actionKinds: OP_KINDS.filter((k) => bounds.ops.includes(k)),
+    initial: () => initialState(bounds),
+    actions(s) {
+      const base = enumerateOps(s, bounds);
+      if (s.budgets.enomem <= 0) return base;
+      const out: Op[] = [];
+      for (const op of base) {
+        out.push(op);
+        const n = countAllocations(kernel, s, op);
+        for (let k = 1; k <= n; k++) out.push({ ...op, enomem: k });
+      }
+      return out;
+    },
+    next: (s, op) => applyOp(kernel, s, op),
+    encode: encodeState,
+    formatAction: (_s, op) => formatOp(op),
+    parseAction(s, text) {
+      const op = parseOp(text);
+      validateOp(s, bounds, op, text);
+      return op;
+    },
+    actionKind: (op) => op.kind,
+    isQuiescent: () => true,
+    isFinal: (s) => Object.keys(s.mms).length === 0,
+  };
+}
+
+export const MODEL_NAMES = ['mainline'] as const;

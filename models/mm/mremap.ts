@@ -1,0 +1,186 @@
+// mm/mremap.c: moving, shrinking and expanding anonymous mappings, the page
+// table move with need_rmap_locks, the error fallback that moves back, and
+// MREMAP_DONTUNMAP. Digest §4. (MREMAP_RELOCATE_ANON, which is not in
+// mainline, hooks in at should_relocate_anon.)
+import { allocOk, mm, vma, warn, type Ctx } from './ctx.ts';
+import { anon_vma_lock_write, anon_vma_unlock_write, mmap_write_lock, mmap_write_unlock, pte_lock, pte_unlock } from './locks.ts';
+import { ENOMEM } from './rmap.ts';
+import { NIL, type Id } from './state.ts';
+import { find_vma, vma_lookup } from './vma.ts';
+
+export const EINVAL = -22;
+export const EFAULT = -14;
+
+export interface MremapFlags {
+  maymove: boolean;
+  fixed: boolean;
+  dontunmap: boolean;
+  relocate: boolean;
+}
+
+/** struct vma_remap_struct (mremap.c), reduced to what the model needs. */
+export interface Vrm {
+  mm: Id;
+  vma: Id;
+  addr: number;
+  oldLen: number;
+  newAddr: number;
+  newLen: number;
+  flags: MremapFlags;
+}
+
+/** struct pagetable_move_control (mm/internal.h). */
+export interface Pmc {
+  old: Id;
+  new: Id;
+  oldAddr: number;
+  newAddr: number;
+  len: number;
+  needRmapLocks: boolean;
+}
+
+/** The range [start, start + len) holds no VMA of mm. */
+export function range_is_free(c: Ctx, mmId: Id, start: number, len: number): boolean {
+  const id = find_vma(c, mmId, start);
+  return id === NIL || vma(c, id).start >= start + len;
+}
+
+/** take_rmap_locks (mremap.c; §4): the old VMA's anon_vma (root) write lock. */
+export function take_rmap_locks(c: Ctx, vmaId: Id): void {
+  const a = vma(c, vmaId).anonVma;
+  if (a !== NIL) anon_vma_lock_write(c, a);
+}
+
+/** drop_rmap_locks (mremap.c; §4). */
+export function drop_rmap_locks(c: Ctx, vmaId: Id): void {
+  const a = vma(c, vmaId).anonVma;
+  if (a !== NIL) anon_vma_unlock_write(c, a);
+}
+
+/**
+ * move_ptes (mremap.c; §4): under the rmap locks when needed and both PTLs,
+ * move each present PTE from old to new. No folio field changes.
+ */
+export function move_ptes(c: Ctx, p: Pmc): void {
+  const m = mm(c, vma(c, p.old).mm);
+  if (p.needRmapLocks) c.k.take_rmap_locks(c, p.old);
+  pte_lock(c, m.id);
+  for (let i = 0; i < p.len; i++) {
+    const pte = m.ptes[p.oldAddr + i];
+    if (m.ptes[p.newAddr + i] !== undefined) warn(c, 'move_ptes: destination pte not none');
+    if (pte === undefined) continue;
+    delete m.ptes[p.oldAddr + i];
+    m.ptes[p.newAddr + i] = pte;
+  }
+  pte_unlock(c, m.id);
+  if (p.needRmapLocks) c.k.drop_rmap_locks(c, p.old);
+}
+
+/** move_page_tables (mremap.c; §4): returns the pages moved (0 when pte_alloc of the destination fails). */
+export function move_page_tables(c: Ctx, p: Pmc): number {
+  if (p.len === 0) return 0;
+  if (!allocOk(c, 'pte')) return 0;
+  c.k.move_ptes(c, p);
+  return p.len;
+}
+
+/** should_relocate_anon (RFC v2, seed 002): mainline has no MREMAP_RELOCATE_ANON. */
+export function should_relocate_anon(_c: Ctx, _vrm: Vrm): boolean {
+  return false;
+}
+
+/**
+ * copy_vma_and_data (mremap.c; §4): create or merge the destination, move
+ * the page tables, and on failure move them back and retarget vrm at the
+ * new area so that it is the one unmapped.
+ */
+export function copy_vma_and_data(c: Ctx, vrm: Vrm): { err: number; newVma: Id } {
+  const v = vma(c, vrm.vma);
+  const newPgoff = v.pgoff + (vrm.addr - v.start);
+  const r = c.k.copy_vma(c, vrm.vma, vrm.newAddr, vrm.newLen, newPgoff);
+  if (r === null) return { err: ENOMEM, newVma: NIL };
+  vrm.vma = r.vma;
+  const pmc: Pmc = { old: r.vma, new: r.newVma, oldAddr: vrm.addr, newAddr: vrm.newAddr, len: vrm.oldLen, needRmapLocks: r.needRmapLocks };
+  const moved = c.k.move_page_tables(c, pmc);
+  let err = 0;
+  if (moved < vrm.oldLen) err = ENOMEM;
+  if (err !== 0) {
+    const revert: Pmc = { old: r.newVma, new: r.vma, oldAddr: vrm.newAddr, newAddr: vrm.addr, len: moved, needRmapLocks: true };
+    c.k.move_page_tables(c, revert);
+    vrm.vma = r.newVma;
+    vrm.oldLen = vrm.newLen;
+    vrm.addr = vrm.newAddr;
+  }
+  return { err, newVma: r.newVma };
+}
+
+/** dontunmap_complete (mremap.c; §4): the whole old VMA moved: drop its anon_vma links, it stays mapped and unfaulted. */
+export function dontunmap_complete(c: Ctx, vrm: Vrm, newVma: Id): void {
+  const v = vma(c, vrm.vma);
+  if (newVma !== vrm.vma && vrm.addr === v.start && vrm.addr + vrm.oldLen === v.end) c.k.unlink_anon_vmas(c, vrm.vma);
+}
+
+/** move_vma (mremap.c; §4). */
+export function move_vma(c: Ctx, vrm: Vrm): number {
+  const { err, newVma } = c.k.copy_vma_and_data(c, vrm);
+  if (err !== 0 && newVma === NIL) return err;
+  if (err === 0 && vrm.flags.dontunmap) c.k.dontunmap_complete(c, vrm, newVma);
+  else c.k.do_vmi_munmap(c, vrm.mm, vrm.addr, vrm.oldLen, false);
+  return err;
+}
+
+/** The VMA holding [addr, addr + len), or an error (vma_lookup + resize_is_valid). */
+function lookupRange(c: Ctx, mmId: Id, addr: number, len: number): Id | number {
+  const id = vma_lookup(c, mmId, addr);
+  if (id === NIL) return EFAULT;
+  if (len > vma(c, id).end - addr) return EFAULT;
+  return id;
+}
+
+/** mremap_to (mremap.c; §4): FIXED unmaps the target first; shrink first; then move. */
+export function mremap_to(c: Ctx, vrm: Vrm): number {
+  if (vrm.flags.fixed) {
+    if (vrm.addr < vrm.newAddr + vrm.newLen && vrm.newAddr < vrm.addr + vrm.oldLen) return EINVAL;
+    const err = c.k.do_vmi_munmap(c, vrm.mm, vrm.newAddr, vrm.newLen, false);
+    if (err !== 0) return err;
+  }
+  if (vrm.oldLen > vrm.newLen) {
+    const err = c.k.do_vmi_munmap(c, vrm.mm, vrm.addr + vrm.newLen, vrm.oldLen - vrm.newLen, false);
+    if (err !== 0) return err;
+    vrm.oldLen = vrm.newLen;
+  }
+  const found = lookupRange(c, vrm.mm, vrm.addr, vrm.oldLen);
+  if (found < 0) return found;
+  vrm.vma = found;
+  if (!vrm.flags.fixed && !range_is_free(c, vrm.mm, vrm.newAddr, vrm.newLen)) return ENOMEM;
+  return c.k.move_vma(c, vrm);
+}
+
+/** mremap_at (mremap.c; §4): in place: shrink, expand through vma_merge_extend, or move if MAYMOVE. */
+export function mremap_at(c: Ctx, vrm: Vrm): number {
+  const found = lookupRange(c, vrm.mm, vrm.addr, vrm.oldLen);
+  if (found < 0) return found;
+  vrm.vma = found;
+  if (vrm.newLen === vrm.oldLen) return 0;
+  if (vrm.newLen < vrm.oldLen) return c.k.do_vmi_munmap(c, vrm.mm, vrm.addr + vrm.newLen, vrm.oldLen - vrm.newLen, false);
+  const v = vma(c, found);
+  const delta = vrm.newLen - vrm.oldLen;
+  if (vrm.addr + vrm.oldLen === v.end && range_is_free(c, vrm.mm, v.end, delta)) {
+    return c.k.vma_merge_extend(c, found, delta) === NIL ? ENOMEM : 0;
+  }
+  if (!vrm.flags.maymove) return ENOMEM;
+  if (!range_is_free(c, vrm.mm, vrm.newAddr, vrm.newLen)) return ENOMEM;
+  return c.k.move_vma(c, vrm);
+}
+
+/** do_mremap (mremap.c; §4): parameter checks, then everything under the mmap write lock. */
+export function do_mremap(c: Ctx, mmId: Id, addr: number, oldLen: number, newAddr: number, newLen: number, flags: MremapFlags): number {
+  if (newLen === 0) return EINVAL;
+  if ((flags.fixed || flags.dontunmap || flags.relocate) && !flags.maymove) return EINVAL;
+  if (flags.dontunmap && oldLen !== newLen) return EINVAL;
+  const vrm: Vrm = { mm: mmId, vma: NIL, addr, oldLen, newAddr, newLen, flags };
+  mmap_write_lock(c, mmId);
+  const ret = flags.fixed || flags.dontunmap ? c.k.mremap_to(c, vrm) : c.k.mremap_at(c, vrm);
+  mmap_write_unlock(c, mmId);
+  return ret;
+}

@@ -1,0 +1,176 @@
+// The operation syntax (DESIGN.md §3): one syntax for the command line,
+// scenario files and stored traces. Addresses and lengths are in pages.
+//
+//   P0 mmap 0 4 [prot] [close] [special] [nomerge]
+//   P0 fault 1 w|r          P0 fork            P1 exit
+//   P1 munmap 1 1           P1 mprotect 0 2 r|rw|rx|rwx
+//   P0 mremap OLD OLDLEN NEW NEWLEN [maymove,fixed,dontunmap,relocate]
+//   P0 pin 1
+// Any operation may end in `enomem=K`: the K-th allocation of that syscall
+// fails with ENOMEM (an injected failure, counted against the budget).
+import { ParseError } from '../../src/engine/model.ts';
+import { VM_EXEC, VM_NOMERGE, VM_READ, VM_SPECIAL, VM_WRITE, type Id } from './state.ts';
+import type { MremapFlags } from './mremap.ts';
+
+export type Op =
+  | { kind: 'mmap'; proc: Id; addr: number; len: number; prot: number; close: boolean; special: boolean; nomerge: boolean; enomem: number }
+  | { kind: 'fault'; proc: Id; page: number; write: boolean; enomem: number }
+  | { kind: 'fork'; proc: Id; enomem: number }
+  | { kind: 'munmap'; proc: Id; addr: number; len: number; enomem: number }
+  | { kind: 'mprotect'; proc: Id; addr: number; len: number; prot: number; enomem: number }
+  | { kind: 'mremap'; proc: Id; addr: number; oldLen: number; newAddr: number; newLen: number; flags: MremapFlags; enomem: number }
+  | { kind: 'pin'; proc: Id; page: number; enomem: number }
+  | { kind: 'exit'; proc: Id; enomem: number };
+
+export type OpKind = Op['kind'];
+export const OP_KINDS: readonly OpKind[] = ['mmap', 'fault', 'fork', 'munmap', 'mprotect', 'mremap', 'pin', 'exit'];
+
+const PROTS: Record<string, number> = { r: VM_READ, rw: VM_READ | VM_WRITE, rx: VM_READ | VM_EXEC, rwx: VM_READ | VM_WRITE | VM_EXEC };
+
+export function protName(flags: number): string {
+  return (flags & VM_READ ? 'r' : '') + (flags & VM_WRITE ? 'w' : '') + (flags & VM_EXEC ? 'x' : '');
+}
+
+/** Split a scenario into operations: ';' or newlines separate, '#' starts a comment. */
+export function splitOps(text: string): string[] {
+  return text
+    .split(/[;\n]/)
+    .map((line) => line.replace(/#.*/, '').trim())
+    .filter((line) => line.length > 0);
+}
+
+function int(op: string, what: string, tok: string | undefined): number {
+  if (tok === undefined) throw new ParseError(`"${op}": missing ${what}`);
+  if (!/^\d+$/.test(tok)) throw new ParseError(`"${op}": ${what} must be a non-negative integer, got "${tok}"`);
+  return Number(tok);
+}
+
+function prot(op: string, tok: string | undefined): number {
+  if (tok === undefined) throw new ParseError(`"${op}": missing prot (r, rw, rx or rwx)`);
+  const p = PROTS[tok];
+  if (p === undefined) throw new ParseError(`"${op}": prot must be r, rw, rx or rwx, got "${tok}"`);
+  return p;
+}
+
+function noMore(op: string, rest: string[]): void {
+  if (rest.length > 0) throw new ParseError(`"${op}": unexpected "${rest.join(' ')}"`);
+}
+
+/** Parse one operation; throws ParseError naming the operation and the problem. */
+export function parseOp(text: string): Op {
+  const op = text.trim();
+  let toks = op.split(/\s+/);
+  let enomem = 0;
+  const last = toks[toks.length - 1];
+  if (last !== undefined && last.startsWith('enomem=')) {
+    enomem = int(op, 'enomem allocation number', last.slice('enomem='.length));
+    if (enomem < 1) throw new ParseError(`"${op}": enomem=K counts allocations from 1`);
+    toks = toks.slice(0, -1);
+  }
+  const [who, kind, ...args] = toks;
+  if (who === 'W') throw new ParseError(`"${op}": rmap walkers need lock granularity, which this model does not have yet`);
+  if (who === undefined || !/^P\d+$/.test(who)) throw new ParseError(`"${op}": an operation starts with a process, like P0`);
+  const proc = Number(who.slice(1));
+  switch (kind) {
+    case 'mmap': {
+      const addr = int(op, 'address', args[0]);
+      const len = int(op, 'length', args[1]);
+      if (len < 1) throw new ParseError(`"${op}": length must be at least 1`);
+      let p = VM_READ | VM_WRITE;
+      let close = false;
+      let special = false;
+      let nomerge = false;
+      for (const a of args.slice(2)) {
+        if (a in PROTS) p = PROTS[a]!;
+        else if (a === 'close') close = true;
+        else if (a === 'special') special = true;
+        else if (a === 'nomerge') nomerge = true;
+        else throw new ParseError(`"${op}": unknown mmap attribute "${a}" (prot, close, special, nomerge)`);
+      }
+      return { kind, proc, addr, len, prot: p, close, special, nomerge, enomem };
+    }
+    case 'fault': {
+      const page = int(op, 'page', args[0]);
+      const rw = args[1];
+      if (rw !== 'w' && rw !== 'r') throw new ParseError(`"${op}": fault takes w or r after the page`);
+      noMore(op, args.slice(2));
+      return { kind, proc, page, write: rw === 'w', enomem };
+    }
+    case 'fork':
+    case 'exit':
+      noMore(op, args);
+      return { kind, proc, enomem };
+    case 'munmap': {
+      const addr = int(op, 'address', args[0]);
+      const len = int(op, 'length', args[1]);
+      if (len < 1) throw new ParseError(`"${op}": length must be at least 1`);
+      noMore(op, args.slice(2));
+      return { kind, proc, addr, len, enomem };
+    }
+    case 'mprotect': {
+      const addr = int(op, 'address', args[0]);
+      const len = int(op, 'length', args[1]);
+      if (len < 1) throw new ParseError(`"${op}": length must be at least 1`);
+      const p = prot(op, args[2]);
+      noMore(op, args.slice(3));
+      return { kind, proc, addr, len, prot: p, enomem };
+    }
+    case 'mremap': {
+      const addr = int(op, 'old address', args[0]);
+      const oldLen = int(op, 'old length', args[1]);
+      const newAddr = int(op, 'new address', args[2]);
+      const newLen = int(op, 'new length', args[3]);
+      if (oldLen < 1 || newLen < 1) throw new ParseError(`"${op}": lengths must be at least 1`);
+      const flags: MremapFlags = { maymove: false, fixed: false, dontunmap: false, relocate: false };
+      if (args[4] !== undefined) {
+        for (const f of args[4].split(',')) {
+          if (!(f in flags)) throw new ParseError(`"${op}": unknown mremap flag "${f}" (maymove, fixed, dontunmap, relocate)`);
+          flags[f as keyof MremapFlags] = true;
+        }
+      }
+      noMore(op, args.slice(5));
+      return { kind, proc, addr, oldLen, newAddr, newLen, flags, enomem };
+    }
+    case 'pin': {
+      const page = int(op, 'page', args[0]);
+      noMore(op, args.slice(1));
+      return { kind, proc, page, enomem };
+    }
+    default:
+      throw new ParseError(`"${op}": unknown syscall "${kind ?? ''}" (${OP_KINDS.join(', ')})`);
+  }
+}
+
+/** Print an operation in the syntax parseOp reads. */
+export function formatOp(op: Op): string {
+  const p = `P${op.proc}`;
+  const suffix = op.enomem > 0 ? ` enomem=${op.enomem}` : '';
+  switch (op.kind) {
+    case 'mmap': {
+      const attrs = [op.prot !== (VM_READ | VM_WRITE) ? protName(op.prot) : '', op.close ? 'close' : '', op.special ? 'special' : '', op.nomerge ? 'nomerge' : '']
+        .filter((a) => a !== '')
+        .join(' ');
+      return `${p} mmap ${op.addr} ${op.len}${attrs ? ' ' + attrs : ''}${suffix}`;
+    }
+    case 'fault':
+      return `${p} fault ${op.page} ${op.write ? 'w' : 'r'}${suffix}`;
+    case 'fork':
+    case 'exit':
+      return `${p} ${op.kind}${suffix}`;
+    case 'munmap':
+      return `${p} munmap ${op.addr} ${op.len}${suffix}`;
+    case 'mprotect':
+      return `${p} mprotect ${op.addr} ${op.len} ${protName(op.prot)}${suffix}`;
+    case 'mremap': {
+      const f = (Object.keys(op.flags) as (keyof MremapFlags)[]).filter((k) => op.flags[k]).join(',');
+      return `${p} mremap ${op.addr} ${op.oldLen} ${op.newAddr} ${op.newLen}${f ? ' ' + f : ''}${suffix}`;
+    }
+    case 'pin':
+      return `${p} pin ${op.page}${suffix}`;
+  }
+}
+
+/** The vm_flags of a new mapping described by an mmap op. */
+export function mmapFlags(op: Extract<Op, { kind: 'mmap' }>): number {
+  return op.prot | (op.special ? VM_SPECIAL : 0) | (op.nomerge ? VM_NOMERGE : 0);
+}

@@ -1,0 +1,443 @@
+// mm/rmap.c and the anon_vma helpers of mm/internal.h: anon_vma lifetime,
+// anon_vma_chain links, clone/fork/unlink, folio rmap accounting and the
+// anonymous rmap walk. Digest §1.3-§1.5 and §2.1-§2.13.
+import { allocOk, av, avc, folio, mm, vma, warn, type Ctx } from './ctx.ts';
+import {
+  anon_vma_lock_write,
+  anon_vma_unlock_write,
+  mmap_assert_locked,
+  mmap_assert_write_locked,
+  page_table_lock,
+  page_table_unlock,
+} from './locks.ts';
+import { NIL, freeLock, linearPageIndex, vmaPages, type Id, type State, type Vma } from './state.ts';
+
+export const ENOMEM = -12;
+export const EBUSY = -16;
+export const EFAULT = -14;
+
+/** enum vma_operation (mm/internal.h; §2.4). */
+export type VmaOperation = 'SPLIT' | 'MERGE_UNFAULTED' | 'REMAP' | 'FORK';
+
+// ---------------------------------------------------------------------------
+// anon_vma lifetime (§1.3, §2.1)
+
+/** anon_vma_alloc (rmap.c; §2.1): refcount 1, self parent and root. NIL on ENOMEM. */
+export function anon_vma_alloc(c: Ctx): Id {
+  if (!allocOk(c, 'anon_vma')) return NIL;
+  const id = c.s.nextId.anonVma++;
+  c.s.anonVmas[id] = {
+    id,
+    root: id,
+    parent: id,
+    refcount: 1,
+    numChildren: 0,
+    numActiveVmas: 0,
+    tree: [],
+    rwsem: freeLock(),
+    freed: false,
+  };
+  return id;
+}
+
+/** anon_vma_free (rmap.c; §1.3): BUG unless the refcount is 0; synchronizes on the root's rwsem. */
+export function anon_vma_free(c: Ctx, id: Id): void {
+  const a = av(c, id, 'anon_vma_free');
+  if (a.refcount !== 0) warn(c, 'anon_vma_free: refcount != 0');
+  // The kernel peeks at root->rwsem to synchronize with a trylock winner in
+  // folio_lock_anon_vma_read: the root must still be alive here (B8e).
+  av(c, a.root, 'anon_vma_free(root->rwsem)');
+  a.freed = true;
+}
+
+/** get_anon_vma (mm/internal.h; §2.1). */
+export function get_anon_vma(c: Ctx, id: Id): void {
+  av(c, id, 'get_anon_vma').refcount++;
+}
+
+/** put_anon_vma (mm/internal.h; §1.3): frees at refcount 0. */
+export function put_anon_vma(c: Ctx, id: Id): void {
+  const a = av(c, id, 'put_anon_vma');
+  a.refcount--;
+  if (a.refcount < 0) warn(c, 'put_anon_vma: refcount underflow');
+  if (a.refcount === 0) c.k.__put_anon_vma(c, id);
+}
+
+/** __put_anon_vma (rmap.c; §1.3): free the anon_vma first, then drop its pin on the root. */
+export function __put_anon_vma(c: Ctx, id: Id): void {
+  const root = av(c, id, '__put_anon_vma').root;
+  c.k.anon_vma_free(c, id);
+  if (root !== id) {
+    const r = av(c, root, '__put_anon_vma(root)');
+    r.refcount--;
+    if (r.refcount === 0) c.k.anon_vma_free(c, root);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// anon_vma_chain and the interval tree (§1.4)
+
+/** anon_vma_chain_alloc: a new, unlinked AVC, or NIL on ENOMEM. */
+export function anon_vma_chain_alloc(c: Ctx): Id {
+  if (!allocOk(c, 'avc')) return NIL;
+  const id = c.s.nextId.avc++;
+  c.s.avcs[id] = { id, vma: NIL, anonVma: NIL, inTree: false, cachedStart: 0, cachedLast: 0 };
+  return id;
+}
+
+export function anon_vma_chain_free(c: Ctx, id: Id): void {
+  delete c.s.avcs[id];
+}
+
+/** anon_vma_chain_assign (rmap.c; §1.4): fill the AVC and list_add it at the head of the VMA's chain. */
+export function anon_vma_chain_assign(c: Ctx, vmaId: Id, avcId: Id, avId: Id): void {
+  const a = avc(c, avcId);
+  a.vma = vmaId;
+  a.anonVma = avId;
+  vma(c, vmaId).chain.unshift(avcId);
+}
+
+/**
+ * anon_vma_interval_tree_insert (mm/interval_tree.c; §1.4): keyed by the VMA's
+ * live [vm_pgoff, vm_pgoff + pages - 1]; left iff start < node start, so an
+ * equal start goes after every equal one (in-order = insertion order).
+ */
+export function anon_vma_interval_tree_insert(c: Ctx, avcId: Id, avId: Id): void {
+  const a = avc(c, avcId);
+  const v = vma(c, a.vma);
+  const anon = av(c, avId, 'anon_vma_interval_tree_insert');
+  const start = v.pgoff;
+  let i = 0;
+  while (i < anon.tree.length && avc(c, anon.tree[i]!).cachedStart <= start) i++;
+  anon.tree.splice(i, 0, avcId);
+  a.inTree = true;
+  a.cachedStart = start;
+  a.cachedLast = start + vmaPages(v) - 1;
+}
+
+/** anon_vma_interval_tree_remove (mm/interval_tree.c). */
+export function anon_vma_interval_tree_remove(c: Ctx, avcId: Id, avId: Id): void {
+  const anon = av(c, avId, 'anon_vma_interval_tree_remove');
+  const i = anon.tree.indexOf(avcId);
+  if (i < 0) warn(c, 'anon_vma_interval_tree_remove: avc not in tree');
+  else anon.tree.splice(i, 1);
+  avc(c, avcId).inTree = false;
+}
+
+/** anon_vma_interval_tree_pre_update_vma (mm/vma.c; §3.3): take the VMA's AVCs out before its range changes. */
+export function anon_vma_interval_tree_pre_update_vma(c: Ctx, vmaId: Id): void {
+  for (const id of vma(c, vmaId).chain) c.k.anon_vma_interval_tree_remove(c, id, avc(c, id).anonVma);
+}
+
+/** anon_vma_interval_tree_post_update_vma (mm/vma.c; §3.3): reinsert with the new range. */
+export function anon_vma_interval_tree_post_update_vma(c: Ctx, vmaId: Id): void {
+  for (const id of vma(c, vmaId).chain) c.k.anon_vma_interval_tree_insert(c, id, avc(c, id).anonVma);
+}
+
+// ---------------------------------------------------------------------------
+// anon_vma_prepare (§2.2)
+
+/** anon_vma_prepare (mm/internal.h; §2.2): lockless fast path, then __anon_vma_prepare. */
+export function anon_vma_prepare(c: Ctx, vmaId: Id): number {
+  if (vma(c, vmaId).anonVma !== NIL) return 0;
+  return c.k.__anon_vma_prepare(c, vmaId);
+}
+
+/** __anon_vma_prepare (rmap.c; §2.2): attach a neighbour's anon_vma (find_mergeable_anon_vma) or a new root. */
+export function __anon_vma_prepare(c: Ctx, vmaId: Id): number {
+  const v = vma(c, vmaId);
+  mmap_assert_locked(c, v.mm, '__anon_vma_prepare');
+  let avcId = c.k.anon_vma_chain_alloc(c);
+  if (avcId === NIL) return ENOMEM;
+  let allocated = NIL;
+  let anon = c.k.find_mergeable_anon_vma(c, vmaId);
+  if (anon === NIL) {
+    anon = c.k.anon_vma_alloc(c);
+    if (anon === NIL) {
+      c.k.anon_vma_chain_free(c, avcId);
+      return ENOMEM;
+    }
+    // The self-parent link of a new root (§1.3).
+    av(c, anon, '__anon_vma_prepare').numChildren++;
+    allocated = anon;
+  }
+  anon_vma_lock_write(c, anon);
+  page_table_lock(c, v.mm);
+  if (vma(c, vmaId).anonVma === NIL) {
+    vma(c, vmaId).anonVma = anon;
+    c.k.anon_vma_chain_assign(c, vmaId, avcId, anon);
+    c.k.anon_vma_interval_tree_insert(c, avcId, anon);
+    av(c, anon, '__anon_vma_prepare').numActiveVmas++;
+    allocated = NIL;
+    avcId = NIL;
+  }
+  page_table_unlock(c, v.mm);
+  anon_vma_unlock_write(c, anon);
+  if (allocated !== NIL) c.k.put_anon_vma(c, allocated);
+  if (avcId !== NIL) c.k.anon_vma_chain_free(c, avcId);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
+// anon_vma_clone, anon_vma_fork, unlink_anon_vmas (§2.4-§2.6)
+
+const chainIsEmpty = (v: Vma): boolean => v.chain.length === 0;
+
+/** check_anon_vma_clone (rmap.c; §7.1): the asserts at the top of anon_vma_clone. */
+export function check_anon_vma_clone(c: Ctx, dstId: Id, srcId: Id, op: VmaOperation): void {
+  const dst = vma(c, dstId);
+  const src = vma(c, srcId);
+  mmap_assert_write_locked(c, src.mm, 'check_anon_vma_clone');
+  if (op !== 'FORK' && dst.mm !== src.mm) warn(c, 'check_anon_vma_clone: dst and src in different mms');
+  if (src.anonVma === NIL && !chainIsEmpty(src)) warn(c, 'check_anon_vma_clone: unfaulted src has a chain');
+  if (src.anonVma === NIL && dst.anonVma !== NIL) warn(c, 'check_anon_vma_clone: unfaulted src, faulted dst');
+  if (!chainIsEmpty(dst)) warn(c, 'check_anon_vma_clone: dst chain not empty');
+  if (dst.anonVma !== NIL && dst.anonVma !== src.anonVma) warn(c, 'check_anon_vma_clone: dst->anon_vma != src->anon_vma');
+  if (op !== 'FORK' && src.anonVma !== NIL && dst.anonVma === NIL) warn(c, 'check_anon_vma_clone: dst->anon_vma unset');
+  if (op === 'MERGE_UNFAULTED' && src.chain.length !== 1) warn(c, 'check_anon_vma_clone: merge from a non-singular chain');
+  if (op !== 'MERGE_UNFAULTED' && dst.attached) warn(c, 'check_anon_vma_clone: dst attached');
+}
+
+/**
+ * anon_vma_clone (rmap.c; §2.4), 7.x: allocate every AVC first (prepending,
+ * so dst's list is the reverse of src's), then under the root lock insert
+ * them walking dst tail -> head (src's order), trying fork reuse on each.
+ */
+export function anon_vma_clone(c: Ctx, dstId: Id, srcId: Id, op: VmaOperation): number {
+  c.k.check_anon_vma_clone(c, dstId, srcId, op);
+  const src = vma(c, srcId);
+  if (src.anonVma === NIL) return 0;
+  for (const pavcId of [...src.chain]) {
+    const id = c.k.anon_vma_chain_alloc(c);
+    if (id === NIL) {
+      c.k.cleanup_partial_anon_vmas(c, dstId);
+      return ENOMEM;
+    }
+    c.k.anon_vma_chain_assign(c, dstId, id, avc(c, pavcId).anonVma);
+  }
+  const srcAnon = src.anonVma;
+  anon_vma_lock_write(c, srcAnon);
+  const dstChain = vma(c, dstId).chain;
+  for (let i = dstChain.length - 1; i >= 0; i--) {
+    const id = dstChain[i]!;
+    const target = avc(c, id).anonVma;
+    c.k.anon_vma_interval_tree_insert(c, id, target);
+    if (op === 'FORK') c.k.maybe_reuse_anon_vma(c, dstId, target);
+  }
+  if (op !== 'FORK') av(c, vma(c, dstId).anonVma, 'anon_vma_clone').numActiveVmas++;
+  anon_vma_unlock_write(c, srcAnon);
+  return 0;
+}
+
+/** maybe_reuse_anon_vma (rmap.c; §2.4): fork adopts an anon_vma with no VMAs and at most one child. */
+export function maybe_reuse_anon_vma(c: Ctx, dstId: Id, avId: Id): void {
+  const dst = vma(c, dstId);
+  if (dst.anonVma !== NIL) return;
+  const a = av(c, avId, 'maybe_reuse_anon_vma');
+  if (a.numActiveVmas > 0) return;
+  if (a.numChildren > 1) return;
+  dst.anonVma = avId;
+  a.numActiveVmas++;
+}
+
+/** cleanup_partial_anon_vmas (rmap.c; §2.4 step 7): free the unlinked AVCs and reset dst->anon_vma. */
+export function cleanup_partial_anon_vmas(c: Ctx, vmaId: Id): void {
+  const v = vma(c, vmaId);
+  mmap_assert_locked(c, v.mm, 'cleanup_partial_anon_vmas');
+  for (const id of v.chain) c.k.anon_vma_chain_free(c, id);
+  v.chain = [];
+  v.anonVma = NIL;
+}
+
+/** anon_vma_fork (rmap.c; §2.5): clone the parent's chain, then add the child's own anon_vma unless one was reused. */
+export function anon_vma_fork(c: Ctx, vmaId: Id, pvmaId: Id): number {
+  const pvma = vma(c, pvmaId);
+  if (pvma.anonVma === NIL) return 0;
+  vma(c, vmaId).anonVma = NIL;
+  const anon = c.k.anon_vma_alloc(c);
+  if (anon === NIL) return ENOMEM;
+  const avcId = c.k.anon_vma_chain_alloc(c);
+  if (avcId === NIL) {
+    c.k.put_anon_vma(c, anon);
+    return ENOMEM;
+  }
+  const rc = c.k.anon_vma_clone(c, vmaId, pvmaId, 'FORK');
+  if (rc !== 0 || vma(c, vmaId).anonVma !== NIL) {
+    c.k.put_anon_vma(c, anon);
+    c.k.anon_vma_chain_free(c, avcId);
+    return rc;
+  }
+  // Not yet visible to anyone: set up without the lock.
+  const a = av(c, anon, 'anon_vma_fork');
+  const pAnon = vma(c, pvmaId).anonVma;
+  a.numActiveVmas = 1;
+  a.root = av(c, pAnon, 'anon_vma_fork(parent)').root;
+  a.parent = pAnon;
+  c.k.get_anon_vma(c, a.root);
+  vma(c, vmaId).anonVma = anon;
+  c.k.anon_vma_chain_assign(c, vmaId, avcId, anon);
+  anon_vma_lock_write(c, anon);
+  c.k.anon_vma_interval_tree_insert(c, avcId, anon);
+  av(c, a.parent, 'anon_vma_fork(parent)').numChildren++;
+  anon_vma_unlock_write(c, anon);
+  return 0;
+}
+
+/**
+ * unlink_anon_vmas (rmap.c; §2.6): remove every AVC from its tree under the
+ * root lock; those whose tree emptied stay listed and are put in a second,
+ * unlocked pass.
+ */
+export function unlink_anon_vmas(c: Ctx, vmaId: Id): void {
+  const v = vma(c, vmaId);
+  mmap_assert_locked(c, v.mm, 'unlink_anon_vmas');
+  if (v.anonVma === NIL) {
+    if (!chainIsEmpty(v)) warn(c, 'unlink_anon_vmas: unfaulted vma has a chain');
+    return;
+  }
+  const own = v.anonVma;
+  anon_vma_lock_write(c, own);
+  const kept: Id[] = [];
+  for (const id of v.chain) {
+    const target = avc(c, id).anonVma;
+    c.k.anon_vma_interval_tree_remove(c, id, target);
+    const a = av(c, target, 'unlink_anon_vmas');
+    if (a.tree.length === 0) {
+      av(c, a.parent, 'unlink_anon_vmas(parent)').numChildren--;
+      kept.push(id);
+    } else {
+      c.k.anon_vma_chain_free(c, id);
+    }
+  }
+  v.chain = kept;
+  av(c, own, 'unlink_anon_vmas').numActiveVmas--;
+  v.anonVma = NIL;
+  anon_vma_unlock_write(c, own);
+  for (const id of kept) {
+    const target = avc(c, id).anonVma;
+    const a = av(c, target, 'unlink_anon_vmas');
+    if (a.numChildren !== 0 || a.numActiveVmas !== 0) warn(c, 'unlink_anon_vmas: emptied anon_vma still has children or active vmas');
+    c.k.put_anon_vma(c, target);
+    c.k.anon_vma_chain_free(c, id);
+  }
+  vma(c, vmaId).chain = [];
+}
+
+// ---------------------------------------------------------------------------
+// Folio rmap (§2.7, §2.9-§2.11, §2.13)
+
+/** __folio_set_anon (rmap.c; §2.9): mapping = own anon_vma if exclusive, else the root; index = linear index. */
+export function __folio_set_anon(c: Ctx, folioId: Id, vmaId: Id, page: number, exclusive: boolean): void {
+  const v = vma(c, vmaId);
+  if (v.anonVma === NIL) {
+    warn(c, '__folio_set_anon: vma->anon_vma is NULL');
+    return;
+  }
+  const f = folio(c, folioId);
+  f.anonVma = exclusive ? v.anonVma : av(c, v.anonVma, '__folio_set_anon').root;
+  f.index = linearPageIndex(v, page);
+}
+
+/** folio_add_new_anon_rmap (rmap.c; §2.9): a new folio mapped at page (its first page) of vma. */
+export function folio_add_new_anon_rmap(c: Ctx, folioId: Id, vmaId: Id, page: number, exclusive: boolean): void {
+  const f = folio(c, folioId);
+  if (!exclusive && f.locked === NIL) warn(c, 'folio_add_new_anon_rmap: non-exclusive folio not locked');
+  c.k.__folio_set_anon(c, folioId, vmaId, page, exclusive);
+  f.mapcount = f.nrPages;
+  f.exclusive = exclusive ? (1 << f.nrPages) - 1 : 0;
+  const v = vma(c, vmaId);
+  if (page < v.start || page + f.nrPages > v.end) warn(c, 'folio_add_new_anon_rmap: folio range exceeds vma');
+}
+
+/** folio_move_anon_rmap (rmap.c; §2.11): move an exclusively owned folio to the VMA's own anon_vma. */
+export function folio_move_anon_rmap(c: Ctx, folioId: Id, vmaId: Id): void {
+  const f = folio(c, folioId);
+  const v = vma(c, vmaId);
+  if (f.locked === NIL) warn(c, 'folio_move_anon_rmap: folio not locked');
+  if (v.anonVma === NIL) {
+    warn(c, 'folio_move_anon_rmap: vma->anon_vma is NULL');
+    return;
+  }
+  f.anonVma = v.anonVma;
+}
+
+/** folio_needs_cow_for_dma (mm.h; §1.5): MMF_HAS_PINNED on the mm and the folio maybe pinned. */
+export function folio_needs_cow_for_dma(c: Ctx, vmaId: Id, folioId: Id): boolean {
+  return mm(c, vma(c, vmaId).mm).hasPinned && folio(c, folioId).pinned;
+}
+
+/**
+ * folio_try_dup_anon_rmap_pte (rmap.h; §2.7): fork shares the page (clearing
+ * PageAnonExclusive) unless it is exclusive and may be DMA-pinned: -EBUSY,
+ * and the child gets a copy.
+ */
+export function folio_try_dup_anon_rmap_pte(c: Ctx, folioId: Id, sub: number, srcVmaId: Id): number {
+  const f = folio(c, folioId);
+  if (c.k.folio_needs_cow_for_dma(c, srcVmaId, folioId) && (f.exclusive & (1 << sub)) !== 0) return EBUSY;
+  f.exclusive &= ~(1 << sub);
+  f.mapcount++;
+  return 0;
+}
+
+/** folio_add_anon_rmap_pte (rmap.c; §2.10), with the __page_check_anon_rmap BUGs. */
+export function folio_add_anon_rmap_pte(c: Ctx, folioId: Id, sub: number, vmaId: Id, page: number): void {
+  const f = folio(c, folioId);
+  const v = vma(c, vmaId);
+  f.mapcount++;
+  if (v.anonVma === NIL || av(c, f.anonVma, '__page_check_anon_rmap').root !== av(c, v.anonVma, '__page_check_anon_rmap').root)
+    warn(c, '__page_check_anon_rmap: anon_vma roots differ');
+  if (f.index + sub !== linearPageIndex(v, page)) warn(c, '__page_check_anon_rmap: page_pgoff != linear_page_index');
+}
+
+/** folio_remove_rmap_pte (rmap.c; §2.13): mapcount - 1; mapping, index and exclusivity untouched. */
+export function folio_remove_rmap_pte(c: Ctx, folioId: Id): void {
+  const f = folio(c, folioId);
+  f.mapcount--;
+  if (f.mapcount < 0) warn(c, 'folio_remove_rmap_pte: mapcount underflow');
+}
+
+// ---------------------------------------------------------------------------
+// The anonymous rmap walk (§2.12). Pure functions of a state: walkers and
+// properties read exactly what the kernel reads.
+
+/** vma_address (mm/internal.h; §2.12): the address of pgoff in vma, or EFAULT. */
+export function vma_address(v: Vma, pgoff: number, nrPages: number): number {
+  if (pgoff >= v.pgoff) {
+    const address = v.start + (pgoff - v.pgoff);
+    return address >= v.start && address < v.end ? address : EFAULT;
+  }
+  if (pgoff + nrPages - 1 >= v.pgoff) return v.start;
+  return EFAULT;
+}
+
+export interface RmapVisit {
+  avc: Id;
+  vma: Id;
+  address: number;
+}
+
+/**
+ * rmap_walk_anon (rmap.c; §2.12): the (vma, address) pairs visited, in
+ * interval-tree order, walking only the tree of folio->mapping over
+ * [index, index + nr - 1] with keys read live from the VMAs.
+ */
+export function rmap_walk_anon(s: State, folioId: Id): RmapVisit[] {
+  const f = s.folios[folioId];
+  if (f === undefined || f.anonVma === NIL) return [];
+  const anon = s.anonVmas[f.anonVma];
+  if (anon === undefined) return [];
+  const first = f.index;
+  const last = f.index + f.nrPages - 1;
+  const out: RmapVisit[] = [];
+  for (const id of anon.tree) {
+    const a = s.avcs[id];
+    if (a === undefined) continue;
+    const v = s.vmas[a.vma];
+    if (v === undefined) continue;
+    const vStart = v.pgoff;
+    const vLast = v.pgoff + vmaPages(v) - 1;
+    if (vLast < first || vStart > last) continue;
+    out.push({ avc: id, vma: v.id, address: vma_address(v, first, f.nrPages) });
+  }
+  return out;
+}

@@ -1,0 +1,168 @@
+// The model's state: one immutable value of id-keyed tables (DESIGN.md §2).
+// Objects refer to each other by id, never by pointer, so a state is plain
+// data that can be encoded, hashed, stored and compared.
+
+export type Id = number;
+/** A NULL pointer. */
+export const NIL: Id = -1;
+/** The shared zero page mapped by read faults (do_anonymous_page, §2.8). */
+export const ZERO_PAGE: Id = -2;
+
+/** vm_flags bits the model distinguishes (§1.2). */
+export const VM_READ = 1 << 0;
+export const VM_WRITE = 1 << 1;
+export const VM_EXEC = 1 << 2;
+/** VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP: forbids any merge. */
+export const VM_SPECIAL = 1 << 3;
+/** One merge-incompatible bit (stands for VM_LOCKED, VM_HUGEPAGE, ...). */
+export const VM_NOMERGE = 1 << 4;
+/** VM_ACCESS_FLAGS, ignored by anon_vma_compatible. */
+export const VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC;
+
+/** A reader/writer semaphore or spinlock: which thread writes, how many read. */
+export interface LockState {
+  writer: Id;
+  readers: number;
+}
+
+export interface Pte {
+  /** Folio id, or ZERO_PAGE. */
+  folio: Id;
+  /** Page within the folio (0 for small folios). */
+  sub: number;
+  writable: boolean;
+}
+
+export interface Mm {
+  id: Id;
+  /** The mm this one was forked from (NIL for the first process). Not semantic. */
+  parent: Id;
+  /** VMA ids sorted by vm_start. */
+  vmas: Id[];
+  /** page number -> PTE. */
+  ptes: Record<number, Pte>;
+  mmapLock: LockState;
+  /** mm->page_table_lock (serializes setting vma->anon_vma, §2.2); holder thread or NIL. */
+  pageTableLock: Id;
+  /** The PTE lock of the (single) page table of this small address space; holder or NIL. */
+  ptl: Id;
+  /** MMF_HAS_PINNED: some page of this mm was ever FOLL_PIN'ed (§1.1). */
+  hasPinned: boolean;
+}
+
+export interface Vma {
+  id: Id;
+  mm: Id;
+  /** Half-open page range [start, end). */
+  start: number;
+  end: number;
+  /** vm_pgoff in pages; for anonymous VMAs a virtual page offset (§1.2). */
+  pgoff: number;
+  flags: number;
+  /** vm_ops->close is set: never removed by a merge. */
+  hasClose: boolean;
+  anonVma: Id;
+  /** anon_vma_chain: AVC ids in list order, head first (§1.4). */
+  chain: Id[];
+  /** In the mm's VMA tree (vma_is_attached). */
+  attached: boolean;
+}
+
+export interface AnonVma {
+  id: Id;
+  root: Id;
+  parent: Id;
+  refcount: number;
+  numChildren: number;
+  numActiveVmas: number;
+  /** rb_root: AVC ids in interval-tree in-order (by start pgoff, equal starts in insertion order, §1.4). */
+  tree: Id[];
+  /** The rwsem; only the root's is ever taken (§1.3). */
+  rwsem: LockState;
+  /** Freed anon_vmas stay as tombstones so that a later use is caught. */
+  freed: boolean;
+  /** Extra counters added by variants (e.g. the pre-2022 degree). */
+  ext?: Record<string, number>;
+}
+
+export interface Avc {
+  id: Id;
+  vma: Id;
+  anonVma: Id;
+  inTree: boolean;
+  /**
+   * The interval-tree key [vm_pgoff, vm_pgoff + pages - 1] of the VMA when
+   * the AVC was inserted (the kernel's debug cached_vma_start/last, checked
+   * by anon_vma_interval_tree_verify): a VMA range change without the
+   * pre/post update leaves it stale (I10).
+   */
+  cachedStart: number;
+  cachedLast: number;
+}
+
+export interface Folio {
+  id: Id;
+  /** folio->mapping as an anon_vma id (NIL: not anon yet). */
+  anonVma: Id;
+  /** folio->index: linear page index of the first page (§1.5). */
+  index: number;
+  nrPages: number;
+  /** Number of PTEs mapping any page of the folio (§1.5, I8). */
+  mapcount: number;
+  /** PageAnonExclusive, one bit per page. */
+  exclusive: number;
+  /** folio_maybe_dma_pinned (a long-term GUP pin). */
+  pinned: boolean;
+  /** The folio lock holder (thread id) or NIL. */
+  locked: Id;
+}
+
+/** Allocation points that can be made to fail with ENOMEM. */
+export type AllocKind = 'avc' | 'anon_vma' | 'vma' | 'prealloc' | 'folio' | 'pte';
+
+export interface Budgets {
+  /** ENOMEM injections still allowed. */
+  enomem: number;
+}
+
+export interface State {
+  mms: Record<Id, Mm>;
+  vmas: Record<Id, Vma>;
+  anonVmas: Record<Id, AnonVma>;
+  avcs: Record<Id, Avc>;
+  folios: Record<Id, Folio>;
+  /** Next free id per table; not part of the canonical form. */
+  nextId: { mm: Id; vma: Id; anonVma: Id; avc: Id; folio: Id };
+  budgets: Budgets;
+  /** Kernel asserts (WARN/BUG) that fired, by name, in order, without repeats. */
+  warnings: string[];
+  /** Accesses to freed anon_vmas made by a kernel path (a use-after-free), in order. */
+  uaf: string[];
+}
+
+export function emptyState(budgets: Budgets = { enomem: 0 }): State {
+  return {
+    mms: {},
+    vmas: {},
+    anonVmas: {},
+    avcs: {},
+    folios: {},
+    nextId: { mm: 0, vma: 0, anonVma: 0, avc: 0, folio: 0 },
+    budgets,
+    warnings: [],
+    uaf: [],
+  };
+}
+
+export const freeLock = (): LockState => ({ writer: NIL, readers: 0 });
+
+/** Number of pages of a VMA (vma_pages). */
+export const vmaPages = (v: Vma): number => v.end - v.start;
+
+/** linear_page_index(vma, addr) (include/linux/pagemap.h; §1.5). */
+export const linearPageIndex = (v: Vma, page: number): number => page - v.start + v.pgoff;
+
+/** Iterate a table's values in id order (JS orders integer keys ascending). */
+export function values<T>(table: Record<Id, T>): T[] {
+  return Object.values(table);
+}

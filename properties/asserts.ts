@@ -1,0 +1,28 @@
+// Records the model makes while running kernel paths: the kernel's own
+// asserts (WARN/BUG) and merges that removed a VMA with vm_ops->close
+// (kernel-semantics §7.1, §7.2, §1.2; bug-corpus §0.3 I8).
+import type { Property } from '../src/engine/model.ts';
+import type { State } from '../models/mm/state.ts';
+
+/** Prefix of the s.warnings entry the model pushes when a merge removes a VMA that has vm_ops->close. */
+export const CLOSE_REMOVED = 'close-removed:';
+
+export const closeNeverRemoved: Property<State> = {
+  id: 'close-never-removed',
+  description: 'a VMA with vm_ops->close is never removed by a merge',
+  rule: 'kernel-semantics §1.2 (can_merge_remove_vma), §7.2 (vma_expand: removable next has no ->close); bug-corpus §0.3 I8',
+  when: 'always',
+  check(s) {
+    return s.warnings.filter((w) => w.startsWith(CLOSE_REMOVED)).map((w) => w.slice(CLOSE_REMOVED.length).trim() || w);
+  },
+};
+
+export const kernelAsserts: Property<State> = {
+  id: 'kernel-asserts',
+  description: 'no kernel WARN/BUG fires; the violation names the assert',
+  rule: 'kernel-semantics §7.1, §7.2 (check_anon_vma_clone, unlink_anon_vmas, __page_check_anon_rmap, folio_move_anon_rmap, ...)',
+  when: 'always',
+  check(s) {
+    return s.warnings.filter((w) => !w.startsWith(CLOSE_REMOVED));
+  },
+};

@@ -1,0 +1,77 @@
+// The interface between the explorer and a model. The engine knows nothing
+// about anon_vmas: a model is a pure function from a state and an action to
+// the next state, with a canonical encoding and named properties
+// (cf. Stateright's Model trait; docs/style.md).
+
+/** When a property is evaluated (DESIGN.md §4). */
+export type PropertyWhen = 'always' | 'quiescent' | 'end';
+
+export interface Property<S> {
+  /** Stable id used on the command line, in the database and in the bug corpus. */
+  id: string;
+  /** One line. */
+  description: string;
+  /** The kernel rule it encodes, with the digest section. */
+  rule: string;
+  when: PropertyWhen;
+  /** Pure: one readable detail line per violation, [] when the property holds. */
+  check(s: S): string[];
+}
+
+export interface Violation {
+  property: string;
+  detail: string;
+}
+
+export interface Model<S, A> {
+  /** Model name, e.g. "mainline" or a variant's name. */
+  readonly name: string;
+  /** The initial state (deterministic). */
+  initial(): S;
+  /**
+   * The enabled actions, in a deterministic order: the explorer records an
+   * action by its index in this list, and a trace is rebuilt by replaying
+   * indices from the initial state.
+   */
+  actions(s: S): A[];
+  /** The successor of s under a (s is never mutated). */
+  next(s: S, a: A): S;
+  /**
+   * Canonical encoding: equal for states that differ only in allocation order
+   * of ids or in a permutation of interchangeable processes; different for
+   * states that differ in any modelled field. Hashed to a 64-bit fingerprint.
+   */
+  encode(s: S): Int32Array;
+  /** The action in the operation syntax (DESIGN.md §3). */
+  formatAction(s: S, a: A): string;
+  /** Parse one operation in the context of state s; throws ParseError. */
+  parseAction(s: S, text: string): A;
+  /** Coverage key of an action (the syscall name). */
+  actionKind(a: A): string;
+  /** No syscall in flight (quiescent properties are checked only here). */
+  isQuiescent(s: S): boolean;
+  /** Everything finished (end properties are checked only here). */
+  isFinal(s: S): boolean;
+  readonly properties: readonly Property<S>[];
+  /** All action kinds the model can offer under its bounds (to report those that never fired). */
+  readonly actionKinds: readonly string[];
+}
+
+/** A malformed operation or option: reported in one line, exit code 2. */
+export class ParseError extends Error {
+  override name = 'ParseError';
+}
+
+/** Evaluate the properties that apply to s. */
+export function checkProperties<S, A>(model: Model<S, A>, s: S, only?: ReadonlySet<string>): Violation[] {
+  const out: Violation[] = [];
+  const quiescent = model.isQuiescent(s);
+  const final = quiescent && model.isFinal(s);
+  for (const p of model.properties) {
+    if (only && !only.has(p.id)) continue;
+    if (p.when === 'quiescent' && !quiescent) continue;
+    if (p.when === 'end' && !final) continue;
+    for (const detail of p.check(s)) out.push({ property: p.id, detail });
+  }
+  return out;
+}

@@ -1,0 +1,108 @@
+// A toy model for the engine tests: two bounded counters a and b.
+// Actions: inc-a, inc-b, swap (when a != b), and reset, which is listed in
+// actionKinds but only enabled when a > max, i.e. never (to test neverFired).
+// The canonical encoding is [min, max], so (a, b) and (b, a) are one state:
+// the same reduction the kernel model makes for interchangeable processes.
+// Every property is symmetric, so that reduction is sound for them.
+
+import { ParseError, type Model, type Property } from '../src/engine/model.ts';
+
+export interface Counters {
+  readonly a: number;
+  readonly b: number;
+}
+
+export type ToyKind = 'inc-a' | 'inc-b' | 'swap' | 'reset';
+export interface ToyAction {
+  readonly kind: ToyKind;
+}
+
+export interface ToyOptions {
+  /** Bound of each counter (default 4). */
+  max?: number;
+  /** Identify (a, b) with (b, a) in the encoding (default true). */
+  symmetric?: boolean;
+  /** Attach the planted properties (default true). */
+  properties?: boolean;
+}
+
+const lo = (s: Counters): number => Math.min(s.a, s.b);
+const hi = (s: Counters): number => Math.max(s.a, s.b);
+
+/**
+ * Planted bugs, with their shortest depths (for max >= 4):
+ * - no-0-4 (always): {a, b} = {0, 4} — first at depth 4;
+ * - no-2-3 (quiescent): {a, b} = {2, 3} — first at depth 5;
+ * - not-finished (end): every final state violates it — first at depth 2*max.
+ */
+export const TOY_PROPERTIES: readonly Property<Counters>[] = [
+  {
+    id: 'no-0-4',
+    description: 'the counters are never {0, 4}',
+    rule: 'toy',
+    when: 'always',
+    check: (s) => (lo(s) === 0 && hi(s) === 4 ? [`a=${s.a} b=${s.b}`] : []),
+  },
+  {
+    id: 'no-2-3',
+    description: 'the counters are never {2, 3}',
+    rule: 'toy',
+    when: 'quiescent',
+    check: (s) => (lo(s) === 2 && hi(s) === 3 ? [`a=${s.a} b=${s.b}`, 'second detail line'] : []),
+  },
+  {
+    id: 'not-finished',
+    description: 'an end property: fails at every final state',
+    rule: 'toy',
+    when: 'end',
+    check: (s) => [`finished at a=${s.a} b=${s.b}`],
+  },
+];
+
+const ACTIONS: Record<ToyKind, ToyAction> = {
+  'inc-a': { kind: 'inc-a' },
+  'inc-b': { kind: 'inc-b' },
+  swap: { kind: 'swap' },
+  reset: { kind: 'reset' },
+};
+
+export function toyModel(options: ToyOptions = {}): Model<Counters, ToyAction> {
+  const max = options.max ?? 4;
+  const symmetric = options.symmetric ?? true;
+  return {
+    name: `toy-${max}${symmetric ? '' : '-asym'}`,
+    initial: () => ({ a: 0, b: 0 }),
+    actions(s) {
+      const out: ToyAction[] = [];
+      if (s.a < max) out.push(ACTIONS['inc-a']);
+      if (s.b < max) out.push(ACTIONS['inc-b']);
+      if (s.a !== s.b) out.push(ACTIONS.swap);
+      if (s.a > max) out.push(ACTIONS.reset);
+      return out;
+    },
+    next(s, a) {
+      switch (a.kind) {
+        case 'inc-a':
+          return { a: s.a + 1, b: s.b };
+        case 'inc-b':
+          return { a: s.a, b: s.b + 1 };
+        case 'swap':
+          return { a: s.b, b: s.a };
+        case 'reset':
+          return { a: 0, b: 0 };
+      }
+    },
+    encode: (s) => Int32Array.of(symmetric ? lo(s) : s.a, symmetric ? hi(s) : s.b),
+    formatAction: (_s, a) => a.kind,
+    parseAction(_s, text) {
+      const t = text.trim();
+      if (t in ACTIONS) return ACTIONS[t as ToyKind];
+      throw new ParseError(`unknown operation "${t}"`);
+    },
+    actionKind: (a) => a.kind,
+    isQuiescent: () => true,
+    isFinal: (s) => s.a === max && s.b === max,
+    properties: options.properties === false ? [] : TOY_PROPERTIES,
+    actionKinds: ['inc-a', 'inc-b', 'swap', 'reset'],
+  };
+}
