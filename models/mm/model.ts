@@ -10,9 +10,10 @@ import { makeCtx } from './ctx.ts';
 import { mainlineKernel, type Kernel } from './kernel.ts';
 import { mm_alloc } from './mmap.ts';
 import { formatOp, OP_KINDS, parseOp, type Op, type OpKind } from './ops.ts';
-import { emptyState, NIL, VM_READ, VM_WRITE, ZERO_PAGE, type State } from './state.ts';
+import { emptyState, NIL, VM_EXEC, VM_READ, VM_WRITE, ZERO_PAGE, type State } from './state.ts';
 import { nextFreeProc, runSyscall } from './syscalls.ts';
 import type { MremapFlags } from './mremap.ts';
+import { builtinVariants, MAINLINE, resolveKernel } from '../variants/registry.ts';
 
 export interface Bounds {
   /** Most processes alive at once. */
@@ -75,6 +76,15 @@ function vmaAt(s: State, proc: number, page: number) {
   return undefined;
 }
 
+/** Every page of [a, a + len) lies in a VMA that already has prot: mprotect would change nothing. */
+function alreadyProt(s: State, proc: number, a: number, len: number, prot: number): boolean {
+  for (let page = a; page < a + len; page++) {
+    const v = vmaAt(s, proc, page);
+    if (v === undefined || (v.flags & (VM_READ | VM_WRITE | VM_EXEC)) !== prot) return false;
+  }
+  return true;
+}
+
 /**
  * The operation alphabet (DESIGN.md §3) over the bounds, pruned of
  * operations that cannot change the state (faults on present pages with the
@@ -118,7 +128,8 @@ export function enumerateOps(s: State, b: Bounds): Op[] {
       for (let a = 0; a < b.pages; a++) {
         if (vmaAt(s, proc, a) === undefined) continue;
         for (let len = 1; len <= b.maxLen && a + len <= b.pages; len++)
-          for (const prot of [VM_READ, VM_READ | VM_WRITE]) out.push({ kind: 'mprotect', proc, addr: a, len, prot, enomem: 0 });
+          for (const prot of [VM_READ, VM_READ | VM_WRITE])
+            if (!alreadyProt(s, proc, a, len, prot)) out.push({ kind: 'mprotect', proc, addr: a, len, prot, enomem: 0 });
       }
     }
     if (allow.has('mremap')) {
@@ -184,6 +195,8 @@ export function initialState(b: Bounds): State {
 }
 
 export interface MmModelOptions {
+  /** A built-in variant name (models/variants); default mainline. */
+  variant?: string;
   name?: string;
   kernel?: Kernel;
   bounds?: Partial<Bounds>;
@@ -192,9 +205,9 @@ export interface MmModelOptions {
 
 export function createMmModel(opts: MmModelOptions = {}): MmModel {
   const bounds: Bounds = { ...DEFAULT_BOUNDS, ...opts.bounds };
-  const kernel = opts.kernel ?? mainlineKernel;
+  const kernel = opts.kernel ?? (opts.variant !== undefined ? resolveKernel(opts.variant) : mainlineKernel);
   return {
-    name: opts.name ?? 'mainline',
+    name: opts.name ?? opts.variant ?? 'mainline',
     bounds,
     kernel,
     properties: opts.properties ?? ALL_PROPERTIES,
@@ -225,4 +238,7 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
   };
 }
 
-export const MODEL_NAMES = ['mainline'] as const;
+/** Names accepted by --model. */
+export function modelNames(): string[] {
+  return [MAINLINE, ...builtinVariants().map((v) => v.name)];
+}

@@ -1,0 +1,1 @@
+// The built-in variants: importing this module registers them (registry.ts).

@@ -1,0 +1,70 @@
+// Loading a variant by name or from a file (DESIGN.md §6). A variant file is
+// a .ts, .mts or .js module whose default export is a Variant (registry.ts);
+// TypeScript loads at run time through tsx, with no build step. Anything
+// wrong with the file is a VariantError with one line naming the file, the
+// problem and, where known, the line.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Kernel } from '../mm/kernel.ts';
+import { findVariant, MAINLINE, resolveKernel, type Variant } from './registry.ts';
+import './builtin.ts';
+
+export class VariantError extends Error {
+  override name = 'VariantError';
+}
+
+export interface LoadedModel {
+  name: string;
+  description: string;
+  kernel: Kernel;
+  /** The file it came from, for workers and the database. */
+  file?: string;
+}
+
+const isFile = (spec: string): boolean => /\.(ts|mts|js|mjs)$/.test(spec) || spec.includes('/');
+
+/** The first "line:col" or ":line" found in an error's text, as " (line N)". */
+function lineOf(err: unknown): string {
+  const text = err instanceof Error ? `${err.message}\n${err.stack ?? ''}` : String(err);
+  const m = /:(\d+):(\d+)/.exec(text);
+  return m ? ` (line ${m[1]})` : '';
+}
+
+function firstLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return (msg.split('\n').find((l) => l.trim() !== '') ?? msg).replace(/^.*ERROR:\s*/, '').trim();
+}
+
+function checkShape(file: string, v: unknown): Variant {
+  if (typeof v !== 'object' || v === null) throw new VariantError(`${file}: the default export must be a variant object { name, base, description, overrides }`);
+  const o = v as Record<string, unknown>;
+  for (const [key, type] of [['name', 'string'], ['base', 'string'], ['description', 'string'], ['overrides', 'function']] as const) {
+    if (typeof o[key] !== type) throw new VariantError(`${file}: the variant's "${key}" must be a ${type}`);
+  }
+  return o as unknown as Variant;
+}
+
+/** Resolve --model: a built-in name, or a path to a variant file. */
+export async function loadModel(spec: string): Promise<LoadedModel> {
+  if (!isFile(spec)) {
+    if (spec === MAINLINE) return { name: MAINLINE, description: 'Linux 7.x mainline (the digest)', kernel: resolveKernel(MAINLINE) };
+    const v = findVariant(spec);
+    if (v === undefined) throw new VariantError(`unknown model "${spec}": see \`mmcheck models\`, or give a path to a variant file`);
+    return { name: v.name, description: v.description, kernel: resolveKernel(v) };
+  }
+  const file = resolve(spec);
+  if (!existsSync(file)) throw new VariantError(`${spec}: no such variant file`);
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+  } catch (err) {
+    throw new VariantError(`${spec}: cannot load: ${firstLine(err)}${lineOf(err)}`);
+  }
+  const v = checkShape(spec, mod.default);
+  try {
+    return { name: v.name, description: v.description, kernel: resolveKernel(v), file };
+  } catch (err) {
+    throw new VariantError(`${spec}: ${firstLine(err)}`);
+  }
+}

@@ -1,0 +1,191 @@
+// The public JSON shape of a state (DESIGN.md §2) and the canonical display
+// names shared by every report: processes P0.. in mm id order, anon_vmas A0..
+// in id order (freed tombstones included), folios F0.. in id order.
+
+import type { Violation } from '../engine/model.ts';
+import {
+  NIL,
+  VM_EXEC,
+  VM_NOMERGE,
+  VM_READ,
+  VM_SPECIAL,
+  VM_WRITE,
+  ZERO_PAGE,
+  values,
+  type Id,
+  type State,
+  type Vma,
+} from '../../models/mm/state.ts';
+
+/** Display names of one state's objects. The one naming helper of src/report/. */
+export interface Names {
+  mm(id: Id): string;
+  anonVma(id: Id): string;
+  folio(id: Id): string;
+  /** A VMA as "P1:0-4" (process and page range). */
+  vma(id: Id): string;
+  /** What a PTE maps: a folio name or "zero". */
+  pteTarget(folio: Id): string;
+}
+
+const ordinal = (ids: Iterable<Id>, prefix: string): Map<Id, string> => {
+  const sorted = [...ids].sort((a, b) => a - b);
+  return new Map(sorted.map((id, i) => [id, `${prefix}${i}`]));
+};
+
+/** Names of ids that are not in the table (dangling or NIL) are still printable. */
+const lookup = (m: Map<Id, string>, id: Id, prefix: string): string =>
+  id === NIL ? 'none' : (m.get(id) ?? `${prefix}?${id}`);
+
+export function displayNames(s: State): Names {
+  const mms = ordinal(
+    values(s.mms).map((m) => m.id),
+    'P',
+  );
+  const avs = ordinal(
+    values(s.anonVmas).map((a) => a.id),
+    'A',
+  );
+  const fos = ordinal(
+    values(s.folios).map((f) => f.id),
+    'F',
+  );
+  const names: Names = {
+    mm: (id) => lookup(mms, id, 'P'),
+    anonVma: (id) => lookup(avs, id, 'A'),
+    folio: (id) => lookup(fos, id, 'F'),
+    vma: (id) => {
+      const v = s.vmas[id];
+      return v ? `${names.mm(v.mm)}:${v.start}-${v.end}` : `vma?${id}`;
+    },
+    pteTarget: (folio) => (folio === ZERO_PAGE ? 'zero' : names.folio(folio)),
+  };
+  return names;
+}
+
+/** "r", "rw", "rx", "rwx" or "" from VM_READ, VM_WRITE, VM_EXEC. */
+export function protString(flags: number): string {
+  return (flags & VM_READ ? 'r' : '') + (flags & VM_WRITE ? 'w' : '') + (flags & VM_EXEC ? 'x' : '');
+}
+
+/** The non-protection flags a report shows: special, close, nomerge. */
+export function vmaMarks(v: Vma): string[] {
+  const out: string[] = [];
+  if (v.flags & VM_SPECIAL) out.push('special');
+  if (v.hasClose) out.push('close');
+  if (v.flags & VM_NOMERGE) out.push('nomerge');
+  if (!v.attached) out.push('detached');
+  return out;
+}
+
+/** The anon_vmas of a VMA's chain, in list order, head first. */
+export function chainAnonVmas(s: State, v: Vma): Id[] {
+  return v.chain.map((avc) => s.avcs[avc]?.anonVma ?? NIL);
+}
+
+/** An mm is alive unless the model marks it otherwise. */
+export function mmAlive(m: object): boolean {
+  return (m as { alive?: boolean }).alive !== false;
+}
+
+/** Count of pages in `exclusive` bitmask set (PageAnonExclusive for small folios: bit 0). */
+const anyBit = (mask: number): boolean => mask !== 0;
+
+export interface VmaJson {
+  start: number;
+  end: number;
+  pgoff: number;
+  prot: string;
+  anonVma: string | null;
+  chain: string[];
+  flags: string[];
+}
+
+export interface StateJson {
+  mms: {
+    id: string;
+    alive: boolean;
+    vmas: VmaJson[];
+    ptes: { page: number; folio: string; writable: boolean }[];
+  }[];
+  anonVmas: {
+    id: string;
+    root: string;
+    parent: string;
+    refcount: number;
+    numChildren: number;
+    numActiveVmas: number;
+    freed: boolean;
+    tree: string[];
+    ext?: Record<string, number>;
+  }[];
+  folios: {
+    id: string;
+    anonVma: string | null;
+    index: number;
+    mapcount: number;
+    exclusive: boolean;
+    pinned: boolean;
+    nrPages: number;
+  }[];
+  warnings: string[];
+  violations: Violation[];
+}
+
+/** The state in the public JSON shape of DESIGN.md §2, with canonical display ids. */
+export function stateToJson(s: State, violations: readonly Violation[] = []): StateJson {
+  const n = displayNames(s);
+  const opt = (id: Id, f: (id: Id) => string): string | null => (id === NIL ? null : f(id));
+  return {
+    mms: values(s.mms)
+      .sort((a, b) => a.id - b.id)
+      .map((m) => ({
+        id: n.mm(m.id),
+        alive: mmAlive(m),
+        vmas: m.vmas
+          .map((id) => s.vmas[id])
+          .filter((v): v is Vma => v !== undefined)
+          .map((v) => ({
+            start: v.start,
+            end: v.end,
+            pgoff: v.pgoff,
+            prot: protString(v.flags),
+            anonVma: opt(v.anonVma, n.anonVma),
+            chain: chainAnonVmas(s, v).map(n.anonVma),
+            flags: vmaMarks(v),
+          })),
+        ptes: Object.entries(m.ptes)
+          .map(([page, p]) => ({ page: Number(page), folio: n.pteTarget(p.folio), writable: p.writable }))
+          .sort((a, b) => a.page - b.page),
+      })),
+    anonVmas: values(s.anonVmas)
+      .sort((a, b) => a.id - b.id)
+      .map((a) => ({
+        id: n.anonVma(a.id),
+        root: n.anonVma(a.root),
+        parent: n.anonVma(a.parent),
+        refcount: a.refcount,
+        numChildren: a.numChildren,
+        numActiveVmas: a.numActiveVmas,
+        freed: a.freed,
+        tree: a.tree.map((avc) => {
+          const c = s.avcs[avc];
+          return c ? n.vma(c.vma) : `avc?${avc}`;
+        }),
+        ...(a.ext && Object.keys(a.ext).length > 0 ? { ext: { ...a.ext } } : {}),
+      })),
+    folios: values(s.folios)
+      .sort((a, b) => a.id - b.id)
+      .map((f) => ({
+        id: n.folio(f.id),
+        anonVma: opt(f.anonVma, n.anonVma),
+        index: f.index,
+        mapcount: f.mapcount,
+        exclusive: anyBit(f.exclusive),
+        pinned: f.pinned,
+        nrPages: f.nrPages,
+      })),
+    warnings: [...s.warnings],
+    violations: violations.map((v) => ({ property: v.property, detail: v.detail })),
+  };
+}

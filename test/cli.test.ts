@@ -1,0 +1,337 @@
+// The command line end to end: spawn `node bin/mmcheck.js ...` in a temporary
+// directory with --db in it, and check exit codes, one-line errors and what
+// is (not) written.
+//
+// Exit code 1 needs a model that violates a property. mainline must not, so
+// those tests run a buggy variant named by MMCHECK_TEST_BUGGY_MODEL with an
+// operation sequence MMCHECK_TEST_BUGGY_OPS that violates a property in it,
+// e.g. MMCHECK_TEST_BUGGY_MODEL=<a bug-corpus variant> MMCHECK_TEST_BUGGY_OPS="P0 mmap 0 2; ...".
+// Without them those tests are skipped (their names say so).
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ScenarioBuilder } from '../models/mm/scenario.ts';
+import { ZERO_PAGE } from '../models/mm/state.ts';
+import { stateToJson } from '../src/report/json.ts';
+import { renderDiff, renderState } from '../src/report/text.ts';
+
+const BIN = resolve(import.meta.dirname, '..', 'bin', 'mmcheck.js');
+const BUGGY_MODEL = process.env.MMCHECK_TEST_BUGGY_MODEL;
+const BUGGY_OPS = process.env.MMCHECK_TEST_BUGGY_OPS;
+const BUGGY_DEPTH = process.env.MMCHECK_TEST_BUGGY_DEPTH;
+const haveBuggy = BUGGY_MODEL !== undefined && BUGGY_OPS !== undefined;
+
+/** Small bounds so that `check` finishes in seconds whatever the model's speed. */
+const SMALL = ['--procs', '2', '--pages', '2', '--max-len', '1', '--depth', '2'];
+
+let dir: string;
+let db: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'mmcheck-cli-'));
+  db = join(dir, 'r.db');
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Res {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function mmcheck(...args: string[]): Res {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: dir,
+    encoding: 'utf8',
+    timeout: 110_000,
+    env: { ...process.env, MMCHECK_DEBUG: '' },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A user error: exit 2, exactly one line on stderr, no stack trace. */
+function expectBadInput(r: Res, mentions: RegExp): void {
+  expect(r.code, `stderr: ${r.stderr}`).toBe(2);
+  const lines = r.stderr.trimEnd().split('\n');
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^mmcheck: /);
+  expect(lines[0]).toMatch(mentions);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+describe('models and properties', () => {
+  it('lists mainline among the models', () => {
+    const r = mmcheck('models');
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n').map((l) => l.split(/\s+/)[0])).toContain('mainline');
+    expect(JSON.parse(mmcheck('models', '--json').stdout).map((m: { name: string }) => m.name)).toContain('mainline');
+  });
+
+  it('lists the properties of DESIGN.md §4 with when, description and rule', () => {
+    const r = mmcheck('properties', '--json');
+    expect(r.code).toBe(0);
+    const ps = JSON.parse(r.stdout) as { id: string; when: string; description: string; rule: string }[];
+    expect(ps.map((p) => p.id)).toEqual(expect.arrayContaining(['rmap-coverage', 'counters-exact']));
+    for (const p of ps) {
+      expect(p.description.length).toBeGreaterThan(0);
+      expect(p.rule.length).toBeGreaterThan(0);
+      expect(['always', 'quiescent', 'end']).toContain(p.when);
+    }
+    expectBadInput(mmcheck('properties', '--model', 'no-such-model'), /no-such-model/);
+  });
+});
+
+describe('run', () => {
+  const OPS = 'P0 mmap 0 4; P0 fault 1 w; P0 fork';
+  /** Bounds under which OPS is enabled whatever the model's defaults. */
+  const B = ['--procs', '2', '--pages', '8', '--max-len', '4'];
+
+  it('executes operations and prints the final state: exit 0 on mainline', () => {
+    const r = mmcheck('run', OPS, ...B);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('P1');
+    expect(r.stdout).toContain('F0');
+    expect(r.stdout).toMatch(/no property violated/);
+  });
+
+  it('prints the §2 JSON shape with canonical ids', () => {
+    const r = mmcheck('run', OPS, ...B, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s.mms.map((m: { id: string }) => m.id)).toEqual(['P0', 'P1']);
+    expect(s.mms[0].vmas[0]).toMatchObject({ start: 0, end: 4, pgoff: 0, prot: 'rw', anonVma: 'A0' });
+    expect(s.mms[0].vmas[0].chain[0]).toBe('A0');
+    expect(s.mms[0].ptes).toEqual([{ page: 1, folio: 'F0', writable: false }]); // write-protected by fork (COW)
+    expect(s.folios).toHaveLength(1);
+    expect(s.folios[0]).toMatchObject({ id: 'F0', anonVma: 'A0', index: 1, mapcount: 2, exclusive: false });
+    expect(s.anonVmas[0]).toMatchObject({ id: 'A0', root: 'A0', freed: false });
+    expect(s.warnings).toEqual([]);
+    expect(s.violations).toEqual([]);
+  });
+
+  it('--steps prints what every step changed', () => {
+    const r = mmcheck('run', OPS, ...B, '--steps');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/step 1: P0 mmap 0 4\n\s+\+ P0 vma \[0,4\)/);
+    expect(r.stdout).toMatch(/step 3: P0 fork\n(.*\n)*?\s+\+ P1/);
+  });
+
+  it('reads operations from a file with comments and blank lines', () => {
+    const file = join(dir, 'scenario.txt');
+    writeFileSync(file, '# a scenario\nP0 mmap 0 4   # map\n\nP0 fault 1 w\n');
+    const r = mmcheck('run', '--file', file, ...B, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).folios).toHaveLength(1);
+  });
+
+  it('a malformed operation: exit 2 with one line naming it', () => {
+    expectBadInput(mmcheck('run', 'P0 mmap 0 1; P0 frobnicate 1'), /frobnicate/);
+    expectBadInput(mmcheck('run', 'P0 mmap zero 4'), /P0 mmap zero 4/);
+    expectBadInput(mmcheck('run', 'P7 fork'), /P7/);
+    expectBadInput(mmcheck('run'), /no operations/);
+    expectBadInput(mmcheck('run', '--file', join(dir, 'missing.txt')), /missing\.txt/);
+    expectBadInput(mmcheck('run', OPS, '--model', 'nope'), /unknown model "nope"/);
+    expectBadInput(mmcheck('run', OPS, '--pages', '0'), /--pages/);
+  });
+
+  it.skipIf(!haveBuggy)(`exit 1 when a property is violated (needs MMCHECK_TEST_BUGGY_MODEL/OPS)`, () => {
+    const r = mmcheck('run', BUGGY_OPS!, '--model', BUGGY_MODEL!, '--json');
+    expect(r.code, r.stderr).toBe(1);
+    const s = JSON.parse(r.stdout);
+    expect([...s.violations, ...(s.stepViolations ?? [])].length).toBeGreaterThan(0);
+  });
+});
+
+describe('check', () => {
+  const bad: [string[], RegExp][] = [
+    [['--model', 'nope'], /unknown model "nope"/],
+    [['--depth', 'three'], /--depth/],
+    [['--depth', '1.5'], /--depth/],
+    [['--procs', '0'], /--procs/],
+    [['--pages', '0'], /--pages/],
+    [['--max-len', '0'], /--max-len/],
+    [['--pages', '2', '--max-len', '3'], /--max-len 3 is larger than --pages 2/],
+    [['--ops', 'mmap,teleport'], /teleport/],
+    [['--enomem', '-1'], /--enomem/],
+    [['--from', 'P0 mmap 0 1; P0 dance'], /dance/],
+    [['--from', 'P0 mmap 0 1; P0 fault 0 w; P0 fork', '--depth', '2'], /--from has 3 operations, more than --depth 2/],
+    [['--no-such-option'], /no-such-option/],
+  ];
+  for (const [args, msg] of bad)
+    it(`bad input ${args.join(' ')}: exit 2, one line, no database written`, () => {
+      expectBadInput(mmcheck('check', '--db', db, ...args), msg);
+      expect(readdirSync(dir)).toEqual([]);
+    });
+
+  it('explores, records the run and prints the summary: exit 0 on mainline', () => {
+    const r = mmcheck('check', '--db', db, ...SMALL);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/states generated/);
+    expect(r.stdout).toMatch(/distinct states/);
+    expect(r.stdout).toMatch(/outcome: (complete|depth-reached)/);
+    expect(r.stdout).toMatch(/coverage/);
+    expect(r.stdout).toMatch(/never fired/);
+    expect(r.stdout).toMatch(/collision probability/);
+    expect(existsSync(db)).toBe(true);
+    const list = JSON.parse(mmcheck('list', '--db', db, '--json').stdout);
+    expect(list.runs).toHaveLength(1);
+    expect(list.runs[0]).toMatchObject({ variant: 'mainline', max_depth: 2 });
+    expect(['complete', 'depth-reached']).toContain(list.runs[0].outcome);
+    expect(list.runs[0].generated).toBeGreaterThan(0);
+    expect(list.violations).toEqual([]);
+  });
+
+  it('--json prints one event per line, ending with done', () => {
+    const r = mmcheck('check', '--db', db, ...SMALL, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const done = events.at(-1);
+    expect(done.event).toBe('done');
+    expect(done.generated).toBeGreaterThan(0);
+    expect(done.distinct).toBeGreaterThan(0);
+    expect(done.depthReached).toBeLessThanOrEqual(2);
+    expect(done.coverage).toHaveProperty('mmap');
+    expect(Array.isArray(done.neverFired)).toBe(true);
+  });
+
+  it('--from starts from a scenario (counted in the depth)', () => {
+    const r = mmcheck('check', '--db', db, '--from', 'P0 mmap 0 1', '--procs', '1', '--pages', '2', '--max-len', '1', '--depth', '2', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const done = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    expect(done.depthReached).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a corrupt or newer database: exit 2, one line, file untouched', () => {
+    writeFileSync(db, 'not a database '.repeat(100));
+    expectBadInput(mmcheck('check', '--db', db, ...SMALL), /r\.db.*--db/);
+    expectBadInput(mmcheck('list', '--db', db), /r\.db/);
+  });
+
+  it.skipIf(!haveBuggy)('exit 1 on a violation; replay confirms it with exit 1 (needs MMCHECK_TEST_BUGGY_MODEL/OPS)', () => {
+    const depth = BUGGY_DEPTH ?? String(BUGGY_OPS!.split(/[;\n]/).filter((l) => l.trim() !== '').length);
+    const r = mmcheck('check', '--db', db, '--model', BUGGY_MODEL!, '--depth', depth, '--json');
+    expect(r.code, r.stderr).toBe(1);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const v = events.find((e) => e.event === 'violation');
+    expect(v).toBeDefined();
+    expect(events.at(-1)).toMatchObject({ event: 'done', outcome: 'violation' });
+    const rep = mmcheck('replay', String(v.id), '--db', db);
+    expect(rep.code, rep.stderr).toBe(1);
+    expect(rep.stdout).toContain(`confirmed: ${v.property} is violated`);
+    const json = JSON.parse(mmcheck('replay', String(v.id), '--db', db, '--format', 'json').stdout);
+    expect(json.reproduced).toBe(true);
+    expect(json.steps).toHaveLength(v.trace.length);
+    // Found again: the same violation, seen twice.
+    const again = mmcheck('check', '--db', db, '--model', BUGGY_MODEL!, '--depth', depth, '--json');
+    expect(again.code).toBe(1);
+    const list = JSON.parse(mmcheck('list', '--db', db, '--json').stdout);
+    expect(list.violations.find((x: { id: number }) => x.id === v.id).times_seen).toBe(2);
+  });
+});
+
+describe('list and replay', () => {
+  it('list on a missing database says so and creates nothing', () => {
+    const r = mmcheck('list', '--db', db);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/no runs recorded/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('replay of an unknown id or a bad id: exit 2', () => {
+    expectBadInput(mmcheck('replay', '1', '--db', db), /no results database/);
+    expect(readdirSync(dir)).toEqual([]);
+    expect(mmcheck('check', '--db', db, ...SMALL).code).toBe(0);
+    expectBadInput(mmcheck('replay', '42', '--db', db), /no violation 42/);
+    expectBadInput(mmcheck('replay', 'x', '--db', db), /positive whole number/);
+    expectBadInput(mmcheck('replay', '1', '--db', db, '--format', 'svg'), /svg/);
+  });
+
+  it('an unknown command: exit 2', () => {
+    expectBadInput(mmcheck('frobnicate'), /frobnicate/);
+  });
+});
+
+describe('reports (what run, replay and the store print)', () => {
+  /** P-ids with a gap, a freed anon_vma tombstone, a dropped folio, the zero page. */
+  function scene() {
+    const b = new ScenarioBuilder();
+    const m0 = b.mm();
+    const gone = b.mm();
+    const m2 = b.mm({ parent: m0 });
+    delete b.s.mms[gone];
+    const a0 = b.anonVma({ refcount: 2, numChildren: 2, numActiveVmas: 1 });
+    const a1 = b.anonVma({ parent: a0, freed: true });
+    const a2 = b.anonVma({ parent: a0, refcount: 1, numChildren: 1, numActiveVmas: 1 });
+    const v0 = b.vma(m0, { start: 0, end: 4 });
+    b.link(v0, a0);
+    b.setAnon(v0, a0);
+    const v2 = b.vma(m2, { start: 2, end: 6, prot: 'rx', close: true });
+    b.linkAll(v2, [a0, a2]); // chain head first: a2, then a0
+    b.setAnon(v2, a2);
+    const dropped = b.folio();
+    b.dropFolio(dropped);
+    const f = b.folio({ anonVma: a0, index: 1, exclusive: true });
+    b.pte(m0, 1, f);
+    b.pte(m2, 3, ZERO_PAGE, { writable: false });
+    return { b, m0, m2, a0, a1, a2, v0, v2, f };
+  }
+
+  it('stateToJson uses canonical display ids in the §2 shape', () => {
+    const { b } = scene();
+    const j = stateToJson(b.s, [{ property: 'rmap-coverage', detail: 'd' }]);
+    expect(j.mms.map((m) => m.id)).toEqual(['P0', 'P1']);
+    expect(j.mms[0]!.vmas[0]).toMatchObject({ start: 0, end: 4, pgoff: 0, prot: 'rw', anonVma: 'A0', chain: ['A0'] });
+    expect(j.mms[1]!.vmas[0]).toMatchObject({ start: 2, end: 6, pgoff: 2, prot: 'rx', anonVma: 'A2', chain: ['A2', 'A0'] });
+    expect(j.mms[1]!.vmas[0]!.flags).toContain('close');
+    expect(j.mms[0]!.ptes).toEqual([{ page: 1, folio: 'F0', writable: true }]);
+    expect(j.mms[1]!.ptes).toEqual([{ page: 3, folio: 'zero', writable: false }]);
+    expect(j.anonVmas.map((a) => [a.id, a.root, a.parent, a.freed])).toEqual([
+      ['A0', 'A0', 'A0', false],
+      ['A1', 'A0', 'A0', true],
+      ['A2', 'A0', 'A0', false],
+    ]);
+    expect(j.anonVmas[0]).toMatchObject({ refcount: 2, numChildren: 2, numActiveVmas: 1, tree: ['P0:0-4', 'P1:2-6'] });
+    expect(j.folios).toEqual([{ id: 'F0', anonVma: 'A0', index: 1, mapcount: 1, exclusive: true, pinned: false, nrPages: 1 }]);
+    expect(j.violations).toEqual([{ property: 'rmap-coverage', detail: 'd' }]);
+  });
+
+  it('renderState shows processes, the anon_vma tree by parent, folios and warnings', () => {
+    const { b } = scene();
+    b.s.warnings.push('unlink_anon_vmas');
+    const t = renderState(b.s);
+    expect(t).toMatch(/^P0\n  vma \[0,4\) pgoff 0 rw anon A0 chain \[A0\]\n  ptes 1->F0 w$/m);
+    expect(t).toMatch(/^P1 \(forked from P0\)\n  vma \[2,6\) pgoff 2 rx anon A2 chain \[A2 A0\] close\n  ptes 3->zero$/m);
+    expect(t).toMatch(/^  A0 root ref 2 ch 2 act 1 tree \[P0:0-4, P1:2-6\]$/m);
+    expect(t).toMatch(/^    A1 root A0 ref 0 ch 0 act 0 tree \[\] FREED$/m); // indented under A0
+    expect(t).toMatch(/^    A2 root A0 ref 1 ch 1 act 1 tree \[P1:2-6\]$/m);
+    expect(t).toMatch(/^  F0 mapping A0 index 1 mapcount 1 exclusive$/m);
+    expect(t).toMatch(/^warnings unlink_anon_vmas$/m);
+  });
+
+  it('renderDiff lists only what changed', () => {
+    const { b, m0, a2, v2, f } = scene();
+    const before = structuredClone(b.s);
+    expect(renderDiff(before, b.s)).toBe('');
+    b.unpte(m0, 1);
+    b.s.folios[f]!.exclusive = 0;
+    b.s.anonVmas[a2]!.freed = true;
+    b.s.anonVmas[a2]!.numActiveVmas = 0;
+    b.s.vmas[v2]!.end = 5;
+    b.s.warnings.push('folio_move_anon_rmap');
+    const lines = renderDiff(before, b.s).split('\n');
+    expect(lines).toContain('- P0 pte 1->F0 w');
+    expect(lines).toContain('~ P1 vma [2,6) pgoff 2 rx anon A2 chain [A2 A0] close  =>  [2,5) pgoff 2 rx anon A2 chain [A2 A0] close');
+    expect(lines).toContain('- A2 freed');
+    expect(lines.some((l) => /^~ A2 .*act 1->0/.test(l))).toBe(true);
+    expect(lines.some((l) => /^~ F0 .*mapcount 1 exclusive  =>  mapping A0 index 1 mapcount 0$/.test(l))).toBe(true);
+    expect(lines).toContain('! warning folio_move_anon_rmap');
+    expect(lines.some((l) => l.includes('P0 vma'))).toBe(false); // unchanged
+  });
+});
