@@ -98,7 +98,7 @@ describe('run', () => {
     expect(r.stdout).toMatch(/no property violated/);
   });
 
-  it('prints the §2 JSON shape with canonical ids', () => {
+  it('prints the §2 JSON shape with model ids', () => {
     const r = mmcheck('run', OPS, ...B, '--json');
     expect(r.code, r.stderr).toBe(0);
     const s = JSON.parse(r.stdout);
@@ -283,22 +283,22 @@ describe('reports (what run, replay and the store print)', () => {
     return { b, m0, m2, a0, a1, a2, v0, v2, f };
   }
 
-  it('stateToJson uses canonical display ids in the §2 shape', () => {
+  it('stateToJson names objects by model id in the §2 shape', () => {
     const { b } = scene();
     const j = stateToJson(b.s, [{ property: 'rmap-coverage', detail: 'd' }]);
-    expect(j.mms.map((m) => m.id)).toEqual(['P0', 'P1']);
+    expect(j.mms.map((m) => m.id)).toEqual(['P0', 'P2']); // P1 is the gap
     expect(j.mms[0]!.vmas[0]).toMatchObject({ start: 0, end: 4, pgoff: 0, prot: 'rw', anonVma: 'A0', chain: ['A0'] });
     expect(j.mms[1]!.vmas[0]).toMatchObject({ start: 2, end: 6, pgoff: 2, prot: 'rx', anonVma: 'A2', chain: ['A2', 'A0'] });
     expect(j.mms[1]!.vmas[0]!.flags).toContain('close');
-    expect(j.mms[0]!.ptes).toEqual([{ page: 1, folio: 'F0', writable: true }]);
+    expect(j.mms[0]!.ptes).toEqual([{ page: 1, folio: 'F1', writable: true }]); // F0 was dropped
     expect(j.mms[1]!.ptes).toEqual([{ page: 3, folio: 'zero', writable: false }]);
     expect(j.anonVmas.map((a) => [a.id, a.root, a.parent, a.freed])).toEqual([
       ['A0', 'A0', 'A0', false],
       ['A1', 'A0', 'A0', true],
       ['A2', 'A0', 'A0', false],
     ]);
-    expect(j.anonVmas[0]).toMatchObject({ refcount: 2, numChildren: 2, numActiveVmas: 1, tree: ['P0:0-4', 'P1:2-6'] });
-    expect(j.folios).toEqual([{ id: 'F0', anonVma: 'A0', index: 1, mapcount: 1, exclusive: true, pinned: false, nrPages: 1 }]);
+    expect(j.anonVmas[0]).toMatchObject({ refcount: 2, numChildren: 2, numActiveVmas: 1, tree: ['P0:0-4', 'P2:2-6'] });
+    expect(j.folios).toEqual([{ id: 'F1', anonVma: 'A0', index: 1, mapcount: 1, exclusive: true, pinned: false, nrPages: 1 }]);
     expect(j.violations).toEqual([{ property: 'rmap-coverage', detail: 'd' }]);
   });
 
@@ -306,13 +306,21 @@ describe('reports (what run, replay and the store print)', () => {
     const { b } = scene();
     b.s.warnings.push('unlink_anon_vmas');
     const t = renderState(b.s);
-    expect(t).toMatch(/^P0\n  vma \[0,4\) pgoff 0 rw anon A0 chain \[A0\]\n  ptes 1->F0 w$/m);
-    expect(t).toMatch(/^P1 \(forked from P0\)\n  vma \[2,6\) pgoff 2 rx anon A2 chain \[A2 A0\] close\n  ptes 3->zero$/m);
-    expect(t).toMatch(/^  A0 root ref 2 ch 2 act 1 tree \[P0:0-4, P1:2-6\]$/m);
+    expect(t).toMatch(/^P0\n  vma \[0,4\) pgoff 0 rw anon A0 chain \[A0\]\n  ptes 1->F1 w$/m);
+    expect(t).toMatch(/^P2 \(forked from P0\)\n  vma \[2,6\) pgoff 2 rx anon A2 chain \[A2 A0\] close\n  ptes 3->zero$/m);
+    expect(t).toMatch(/^  A0 root ref 2 ch 2 act 1 tree \[P0:0-4, P2:2-6\]$/m);
     expect(t).toMatch(/^    A1 root A0 ref 0 ch 0 act 0 tree \[\] FREED$/m); // indented under A0
-    expect(t).toMatch(/^    A2 root A0 ref 1 ch 1 act 1 tree \[P1:2-6\]$/m);
-    expect(t).toMatch(/^  F0 mapping A0 index 1 mapcount 1 exclusive$/m);
+    expect(t).toMatch(/^    A2 root A0 ref 1 ch 1 act 1 tree \[P2:2-6\]$/m);
+    expect(t).toMatch(/^  F1 mapping A0 index 1 mapcount 1 exclusive$/m);
     expect(t).toMatch(/^warnings unlink_anon_vmas$/m);
+  });
+
+  it('renderState names an exited parent by its id, not as a dangling P?<id>', () => {
+    const { b, m0 } = scene();
+    delete b.s.mms[m0];
+    const t = renderState(b.s);
+    expect(t).toMatch(/^P2 \(forked from P0 \(exited\)\)$/m);
+    expect(t).not.toMatch(/forked from P\?/);
   });
 
   it('renderDiff lists only what changed', () => {
@@ -326,11 +334,11 @@ describe('reports (what run, replay and the store print)', () => {
     b.s.vmas[v2]!.end = 5;
     b.s.warnings.push('folio_move_anon_rmap');
     const lines = renderDiff(before, b.s).split('\n');
-    expect(lines).toContain('- P0 pte 1->F0 w');
-    expect(lines).toContain('~ P1 vma [2,6) pgoff 2 rx anon A2 chain [A2 A0] close  =>  [2,5) pgoff 2 rx anon A2 chain [A2 A0] close');
+    expect(lines).toContain('- P0 pte 1->F1 w');
+    expect(lines).toContain('~ P2 vma [2,6) pgoff 2 rx anon A2 chain [A2 A0] close  =>  [2,5) pgoff 2 rx anon A2 chain [A2 A0] close');
     expect(lines).toContain('- A2 freed');
     expect(lines.some((l) => /^~ A2 .*act 1->0/.test(l))).toBe(true);
-    expect(lines.some((l) => /^~ F0 .*mapcount 1 exclusive  =>  mapping A0 index 1 mapcount 0$/.test(l))).toBe(true);
+    expect(lines.some((l) => /^~ F1 .*mapcount 1 exclusive  =>  mapping A0 index 1 mapcount 0$/.test(l))).toBe(true);
     expect(lines).toContain('! warning folio_move_anon_rmap');
     expect(lines.some((l) => l.includes('P0 vma'))).toBe(false); // unchanged
   });

@@ -686,19 +686,26 @@ describe('tools/testing/vma merge tests on the model', () => {
     });
   });
 
-  // MODEL BUG (reported): the model's vma_merge_extend sets vmg->just_expand,
-  // so an in-place mremap expansion never merges with an adjacent next. The
-  // kernel's vma_merge_extend (mm/vma.c) sets only vmg.next and middle = NULL
-  // and calls vma_merge_new_range, which then merges both sides; the
-  // kernel's own test_merge_extend expects [0,1) + 2 pages to swallow
-  // [3,4) into one VMA. just_expand is only for exec's stack relocation.
-  it.fails('test_merge_extend: extending [0,1) by 2 pages swallows the adjacent [3,4)', () => {
+  // The kernel's vma_merge_extend (mm/vma.c) sets only vmg.next and
+  // middle = NULL and calls vma_merge_new_range, which merges both sides;
+  // its own test_merge_extend expects [0,1) + 2 pages to swallow [3,4).
+  // (An earlier model set just_expand here and missed this merge.)
+  it('test_merge_extend: extending [0,1) by 2 pages swallows the adjacent [3,4)', () => {
     const { s, mm, v } = layout({ vma: { start: 0, end: 1, pgoff: 0 }, other: { start: 3, end: 4, pgoff: 3 } });
     const r = run(s, (c) => c.k.vma_merge_extend(c, v.vma!, 2));
     expect(r.out).toBe(v.vma);
     expect(range(r.s, v.vma!)).toEqual({ start: 0, end: 4, pgoff: 0 });
     expect(vmasOf(r.s, mm)).toEqual([v.vma]);
     clean(r.s);
+  });
+
+  // The same from the syscall layer: mremap's in-place expansion up to an
+  // adjacent, compatible VMA leaves one VMA.
+  it('mremap in-place expand up to a compatible next merges with it (vma_merge_extend, §3.7)', () => {
+    const m = createMmModel({ bounds: { procs: 1, pages: 8, maxLen: 4 } });
+    let s = m.initial();
+    for (const t of ['P0 mmap 0 1', 'P0 mmap 3 1', 'P0 mremap 0 1 0 3']) s = m.next(s, m.parseAction(s, t));
+    expect(vmasOf(s, 0).map((id) => range(s, id))).toEqual([{ start: 0, end: 4, pgoff: 0 }]);
   });
 
   it('test_merge_extend without a next: extending [0,1) by 2 pages', () => {
@@ -708,6 +715,89 @@ describe('tools/testing/vma merge tests on the model', () => {
     expect(range(r.s, v.vma!)).toEqual({ start: 0, end: 3, pgoff: 0 });
     expect(vmasOf(r.s, mm)).toEqual([v.vma, v.other]);
     clean(r.s);
+  });
+
+  describe('copy_vma merges of a faulted source (mremap, the four cases of §3.8)', () => {
+    // The source C [6,7) is faulted on its own root R with pgoff 2, so its
+    // copy to [2,3) keeps pgoff 2 and is linear with prev [0,2) pgoff 0 and
+    // next [3,5) pgoff 3.
+    const base = { C: { start: 6, end: 7, pgoff: 2, anon: 'R' } };
+
+    it('(1) unfaulted prev: target prev, dup(prev, C)', () => {
+      const { s, mm, v, a } = layout({ prev: { start: 0, end: 2, pgoff: 0 }, ...base });
+      const r = run(s, (c) => c.k.copy_vma(c, v.C!, 2, 1, 2));
+      expect(r.out).toEqual({ newVma: v.prev, vma: v.C, needRmapLocks: true });
+      expect(range(r.s, v.prev!)).toEqual({ start: 0, end: 3, pgoff: 0 });
+      expect(anonOf(r.s, v.prev!)).toBe(a.R);
+      expect(vmasOf(r.s, mm)).toEqual([v.prev, v.C]);
+      expect(counters(r.s, a.R!)).toEqual({ children: 1, active: 2, ref: 1, freed: false });
+      clean(r.s);
+    });
+
+    it('(2) unfaulted next: target next, dup(next, C)', () => {
+      const { s, mm, v, a } = layout({ next: { start: 3, end: 5, pgoff: 3 }, ...base });
+      const r = run(s, (c) => c.k.copy_vma(c, v.C!, 2, 1, 2));
+      expect(r.out).toEqual({ newVma: v.next, vma: v.C, needRmapLocks: true });
+      expect(range(r.s, v.next!)).toEqual({ start: 2, end: 5, pgoff: 2 });
+      expect(anonOf(r.s, v.next!)).toBe(a.R);
+      expect(vmasOf(r.s, mm)).toEqual([v.next, v.C]);
+      clean(r.s);
+    });
+
+    it('(3) both unfaulted: target prev, next removed, dup(prev, C)', () => {
+      const { s, mm, v, a } = layout({ prev: { start: 0, end: 2, pgoff: 0 }, next: { start: 3, end: 5, pgoff: 3 }, ...base });
+      const r = run(s, (c) => c.k.copy_vma(c, v.C!, 2, 1, 2));
+      expect(r.out?.newVma).toBe(v.prev);
+      expect(range(r.s, v.prev!)).toEqual({ start: 0, end: 5, pgoff: 0 });
+      expect(anonOf(r.s, v.prev!)).toBe(a.R);
+      expect(r.s.vmas[v.next!]).toBeUndefined();
+      expect(vmasOf(r.s, mm)).toEqual([v.prev, v.C]);
+      expect(counters(r.s, a.R!)).toEqual({ children: 1, active: 2, ref: 1, freed: false });
+      clean(r.s);
+    });
+
+    it('(4) unfaulted prev, next faulted on the same anon_vma: one dup(prev, next)', () => {
+      const { s, mm, v, a } = layout({ prev: { start: 0, end: 2, pgoff: 0 }, next: { start: 3, end: 5, pgoff: 3, anon: 'R' }, ...base });
+      const r = run(s, (c) => c.k.copy_vma(c, v.C!, 2, 1, 2));
+      expect(r.out?.newVma).toBe(v.prev);
+      expect(range(r.s, v.prev!)).toEqual({ start: 0, end: 5, pgoff: 0 });
+      expect(anonOf(r.s, v.prev!)).toBe(a.R);
+      expect(chainOf(r.s, v.prev!)).toEqual([a.R]);
+      expect(r.s.vmas[v.next!]).toBeUndefined();
+      expect(counters(r.s, a.R!)).toEqual({ children: 1, active: 2, ref: 1, freed: false });
+      clean(r.s);
+    });
+
+    it('a fork-child source never merges into an unfaulted neighbour: a new VMA cloned with REMAP', () => {
+      // C's chain is [A, R] (A a child of R, as after a fork).
+      const b = new ScenarioBuilder();
+      const mm = b.mm();
+      const R = b.anonVma();
+      const A = b.anonVma({ parent: R });
+      const prev = b.vma(mm, { start: 0, end: 2, pgoff: 0 });
+      const C = b.vma(mm, { start: 6, end: 7, pgoff: 2 });
+      b.linkAll(C, [R, A]);
+      b.setAnon(C, A);
+      // R's tree must be non-empty for a consistent state: another VMA of R.
+      const other = b.vma(mm, { start: 9, end: 10, pgoff: 9 });
+      b.link(other, R);
+      b.setAnon(other, R);
+      b.fillCounters();
+      const s = b.build();
+      clean(s);
+      const r = run(s, (c) => c.k.copy_vma(c, C, 2, 1, 2));
+      const n = r.out!.newVma;
+      expect(n).not.toBe(prev);
+      expect(r.out!.needRmapLocks).toBe(false);
+      expect(range(r.s, prev)).toEqual({ start: 0, end: 2, pgoff: 0 });
+      expect(anonOf(r.s, prev)).toBe(NIL);
+      expect(range(r.s, n)).toEqual({ start: 2, end: 3, pgoff: 2 });
+      expect(anonOf(r.s, n)).toBe(A);
+      // REMAP clone: reverse list order of the source (§2.4).
+      expect(chainOf(r.s, n)).toEqual([R, A]);
+      expect(vmasOf(r.s, mm)).toEqual([prev, n, C, other]);
+      clean(r.s);
+    });
   });
 
   it('test_expand_only_mode: just_expand grows prev only, ignoring the VMA before it', () => {

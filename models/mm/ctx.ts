@@ -45,7 +45,7 @@ export function av(c: Ctx, id: Id, where: string): AnonVma {
   const a = c.s.anonVmas[id];
   if (a === undefined) throw new Error(`model bug: no anon_vma ${id} (${where})`);
   if (a.freed) {
-    const name = `use-after-free: anon_vma ${id} in ${where}`;
+    const name = `use-after-free: A${id} in ${where}`;
     if (!c.s.uaf.includes(name)) c.s.uaf.push(name);
   }
   return a;

@@ -11,9 +11,10 @@ import { mainlineKernel, type Kernel } from './kernel.ts';
 import { mm_alloc } from './mmap.ts';
 import { formatOp, OP_KINDS, parseOp, type Op, type OpKind } from './ops.ts';
 import { emptyState, NIL, VM_EXEC, VM_READ, VM_WRITE, ZERO_PAGE, type State } from './state.ts';
-import { nextFreeProc, runSyscall } from './syscalls.ts';
+import { runSyscall } from './syscalls.ts';
 import type { MremapFlags } from './mremap.ts';
 import { builtinVariants, MAINLINE, resolveKernel } from '../variants/registry.ts';
+import '../variants/builtin.ts';
 
 export interface Bounds {
   /** Most processes alive at once. */
@@ -180,7 +181,7 @@ export function validateOp(s: State, b: Bounds, op: Op, text: string): void {
       range(op.newAddr, op.newLen);
       break;
     case 'fork':
-      if (nextFreeProc(s) >= b.procs) throw new ParseError(`"${text}": no free process slot (--procs ${b.procs})`);
+      if (Object.keys(s.mms).length >= b.procs) throw new ParseError(`"${text}": ${b.procs} processes are alive already (--procs ${b.procs})`);
       break;
     case 'exit':
       break;

@@ -5,11 +5,12 @@ import { mm_alloc } from './mmap.ts';
 import { mmapFlags, type Op } from './ops.ts';
 import type { Id, State } from './state.ts';
 
-/** The id a fork gives its child: the lowest free process slot. */
+/**
+ * The id a fork gives its child: the next process id never used, so that a
+ * trace never reuses a name (the canonical form renames processes anyway).
+ */
 export function nextFreeProc(s: State): Id {
-  let id = 0;
-  while (s.mms[id] !== undefined) id++;
-  return id;
+  return s.nextId.mm;
 }
 
 /** Run one syscall on the draft state; returns the syscall's result (0 or -errno). */

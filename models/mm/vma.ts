@@ -613,8 +613,8 @@ export function vma_merge_extend(c: Ctx, vmaId: Id, delta: number): Id {
   const v = vma(c, vmaId);
   const g = vmg_state(c, v.mm, vmaId, vmaId, v.end, v.end + delta, v.flags, v.pgoff + (v.end - v.start));
   g.next = vma_next_from(c, v.mm, v.end);
+  // middle only populated the proposal; a compatible next is merged too.
   g.middle = NIL;
-  g.justExpand = true;
   return c.k.vma_merge_new_range(c, g);
 }
 

@@ -1,6 +1,8 @@
-// The public JSON shape of a state (DESIGN.md §2) and the canonical display
-// names shared by every report: processes P0.. in mm id order, anon_vmas A0..
-// in id order (freed tombstones included), folios F0.. in id order.
+// The public JSON shape of a state (DESIGN.md §2) and the display names
+// shared by every report. Names are the model's own ids (P1, A3, F2): the
+// operation syntax names processes by id, property details name objects by
+// id, and a trace replays to the same ids, so one name means one object in
+// the trace, the pictures and the violation text alike.
 
 import type { Violation } from '../engine/model.ts';
 import {
@@ -28,32 +30,15 @@ export interface Names {
   pteTarget(folio: Id): string;
 }
 
-const ordinal = (ids: Iterable<Id>, prefix: string): Map<Id, string> => {
-  const sorted = [...ids].sort((a, b) => a - b);
-  return new Map(sorted.map((id, i) => [id, `${prefix}${i}`]));
-};
-
-/** Names of ids that are not in the table (dangling or NIL) are still printable. */
-const lookup = (m: Map<Id, string>, id: Id, prefix: string): string =>
-  id === NIL ? 'none' : (m.get(id) ?? `${prefix}?${id}`);
+/** Names of ids that are not in the table (dangling) are still printable. */
+const named = (table: Record<Id, unknown>, id: Id, prefix: string): string =>
+  id === NIL ? 'none' : table[id] !== undefined ? `${prefix}${id}` : `${prefix}?${id}`;
 
 export function displayNames(s: State): Names {
-  const mms = ordinal(
-    values(s.mms).map((m) => m.id),
-    'P',
-  );
-  const avs = ordinal(
-    values(s.anonVmas).map((a) => a.id),
-    'A',
-  );
-  const fos = ordinal(
-    values(s.folios).map((f) => f.id),
-    'F',
-  );
   const names: Names = {
-    mm: (id) => lookup(mms, id, 'P'),
-    anonVma: (id) => lookup(avs, id, 'A'),
-    folio: (id) => lookup(fos, id, 'F'),
+    mm: (id) => named(s.mms, id, 'P'),
+    anonVma: (id) => named(s.anonVmas, id, 'A'),
+    folio: (id) => named(s.folios, id, 'F'),
     vma: (id) => {
       const v = s.vmas[id];
       return v ? `${names.mm(v.mm)}:${v.start}-${v.end}` : `vma?${id}`;

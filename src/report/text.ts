@@ -44,6 +44,14 @@ function folioLine(n: Names, f: Folio): string {
   return parts.join(' ');
 }
 
+/**
+ * The process a fork came from. Fork never reuses a process id, so a parent
+ * that is no longer in the state has exited: "P0 (exited)" (its model id, as
+ * displayNames names processes), not the dangling "P?0".
+ */
+const parentName = (s: State, n: Names, parent: Id): string =>
+  s.mms[parent] !== undefined ? n.mm(parent) : `P${parent} (exited)`;
+
 /** The whole state: processes with VMAs and PTEs, the anon_vma tree, folios, warnings. */
 export function renderState(s: State): string {
   const n = displayNames(s);
@@ -51,7 +59,7 @@ export function renderState(s: State): string {
   const mms = values(s.mms).sort((a, b) => a.id - b.id);
   if (mms.length === 0) out.push('no processes');
   for (const m of mms) {
-    const parent = m.parent === NIL ? '' : ` (forked from ${n.mm(m.parent)})`;
+    const parent = m.parent === NIL ? '' : ` (forked from ${parentName(s, n, m.parent)})`;
     out.push(`${n.mm(m.id)}${mmAlive(m) ? '' : ' exited'}${parent}`);
     for (const id of m.vmas) {
       const v = s.vmas[id];
@@ -125,7 +133,7 @@ export function renderDiff(before: State, after: State): string {
       continue;
     }
     const name = mb ? renamed(nb.mm(id), na.mm(id)) : na.mm(id);
-    if (!mb) out.push(`+ ${name} created${ma.parent === NIL ? '' : ` (forked from ${na.mm(ma.parent)})`}`);
+    if (!mb) out.push(`+ ${name} created${ma.parent === NIL ? '' : ` (forked from ${parentName(after, na, ma.parent)})`}`);
     else if (mmAlive(mb) && !mmAlive(ma)) out.push(`~ ${name} exited`);
     const vb = new Set(mb?.vmas ?? []);
     const va = new Set(ma.vmas);

@@ -1,0 +1,146 @@
+// Shared by the commands: exit codes, errors, option parsing, reading
+// operations, building the model, and output helpers.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { ParseError, type Model, type Violation } from '../engine/model.ts';
+import { createMmModel, DEFAULT_BOUNDS } from '../../models/mm/model.ts';
+import { ALL_PROPERTIES } from '../../properties/index.ts';
+import { loadModel, VariantError } from '../../models/variants/load.ts';
+import { splitOps } from '../../models/mm/ops.ts';
+import type { State } from '../../models/mm/state.ts';
+
+/** Depth of `mmcheck check` without --depth (and of `npm start`): must finish in under a minute. */
+export const DEFAULT_CHECK_DEPTH = 4;
+/** Interval of progress lines and events. */
+export const PROGRESS_MS = 3000;
+/** The syscall kinds a bound's --ops may name (DESIGN.md §3). */
+export const SYSCALL_KINDS: readonly string[] = ['mmap', 'fault', 'fork', 'munmap', 'mprotect', 'mremap', 'exit', 'pin'];
+
+export const EXIT = { ok: 0, violation: 1, badInput: 2, internal: 3, interrupted: 130 } as const;
+
+export type MmModel = ReturnType<typeof createMmModel>;
+export type Bounds = typeof DEFAULT_BOUNDS;
+export type Op = MmModel extends Model<State, infer A> ? A : never;
+
+/** Bad input found before anything is written: one line, exit 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** A stored violation that the current model no longer reproduces, or a resource limit: exit 3. */
+export class ResultError extends Error {
+  override name = 'ResultError';
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
+    super(message);
+  }
+}
+
+// ---------------------------------------------------------------- options
+
+export interface BoundOptions {
+  procs?: string;
+  pages?: string;
+  maxLen?: string;
+  ops?: string;
+  enomem?: string;
+}
+
+export function parseCount(name: string, text: string | undefined, min: number): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text.trim())) throw new UsageError(`--${name} must be a whole number, got "${text}"`);
+  const n = Number(text.trim());
+  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name} must be at least ${min}, got ${text}`);
+  return n;
+}
+
+export function knownKinds(): string[] {
+  return [...new Set([...SYSCALL_KINDS, ...DEFAULT_BOUNDS.ops])];
+}
+
+/** The bounds given on the command line, checked against each other and the defaults. */
+export function parseBounds(o: BoundOptions): { given: Partial<Bounds>; bounds: Bounds } {
+  const given: Partial<Bounds> = {};
+  const procs = parseCount('procs', o.procs, 1);
+  const pages = parseCount('pages', o.pages, 1);
+  const maxLen = parseCount('max-len', o.maxLen, 1);
+  const enomem = parseCount('enomem', o.enomem, 0);
+  if (procs !== undefined) given.procs = procs;
+  if (pages !== undefined) given.pages = pages;
+  if (maxLen !== undefined) given.maxLen = maxLen;
+  if (enomem !== undefined) given.enomem = enomem;
+  if (o.ops !== undefined) {
+    const ops = o.ops
+      .split(',')
+      .map((k) => k.trim())
+      .filter((k) => k !== '');
+    const known = knownKinds();
+    const unknown = ops.filter((k) => !known.includes(k));
+    if (unknown.length > 0)
+      throw new UsageError(`--ops: unknown syscall ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${known.join(', ')})`);
+    if (ops.length === 0) throw new UsageError(`--ops must name at least one syscall (known: ${known.join(', ')})`);
+    given.ops = [...new Set(ops)] as Bounds['ops'];
+  }
+  const bounds: Bounds = { ...DEFAULT_BOUNDS, ...given };
+  if (bounds.maxLen > bounds.pages)
+    throw new UsageError(`--max-len ${bounds.maxLen} is larger than --pages ${bounds.pages}; lower --max-len or raise --pages`);
+  return { given, bounds };
+}
+
+/** Build the model from --model (a built-in name or a variant file); a broken variant is bad input. */
+export async function makeModel(spec: string, bounds: Partial<Bounds>, only?: readonly string[]): Promise<MmModel> {
+  try {
+    const loaded = await loadModel(spec);
+    const properties = only === undefined ? undefined : ALL_PROPERTIES.filter((p) => only.includes(p.id));
+    return createMmModel({ name: loaded.name, kernel: loaded.kernel, bounds, ...(properties ? { properties } : {}) });
+  } catch (e) {
+    if (e instanceof ParseError || e instanceof UsageError || e instanceof VariantError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+/** Operations from text or from a file (whichever `arg` names). */
+export function readOps(arg: string, what: string): string[] {
+  let text = arg;
+  // One word that looks like a path but names no file: say so rather than "unknown process".
+  if (!existsSync(arg) && !/\s/.test(arg.trim()) && /[\/\\]|\.[A-Za-z]+$/.test(arg))
+    throw new UsageError(`${what} ${arg}: no such file (give operations like "P0 mmap 0 4; P0 fault 1 w", or a file)`);
+  if (existsSync(arg) && statSync(arg).isFile()) {
+    try {
+      text = readFileSync(arg, 'utf8');
+    } catch (e) {
+      throw new UsageError(`cannot read ${what} ${arg}: ${(e as Error).message}`);
+    }
+  }
+  return splitOps(text);
+}
+
+export function readFileOps(path: string): string[] {
+  try {
+    return splitOps(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`cannot read --file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+// ---------------------------------------------------------------- output helpers
+
+export const out = (line = ''): void => {
+  process.stdout.write(line + '\n');
+};
+export const err = (line: string): void => {
+  process.stderr.write(line + '\n');
+};
+export const event = (o: Record<string, unknown>): void => out(JSON.stringify(o));
+export const num = (n: number): string => Math.round(n).toLocaleString('en-US');
+export const indent = (text: string, by = '  '): string =>
+  text
+    .split('\n')
+    .map((l) => (l === '' ? l : by + l))
+    .join('\n');
+
+export function violationLines(vs: readonly Violation[]): string[] {
+  return vs.map((v) => `VIOLATION ${v.property}: ${v.detail}`);
+}
+

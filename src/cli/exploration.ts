@@ -1,0 +1,242 @@
+// Running the explorer for a command. The explorer is synchronous, so it
+// runs in a worker thread: the main thread stays free to receive SIGINT
+// (which sets a shared flag the explorer polls through shouldStop), to
+// print progress, and to survive the worker running out of memory.
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { explore, replayTexts, type ExploreResult, type Progress } from '../engine/explorer.ts';
+import type { State } from '../../models/mm/state.ts';
+import { EXIT, PROGRESS_MS, ResultError, type Bounds, type Op, makeModel, num, err } from './common.ts';
+import type { RunOutcome, Store } from '../store/db.ts';
+import { stateToJson } from '../report/json.ts';
+
+export interface ExploreJob {
+  kind: 'mmcheck-explore';
+  variant: string;
+  bounds: Partial<Bounds>;
+  depth: number;
+  stopAtFirst: boolean;
+  fromTexts: string[];
+  progressMs: number;
+  /** Check only these properties (all when absent). */
+  only?: string[];
+  stop: SharedArrayBuffer;
+}
+
+/** Build the model and start state of a job and explore (in whichever thread calls it). */
+async function runJob(job: Omit<ExploreJob, 'kind' | 'stop'>, onProgress: (p: Progress) => void, shouldStop?: () => boolean): Promise<ExploreResult<Op, State>> {
+  const model = await makeModel(job.variant, job.bounds, job.only);
+  const root = model.initial();
+  const from = job.fromTexts.length > 0 ? replayTexts(model, root, job.fromTexts).states.at(-1) : undefined;
+  return explore(model, {
+    depth: job.depth,
+    stopAtFirst: job.stopAtFirst,
+    ...(from !== undefined ? { from, fromPrefix: job.fromTexts.length } : {}),
+    progressMs: job.progressMs,
+    onProgress,
+    ...(shouldStop ? { shouldStop } : {}),
+  });
+}
+
+export type WorkerMessage =
+  | { type: 'progress'; progress: Progress }
+  | { type: 'done'; result: ExploreResult<Op, State> }
+  | { type: 'error'; name: string; message: string; stack?: string };
+
+/** The worker side: rebuild the model, explore, post progress and the result. */
+export async function workerMain(job: ExploreJob): Promise<void> {
+  const port = parentPort!;
+  try {
+    const stop = new Int32Array(job.stop);
+    const result = await runJob(
+      job,
+      (progress) => port.postMessage({ type: 'progress', progress } satisfies WorkerMessage),
+      () => Atomics.load(stop, 0) !== 0,
+    );
+    port.postMessage({ type: 'done', result } satisfies WorkerMessage);
+  } catch (e) {
+    const x = e instanceof Error ? e : new Error(String(e));
+    port.postMessage({ type: 'error', name: x.name, message: x.message, stack: x.stack } satisfies WorkerMessage);
+  }
+}
+
+export interface Exploration {
+  result?: ExploreResult<Op, State>;
+  /** Set when the worker died (out of memory, a second Ctrl-C) or threw. */
+  failure?: { message: string; code: number };
+  lastProgress?: Progress;
+}
+
+/** Run the explorer in a worker thread; resolves when it finishes, fails, or is aborted. */
+export function exploreInWorker(
+  job: Omit<ExploreJob, 'kind' | 'stop'>,
+  onProgress: (p: Progress) => void,
+  signals: { stop: () => void; abort: () => void },
+): Promise<Exploration> {
+  const stop = new SharedArrayBuffer(4);
+  const flag = new Int32Array(stop);
+  const tsxApi = import.meta.resolve('tsx/esm/api');
+  const code = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(import.meta.url)}); })`;
+  const worker = new Worker(code, { eval: true, workerData: { ...job, kind: 'mmcheck-explore', stop } satisfies ExploreJob });
+  const state: Exploration = {};
+  signals.stop = () => Atomics.store(flag, 0, 1);
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (): void => {
+      if (settled) return;
+      settled = true;
+      resolve(state);
+    };
+    signals.abort = () => {
+      state.failure ??= { message: 'aborted by a second interrupt', code: EXIT.interrupted };
+      void worker.terminate().then(settle);
+    };
+    worker.on('message', (m: WorkerMessage) => {
+      if (m.type === 'progress') {
+        state.lastProgress = m.progress;
+        onProgress(m.progress);
+      } else if (m.type === 'done') {
+        state.result = m.result;
+        settle();
+      } else {
+        const isInput = m.name === 'ParseError' || m.name === 'UsageError';
+        state.failure = {
+          message: isInput ? m.message : `internal error: ${m.message}${process.env.MMCHECK_DEBUG ? `\n${m.stack}` : ''}`,
+          code: isInput ? EXIT.badInput : EXIT.internal,
+        };
+        settle();
+      }
+    });
+    worker.on('error', (e: Error & { code?: string }) => {
+      state.failure =
+        e.code === 'ERR_WORKER_OUT_OF_MEMORY'
+          ? { message: 'out of memory: lower --depth or the bounds (or raise node --max-old-space-size)', code: EXIT.internal }
+          : { message: `internal error: ${e.message}`, code: EXIT.internal };
+      settle();
+    });
+    worker.on('exit', () => {
+      state.failure ??= state.result ? undefined : { message: 'internal error: the explorer stopped without a result', code: EXIT.internal };
+      settle();
+    });
+  });
+}
+
+/** The same in this thread (MMCHECK_NO_WORKER=1, for debugging): the synchronous search cannot see Ctrl-C, which then kills the process and leaves the run 'running'. */
+export async function exploreHere(job: Omit<ExploreJob, 'kind' | 'stop'>, onProgress: (p: Progress) => void): Promise<Exploration> {
+  return { result: await runJob(job, onProgress) };
+}
+
+export function progressLine(p: Progress): string {
+  return (
+    `Progress(${p.depth}): ${num(p.generated)} states generated (${num(p.statesPerSec)} s/s), ` +
+    `${num(p.distinct)} distinct states found, ${num(p.queue)} states left on queue, ` +
+    `${num(p.heapMb)} MB, ${(p.elapsedMs / 1000).toFixed(0)} s`
+  );
+}
+
+export function boundsText(b: Bounds): string {
+  return `procs ${b.procs}, pages ${b.pages}, max-len ${b.maxLen}, ops ${b.ops.join(',')}, enomem ${b.enomem}`;
+}
+
+// The worker thread's entry: this module, imported with the job as workerData.
+const job = workerData as Partial<ExploreJob> | undefined;
+if (!isMainThread && job?.kind === 'mmcheck-explore') void workerMain(job as ExploreJob);
+
+export interface RecordJob {
+  /** The command line, for the runs table. */
+  command: string;
+  variant: string;
+  modelName: string;
+  bounds: Bounds;
+  /** The bounds given on the command line (the worker rebuilds the model from them). */
+  given: Partial<Bounds>;
+  depth: number;
+  stopAtFirst: boolean;
+  fromTexts: string[];
+  /** Check only these properties (all when absent). */
+  only?: string[];
+  onStart?(runId: number): void;
+  onProgress(p: Progress): void;
+}
+
+export interface RecordedRun {
+  runId: number;
+  result: ExploreResult<Op, State>;
+  /** Database ids of result.violations, in order. */
+  ids: number[];
+}
+
+/**
+ * Explore and record: the run is stored as 'running' first, then finished in
+ * one transaction with its violations and coverage; Ctrl-C stops the search
+ * and the run is recorded as interrupted (a second Ctrl-C aborts it).
+ * A run that ends without a result is recorded and reported as ResultError.
+ */
+export async function exploreAndRecord(store: Store, job: RecordJob): Promise<RecordedRun> {
+  const { bounds, depth, fromTexts } = job;
+  const runId = store.startRun({
+    command: job.command,
+    model: 'mm',
+    variant: job.variant,
+    bounds: { ...bounds, depth, ...(fromTexts.length > 0 ? { from: fromTexts } : {}) },
+    workers: 1,
+    maxDepth: depth,
+  });
+  job.onStart?.(runId);
+  let interrupts = 0;
+  const signals = { stop: () => {}, abort: () => {} };
+  const onSigint = (): void => {
+    interrupts++;
+    if (interrupts === 1) {
+      err('interrupted: stopping the search and recording the run (Ctrl-C again to abort now)');
+      signals.stop();
+    } else signals.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const work = {
+    variant: job.variant,
+    bounds: job.given,
+    depth,
+    stopAtFirst: job.stopAtFirst,
+    fromTexts,
+    progressMs: PROGRESS_MS,
+    ...(job.only !== undefined ? { only: job.only } : {}),
+  };
+  let ex: Exploration;
+  try {
+    ex = process.env.MMCHECK_NO_WORKER ? await exploreHere(work, job.onProgress) : await exploreInWorker(work, job.onProgress, signals);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  const r = ex.result;
+  if (!r) {
+    const p = ex.lastProgress;
+    const outcome: RunOutcome = ex.failure?.code === EXIT.interrupted ? 'interrupted' : 'error';
+    store.finishRun(runId, {
+      outcome: outcome as Exclude<RunOutcome, 'running'>,
+      generated: p?.generated ?? 0,
+      distinct: p?.distinct ?? 0,
+      depthReached: p?.depth ?? 0,
+      durationMs: p?.elapsedMs ?? 0,
+      error: ex.failure?.message.split('\n')[0] ?? 'unknown',
+    });
+    throw new ResultError(`${ex.failure?.message ?? 'internal error'} (run ${runId} recorded as ${outcome})`, ex.failure?.code ?? EXIT.internal);
+  }
+  const ids = store.finishRun(runId, {
+    outcome: r.outcome,
+    generated: r.generated,
+    distinct: r.distinct,
+    depthReached: r.depthReached,
+    durationMs: r.elapsedMs,
+    coverage: r.coverage,
+    violations: r.violations.map((v) => ({
+      model: job.modelName,
+      property: v.property,
+      depth: v.depth,
+      trace: [...fromTexts, ...v.traceText],
+      finalState: stateToJson(v.state, v.details.map((detail) => ({ property: v.property, detail }))),
+      fingerprint: v.fingerprint,
+      detail: v.detail,
+    })),
+  });
+  return { runId, result: r, ids };
+}

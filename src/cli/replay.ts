@@ -1,0 +1,88 @@
+// `mmcheck replay`: re-execute a stored violation and confirm it.
+import { checkProperties, ParseError } from '../engine/model.ts';
+import { replayTexts } from '../engine/explorer.ts';
+import { DEFAULT_BOUNDS, modelNames } from '../../models/mm/model.ts';
+import type { State } from '../../models/mm/state.ts';
+import { openStore } from '../store/db.ts';
+import { stateToJson } from '../report/json.ts';
+import { renderDiff, renderState } from '../report/text.ts';
+import { EXIT, type Bounds, UsageError, ResultError, makeModel, out, indent, violationLines } from './common.ts';
+
+// ---------------------------------------------------------------- replay
+
+export function parseId(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`violation id must be a positive whole number, got "${text}"`);
+  return Number(text);
+}
+
+export async function cmdReplay(idText: string, o: { db: string; format: string }): Promise<number> {
+  const id = parseId(idText);
+  if (o.format !== 'text' && o.format !== 'json') throw new UsageError(`--format must be text or json, got "${o.format}"`);
+  const store = openStore(o.db, { mustExist: true });
+  let v, run;
+  try {
+    v = store.getViolation(id);
+    if (!v) throw new UsageError(`no violation ${id} in ${o.db}; see mmcheck list --db ${o.db}`);
+    run = store.getRun(v.trace_run ?? v.first_run);
+  } finally {
+    store.close();
+  }
+  if (!run) throw new ResultError(`violation ${id}: its run ${v.trace_run ?? v.first_run} is missing from ${o.db}`, EXIT.internal);
+  const names: readonly string[] = modelNames();
+  if (!names.includes(run.variant))
+    throw new ResultError(`violation ${id} was found by model "${run.variant}", which this mmcheck does not have`, EXIT.internal);
+  const stored = JSON.parse(run.bounds) as Partial<Bounds> & { depth?: number; from?: string[] };
+  const bounds: Partial<Bounds> = {};
+  for (const k of Object.keys(DEFAULT_BOUNDS) as (keyof Bounds)[]) if (stored[k] !== undefined) (bounds as Record<string, unknown>)[k] = stored[k];
+  const model = await makeModel(run.variant, bounds);
+  const texts = v.trace === '' ? [] : v.trace.split('\n');
+  let states: State[];
+  try {
+    states = replayTexts(model, model.initial(), texts).states;
+  } catch (e) {
+    if (e instanceof ParseError)
+      throw new ResultError(`violation ${id} (${v.property}) no longer reproduces: its trace does not replay: ${e.message} (the model changed since run ${run.id})`, EXIT.internal);
+    throw e;
+  }
+  const perState = states.map((s) => checkProperties(model, s));
+  const final = states[states.length - 1]!;
+  const finalViolations = perState[perState.length - 1]!;
+  const reproduced = finalViolations.some((x) => x.property === v.property);
+
+  if (o.format === 'json') {
+    out(
+      JSON.stringify(
+        {
+          violation: { id: v.id, model: v.model, property: v.property, detail: v.detail, depth: v.depth, fingerprint: v.fingerprint, firstRun: v.first_run, lastRun: v.last_run, timesSeen: v.times_seen },
+          reproduced,
+          steps: texts.map((t, i) => ({ step: i + 1, operation: t, state: stateToJson(states[i + 1]!, perState[i + 1]) })),
+          final: stateToJson(final, finalViolations),
+        },
+        null,
+        2,
+      ),
+    );
+  } else {
+    out(`violation ${v.id}: ${v.property} at depth ${v.depth} (model ${v.model}, found by run ${v.first_run}, seen ${v.times_seen}x)`);
+    out(`  ${v.detail}`);
+    out('initial state');
+    out(indent(renderState(states[0]!)));
+    for (let i = 0; i < texts.length; i++) {
+      out(`step ${i + 1}: ${texts[i]}`);
+      const d = renderDiff(states[i]!, states[i + 1]!);
+      out(indent(d || '(no change)'));
+      const vs = perState[i + 1]!;
+      if (vs.length > 0) out(indent(violationLines(vs).join('\n')));
+    }
+    out('final state');
+    out(indent(renderState(final)));
+  }
+  if (!reproduced)
+    throw new ResultError(
+      `violation ${id} no longer reproduces: ${v.property} holds after replaying its ${texts.length} steps (the model changed since run ${run.id})`,
+      EXIT.internal,
+    );
+  if (o.format === 'text') out(`confirmed: ${v.property} is violated`);
+  return EXIT.violation;
+}
+
