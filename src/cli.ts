@@ -16,7 +16,9 @@ import { type RunOptions, cmdRun } from './cli/run.ts';
 import { type CheckOptions, cmdCheck } from './cli/check.ts';
 import { cmdList, cmdProperties, cmdModels } from './cli/info.ts';
 import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, ResultError, err } from './cli/common.ts';
-import { cmdReplay } from './cli/replay.ts';
+import { cmdReplay, type ReplayOptions } from './cli/replay.ts';
+import { cmdGate, type GateOptions } from './cli/gate.ts';
+import { cmdBugs } from './cli/bugs.ts';
 
 function addBoundOptions(c: Command): Command {
   return c
@@ -42,7 +44,10 @@ function program(setCode: (n: number) => void): Command {
       .option('--file <path>', 'read the operations from a file')
       .option('--model <name>', 'model or variant', 'mainline')
       .option('--json', 'print the final state as JSON')
-      .option('--steps', 'print what every step changed'),
+      .option('--steps', 'print what every step changed')
+      .option('--format <format>', 'text, or a picture: dot, svg (one step), html (the whole trace)', 'text')
+      .option('--out <path>', 'write the picture to a file')
+      .option('--step <n>', 'the step to draw with dot or svg (0 = initial state; default the last)'),
   ).action((ops: string | undefined, o: RunOptions) => cmdRun(ops, o).then(setCode));
 
   addBoundOptions(
@@ -57,6 +62,26 @@ function program(setCode: (n: number) => void): Command {
       .option('--json', 'one JSON event per line on stdout (progress, violation, done)'),
   ).action(async (o: CheckOptions) => setCode(await cmdCheck(o)));
 
+  addBoundOptions(
+    p
+      .command('gate')
+      .description('explore a base model and a patch variant at the same bounds; fail if the patch breaks a property the base keeps')
+      .requiredOption('--patch <name-or-file>', 'the patch: a built-in variant or a variant file (.ts, .mts, .js)')
+      .option('--base <name-or-file>', 'the base model', 'mainline')
+      .option('--depth <n>', `maximum number of operations (default ${DEFAULT_CHECK_DEPTH})`)
+      .option('--from <ops-or-file>', 'start from the state these operations reach (counted in the depth)')
+      .option('--db <path>', 'results database', DEFAULT_DB_PATH)
+      .option('--json', 'print the verdict as JSON')
+      .option('--junit <file>', 'write a JUnit report, one test case per property'),
+  ).action(async (o: GateOptions) => setCode(await cmdGate(o)));
+
+  p.command('bugs')
+    .description('the historical bug corpus: each buggy variant must be caught, each fixed one must pass')
+    .option('--only <id>', 'one entry, e.g. B8e')
+    .option('--traces', 'print the trace found for each entry')
+    .option('--json', 'print JSON')
+    .action(async (o: { only?: string; json?: boolean; traces?: boolean }) => setCode(await cmdBugs(o)));
+
   p.command('list')
     .description('recorded runs and violations, newest first')
     .option('--db <path>', 'results database', DEFAULT_DB_PATH)
@@ -68,8 +93,10 @@ function program(setCode: (n: number) => void): Command {
     .description('re-execute a stored violation step by step and confirm it')
     .argument('<violation-id>', 'id shown by check and list')
     .option('--db <path>', 'results database', DEFAULT_DB_PATH)
-    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
-    .action((id: string, o: { db: string; format: string }) => cmdReplay(id, o).then(setCode));
+    .option('--format <format>', 'text, json, or a picture: dot, svg (one step), html (the whole trace)', 'text')
+    .option('--out <path>', 'write the picture to a file')
+    .option('--step <n>', 'the step to draw with dot or svg (0 = initial state; default the last)')
+    .action((id: string, o: ReplayOptions) => cmdReplay(id, o).then(setCode));
 
   p.command('properties')
     .description('the properties of a model: id, when checked, description, kernel rule')

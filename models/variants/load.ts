@@ -22,18 +22,33 @@ export interface LoadedModel {
   file?: string;
 }
 
-const isFile = (spec: string): boolean => /\.(ts|mts|js|mjs)$/.test(spec) || spec.includes('/');
+/** --model names a file (rather than a built-in variant). */
+export const isVariantFile = (spec: string): boolean => /\.(ts|mts|js|mjs)$/.test(spec) || spec.includes('/');
 
-/** The first "line:col" or ":line" found in an error's text, as " (line N)". */
-function lineOf(err: unknown): string {
-  const text = err instanceof Error ? `${err.message}\n${err.stack ?? ''}` : String(err);
-  const m = /:(\d+):(\d+)/.exec(text);
+/** The line of the first "file:line:col" in an error's message or stack, as " (line N)". */
+/** message and stack of anything thrown (errors from another realm are not instanceof Error). */
+function errorText(err: unknown): { message: string; stack: string } {
+  if (typeof err === 'object' && err !== null && 'message' in err) {
+    const e = err as { message: unknown; stack?: unknown };
+    return { message: String(e.message), stack: String(e.stack ?? '') };
+  }
+  return { message: String(err), stack: '' };
+}
+
+function lineOf(err: unknown, file: string): string {
+  const { message, stack } = errorText(err);
+  const text = `${message}\n${stack}`;
+  const base = file.split('/').pop()!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = new RegExp(`${base}:(\\d+):\\d+`).exec(text) ?? /:(\d+):(\d+)/.exec(text);
   return m ? ` (line ${m[1]})` : '';
 }
 
+/** The informative line of an error: esbuild's "file:l:c: ERROR: what", else the first line. */
 function firstLine(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  return (msg.split('\n').find((l) => l.trim() !== '') ?? msg).replace(/^.*ERROR:\s*/, '').trim();
+  const msg = errorText(err).message;
+  const lines = msg.split('\n').filter((l) => l.trim() !== '');
+  const esbuild = lines.find((l) => l.includes('ERROR:'));
+  return (esbuild ?? lines[0] ?? msg).replace(/^.*ERROR:\s*/, '').trim();
 }
 
 function checkShape(file: string, v: unknown): Variant {
@@ -47,7 +62,7 @@ function checkShape(file: string, v: unknown): Variant {
 
 /** Resolve --model: a built-in name, or a path to a variant file. */
 export async function loadModel(spec: string): Promise<LoadedModel> {
-  if (!isFile(spec)) {
+  if (!isVariantFile(spec)) {
     if (spec === MAINLINE) return { name: MAINLINE, description: 'Linux 7.x mainline (the digest)', kernel: resolveKernel(MAINLINE) };
     const v = findVariant(spec);
     if (v === undefined) throw new VariantError(`unknown model "${spec}": see \`mmcheck models\`, or give a path to a variant file`);
@@ -59,7 +74,7 @@ export async function loadModel(spec: string): Promise<LoadedModel> {
   try {
     mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
   } catch (err) {
-    throw new VariantError(`${spec}: cannot load: ${firstLine(err)}${lineOf(err)}`);
+    throw new VariantError(`${spec}: cannot load: ${firstLine(err)}${lineOf(err, file)}`);
   }
   const v = checkShape(spec, mod.default);
   try {
@@ -67,4 +82,9 @@ export async function loadModel(spec: string): Promise<LoadedModel> {
   } catch (err) {
     throw new VariantError(`${spec}: ${firstLine(err)}`);
   }
+}
+
+/** The --model spec to record for a run: a file as an absolute path, so replay finds it from anywhere. */
+export function recordedModelSpec(spec: string): string {
+  return isVariantFile(spec) ? resolve(spec) : spec;
 }

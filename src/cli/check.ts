@@ -1,5 +1,6 @@
 // `mmcheck check`: explore, record the run, print the summary.
 import { replayTexts } from '../engine/explorer.ts';
+import { recordedModelSpec } from '../../models/variants/load.ts';
 import { DEFAULT_DB_PATH, openStore } from '../store/db.ts';
 import { exploreAndRecord, progressLine, boundsText } from './exploration.ts';
 import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, parseCount, parseBounds, makeModel, readOps, out, err, event, num } from './common.ts';
@@ -18,7 +19,7 @@ export interface CheckOptions extends BoundOptions {
 /** What the exploration worker needs to rebuild the model and the start state. */
 export async function cmdCheck(o: CheckOptions): Promise<number> {
   // 1. Everything that can be wrong with the input is found before the store is opened.
-  const variant = o.model;
+  const variant = recordedModelSpec(o.model);
   const { given, bounds } = parseBounds(o);
   const depth = parseCount('depth', o.depth, 0) ?? DEFAULT_CHECK_DEPTH;
   const model = await makeModel(variant, given);

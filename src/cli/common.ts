@@ -1,6 +1,7 @@
 // Shared by the commands: exit codes, errors, option parsing, reading
 // operations, building the model, and output helpers.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { PICTURE_FORMATS, renderTracePicture, type PictureFormat, type TracePicture } from '../report/picture.ts';
 import { ParseError, type Model, type Violation } from '../engine/model.ts';
 import { createMmModel, DEFAULT_BOUNDS } from '../../models/mm/model.ts';
 import { ALL_PROPERTIES } from '../../properties/index.ts';
@@ -144,3 +145,40 @@ export function violationLines(vs: readonly Violation[]): string[] {
   return vs.map((v) => `VIOLATION ${v.property}: ${v.detail}`);
 }
 
+// ---------------------------------------------------------------- pictures
+
+export interface PictureOptions {
+  out?: string;
+  step?: string;
+}
+
+export const isPictureFormat = (f: string): f is PictureFormat => (PICTURE_FORMATS as readonly string[]).includes(f);
+
+/** Validate --format (one of `textual` or a picture format), --out and --step; returns the step. */
+export function checkPictureOptions(o: PictureOptions & { format: string }, textual: readonly string[]): number | undefined {
+  const all = [...textual, ...PICTURE_FORMATS];
+  if (!all.includes(o.format)) throw new UsageError(`--format must be one of ${all.join(', ')}, got "${o.format}"`);
+  if (o.out !== undefined && !isPictureFormat(o.format)) throw new UsageError(`--out goes with --format ${PICTURE_FORMATS.join('|')}`);
+  if (o.step !== undefined && (o.format === 'html' || !isPictureFormat(o.format))) throw new UsageError('--step goes with --format dot or svg');
+  return parseCount('step', o.step, 0);
+}
+
+/** Render a trace picture to --out, or to stdout. */
+export async function writePicture(o: PictureOptions & { format: string }, t: TracePicture): Promise<void> {
+  let text: string;
+  try {
+    text = await renderTracePicture(o.format as PictureFormat, t);
+  } catch (e) {
+    if (e instanceof RangeError) throw new UsageError(e.message);
+    throw e;
+  }
+  if (o.out === undefined) process.stdout.write(text);
+  else {
+    try {
+      writeFileSync(o.out, text);
+    } catch (e) {
+      throw new UsageError(`cannot write --out ${o.out}: ${(e as Error).message}`);
+    }
+    err(`wrote ${o.out}`);
+  }
+}

@@ -23,7 +23,7 @@ export interface ExploreJob {
 }
 
 /** Build the model and start state of a job and explore (in whichever thread calls it). */
-async function runJob(job: Omit<ExploreJob, 'kind' | 'stop'>, onProgress: (p: Progress) => void, shouldStop?: () => boolean): Promise<ExploreResult<Op, State>> {
+export async function runJob(job: Omit<ExploreJob, 'kind' | 'stop'>, onProgress: (p: Progress) => void, shouldStop?: () => boolean): Promise<ExploreResult<Op, State>> {
   const model = await makeModel(job.variant, job.bounds, job.only);
   const root = model.initial();
   const from = job.fromTexts.length > 0 ? replayTexts(model, root, job.fromTexts).states.at(-1) : undefined;

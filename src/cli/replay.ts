@@ -1,12 +1,12 @@
 // `mmcheck replay`: re-execute a stored violation and confirm it.
 import { checkProperties, ParseError } from '../engine/model.ts';
 import { replayTexts } from '../engine/explorer.ts';
-import { DEFAULT_BOUNDS, modelNames } from '../../models/mm/model.ts';
+import { DEFAULT_BOUNDS } from '../../models/mm/model.ts';
 import type { State } from '../../models/mm/state.ts';
 import { openStore } from '../store/db.ts';
 import { stateToJson } from '../report/json.ts';
 import { renderDiff, renderState } from '../report/text.ts';
-import { EXIT, type Bounds, UsageError, ResultError, makeModel, out, indent, violationLines } from './common.ts';
+import { EXIT, type Bounds, type PictureOptions, UsageError, ResultError, makeModel, out, indent, violationLines, checkPictureOptions, isPictureFormat, writePicture } from './common.ts';
 
 // ---------------------------------------------------------------- replay
 
@@ -15,9 +15,14 @@ export function parseId(text: string): number {
   return Number(text);
 }
 
-export async function cmdReplay(idText: string, o: { db: string; format: string }): Promise<number> {
+export interface ReplayOptions extends PictureOptions {
+  db: string;
+  format: string;
+}
+
+export async function cmdReplay(idText: string, o: ReplayOptions): Promise<number> {
   const id = parseId(idText);
-  if (o.format !== 'text' && o.format !== 'json') throw new UsageError(`--format must be text or json, got "${o.format}"`);
+  const step = checkPictureOptions(o, ['text', 'json']);
   const store = openStore(o.db, { mustExist: true });
   let v, run;
   try {
@@ -28,13 +33,16 @@ export async function cmdReplay(idText: string, o: { db: string; format: string 
     store.close();
   }
   if (!run) throw new ResultError(`violation ${id}: its run ${v.trace_run ?? v.first_run} is missing from ${o.db}`, EXIT.internal);
-  const names: readonly string[] = modelNames();
-  if (!names.includes(run.variant))
-    throw new ResultError(`violation ${id} was found by model "${run.variant}", which this mmcheck does not have`, EXIT.internal);
   const stored = JSON.parse(run.bounds) as Partial<Bounds> & { depth?: number; from?: string[] };
   const bounds: Partial<Bounds> = {};
   for (const k of Object.keys(DEFAULT_BOUNDS) as (keyof Bounds)[]) if (stored[k] !== undefined) (bounds as Record<string, unknown>)[k] = stored[k];
-  const model = await makeModel(run.variant, bounds);
+  // The model that found it: a built-in name or the variant file it was loaded from.
+  let model;
+  try {
+    model = await makeModel(run.variant, bounds);
+  } catch (e) {
+    throw new ResultError(`violation ${id} was found by model "${run.variant}", which cannot be loaded now: ${(e as Error).message}`, EXIT.internal);
+  }
   const texts = v.trace === '' ? [] : v.trace.split('\n');
   let states: State[];
   try {
@@ -49,7 +57,16 @@ export async function cmdReplay(idText: string, o: { db: string; format: string 
   const finalViolations = perState[perState.length - 1]!;
   const reproduced = finalViolations.some((x) => x.property === v.property);
 
-  if (o.format === 'json') {
+  if (isPictureFormat(o.format)) {
+    await writePicture(o, {
+      title: `violation ${v.id}: ${v.property} (model ${v.model})`,
+      texts,
+      states,
+      violations: finalViolations.filter((x) => x.property === v.property),
+      pages: model.bounds.pages,
+      ...(step !== undefined ? { step } : {}),
+    });
+  } else if (o.format === 'json') {
     out(
       JSON.stringify(
         {

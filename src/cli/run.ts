@@ -4,15 +4,16 @@ import { replayTexts } from '../engine/explorer.ts';
 import { splitOps } from '../../models/mm/ops.ts';
 import { stateToJson } from '../report/json.ts';
 import { renderDiff, renderState } from '../report/text.ts';
-import { EXIT, UsageError, type BoundOptions, parseBounds, makeModel, readFileOps, out, indent, violationLines } from './common.ts';
+import { EXIT, UsageError, type BoundOptions, type PictureOptions, parseBounds, makeModel, readFileOps, out, indent, violationLines, checkPictureOptions, isPictureFormat, writePicture } from './common.ts';
 
 // ---------------------------------------------------------------- run
 
-export interface RunOptions extends BoundOptions {
+export interface RunOptions extends BoundOptions, PictureOptions {
   file?: string;
   model: string;
   json?: boolean;
   steps?: boolean;
+  format: string;
 }
 
 export async function cmdRun(opsArg: string | undefined, o: RunOptions): Promise<number> {
@@ -20,6 +21,7 @@ export async function cmdRun(opsArg: string | undefined, o: RunOptions): Promise
   const { given } = parseBounds(o);
   if (opsArg !== undefined && o.file !== undefined) throw new UsageError('give the operations either as an argument or with --file, not both');
   if (opsArg === undefined && o.file === undefined) throw new UsageError('no operations: give them as an argument (e.g. "P0 mmap 0 4; P0 fault 1 w") or with --file');
+  const step = checkPictureOptions(o, ['text']);
   const texts = o.file !== undefined ? readFileOps(o.file) : splitOps(opsArg!);
   const model = await makeModel(variant, given);
   const { states } = replayTexts(model, model.initial(), texts);
@@ -28,7 +30,16 @@ export async function cmdRun(opsArg: string | undefined, o: RunOptions): Promise
   const finalViolations = perState[perState.length - 1]!;
   const anyViolation = perState.some((v) => v.length > 0);
 
-  if (o.json) {
+  if (isPictureFormat(o.format)) {
+    await writePicture(o, {
+      title: `${model.name}: ${texts.length} operation${texts.length === 1 ? '' : 's'}`,
+      texts,
+      states,
+      violations: finalViolations,
+      pages: model.bounds.pages,
+      ...(step !== undefined ? { step } : {}),
+    });
+  } else if (o.json) {
     const json: Record<string, unknown> = { ...stateToJson(final, finalViolations) };
     // Violations of intermediate states that the final state no longer shows.
     const earlier = perState.slice(0, -1).flatMap((vs, i) =>
