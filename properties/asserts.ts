@@ -17,12 +17,28 @@ export const closeNeverRemoved: Property<State> = {
   },
 };
 
+/** Prefix of the s.warnings entry pushed when MREMAP_RELOCATE_ANON rewrites a folio that is not mapped exactly once. */
+export const RELOCATE_SHARED = 'relocate-shared:';
+
+export const relocateExclusive: Property<State> = {
+  id: 'relocate-exclusive',
+  description: 'MREMAP_RELOCATE_ANON only relocates folios mapped exactly once, by the moving VMA',
+  rule: 'bug-corpus B4 ("relocation is allowed only if every folio in the range is mapped exactly once, by this VMA"); seed 002 relocate_anon_pte',
+  when: 'always',
+  check(s) {
+    return s.warnings.filter((w) => w.startsWith(RELOCATE_SHARED)).map((w) => w.slice(RELOCATE_SHARED.length).trim() || w);
+  },
+};
+
+/** Records that are properties of their own, not kernel asserts. */
+const RECORDS = [CLOSE_REMOVED, RELOCATE_SHARED];
+
 export const kernelAsserts: Property<State> = {
   id: 'kernel-asserts',
   description: 'no kernel WARN/BUG fires; the violation names the assert',
   rule: 'kernel-semantics §7.1, §7.2 (check_anon_vma_clone, unlink_anon_vmas, __page_check_anon_rmap, folio_move_anon_rmap, ...)',
   when: 'always',
   check(s) {
-    return s.warnings.filter((w) => !w.startsWith(CLOSE_REMOVED));
+    return s.warnings.filter((w) => !RECORDS.some((r) => w.startsWith(r)));
   },
 };

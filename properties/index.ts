@@ -4,7 +4,7 @@
 // here yet.
 import type { Property } from '../src/engine/model.ts';
 import type { State } from '../models/mm/state.ts';
-import { closeNeverRemoved, kernelAsserts } from './asserts.ts';
+import { closeNeverRemoved, kernelAsserts, relocateExclusive } from './asserts.ts';
 import {
   chainClosedUnderParent,
   chainTreeConsistent,
@@ -31,6 +31,7 @@ export const ALL_PROPERTIES: Property<State>[] = [
   pgoffLinear,
   noUseAfterFree,
   closeNeverRemoved,
+  relocateExclusive,
   noLeak,
   kernelAsserts,
 ];
@@ -40,4 +41,4 @@ export function propertyById(id: string): Property<State> | undefined {
 }
 
 export { i6Counters, type Counters } from './counters.ts';
-export { CLOSE_REMOVED } from './asserts.ts';
+export { CLOSE_REMOVED, RELOCATE_SHARED } from './asserts.ts';

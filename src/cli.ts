@@ -19,6 +19,7 @@ import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, ResultError, err } from './cli/c
 import { cmdReplay, type ReplayOptions } from './cli/replay.ts';
 import { cmdGate, type GateOptions } from './cli/gate.ts';
 import { cmdBugs } from './cli/bugs.ts';
+import { cmdBench } from './cli/bench.ts';
 
 function addBoundOptions(c: Command): Command {
   return c
@@ -26,7 +27,9 @@ function addBoundOptions(c: Command): Command {
     .option('--pages <n>', `pages per address space (default ${DEFAULT_BOUNDS.pages})`)
     .option('--max-len <n>', `longest mapping, in pages (default ${DEFAULT_BOUNDS.maxLen})`)
     .option('--ops <list>', `syscalls allowed, comma separated (default ${DEFAULT_BOUNDS.ops.join(',')})`)
-    .option('--enomem <n>', `ENOMEM injections (default ${DEFAULT_BOUNDS.enomem})`);
+    .option('--enomem <n>', `ENOMEM injections (default ${DEFAULT_BOUNDS.enomem})`)
+    .option('--large-folios', 'write faults may also allocate a 2-page folio')
+    .option('--relocate', 'offer mremap moves with MREMAP_RELOCATE_ANON (RFC models only accept it)');
 }
 
 function program(setCode: (n: number) => void): Command {
@@ -81,6 +84,12 @@ function program(setCode: (n: number) => void): Command {
     .option('--traces', 'print the trace found for each entry')
     .option('--json', 'print JSON')
     .action(async (o: { only?: string; json?: boolean; traces?: boolean }) => setCode(await cmdBugs(o)));
+
+  p.command('bench')
+    .description('the performance benchmark: fixed configurations, states per second, bytes per state, peak memory')
+    .option('--only <name>', 'one configuration')
+    .option('--json', 'print JSON')
+    .action((o: { only?: string; json?: boolean }) => setCode(cmdBench(o)));
 
   p.command('list')
     .description('recorded runs and violations, newest first')

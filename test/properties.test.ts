@@ -49,12 +49,13 @@ describe('ALL_PROPERTIES', () => {
       ['pgoff-linear', 'quiescent'],
       ['no-use-after-free', 'always'],
       ['close-never-removed', 'always'],
+      ['relocate-exclusive', 'always'],
       ['no-leak', 'end'],
       ['kernel-asserts', 'always'],
     ]);
     for (const p of ALL_PROPERTIES) {
       expect(p.description.length).toBeGreaterThan(10);
-      expect(p.rule).toMatch(/§/);
+      expect(p.rule).toMatch(/§|bug-corpus/);
     }
   });
 

@@ -6,7 +6,7 @@
 // that differ in one encode differently. Ties between processes of equal
 // shape fall back to id order: the encoding may then miss a symmetry, which
 // costs states but never soundness.
-import { NIL, ZERO_PAGE, type Id, type Mm, type State } from './state.ts';
+import { NIL, ZERO_PAGE, type Id, type Mm, type State, type Vma } from './state.ts';
 
 /** A deterministic 32-bit string hash (FNV-1a): stable across threads, unlike an intern table. */
 export function hashString(s: string): number {
@@ -43,35 +43,106 @@ function compareArrays(a: number[], b: number[]): number {
 /** The canonical order of processes: by shape, then by id. */
 export function canonicalMmOrder(s: State): Id[] {
   const mms = Object.values(s.mms);
-  if (mms.length <= 1) return mms.map((m) => m.id);
+  if (mms.length <= 1) return mms.map(mmId);
   const shapes = new Map<Id, number[]>();
   for (const m of mms) shapes.set(m.id, shape(s, m));
-  return mms.map((m) => m.id).sort((a, b) => compareArrays(shapes.get(a)!, shapes.get(b)!) || a - b);
+  return mms.map(mmId).sort((a, b) => compareArrays(shapes.get(a)!, shapes.get(b)!) || a - b);
 }
+
+const mmId = (m: Mm): Id => m.id;
+
+/** A map from ids (small non-negative integers) to canonical indices: a Map without hashing. */
+class IdIndex {
+  private idx = new Int32Array(64);
+  private bound = 0;
+  size = 0;
+  /** Empty the map; ids at or above bound are never set. */
+  reset(bound: number): void {
+    if (bound > this.idx.length) this.idx = new Int32Array(Math.max(bound, this.idx.length * 2));
+    this.idx.fill(-1, 0, Math.max(bound, this.bound));
+    this.bound = bound;
+    this.size = 0;
+  }
+  has(id: Id): boolean {
+    return id >= 0 && id < this.bound && this.idx[id]! >= 0;
+  }
+  /** The index of id, or undefined. */
+  get(id: Id): number | undefined {
+    if (id < 0 || id >= this.bound) return undefined;
+    const i = this.idx[id]!;
+    return i >= 0 ? i : undefined;
+  }
+  set(id: Id, i: number): void {
+    if (id < 0) throw new Error(`model bug: negative id ${id}`);
+    if (id >= this.bound) this.grow(id + 1);
+    if (this.idx[id]! < 0) this.size++;
+    this.idx[id] = i;
+  }
+  private grow(bound: number): void {
+    const old = this.idx;
+    if (bound > old.length) {
+      this.idx = new Int32Array(Math.max(bound, old.length * 2));
+      this.idx.set(old.subarray(0, this.bound));
+    }
+    this.idx.fill(-1, this.bound, bound);
+    this.bound = bound;
+  }
+}
+
+// The scratch of encodeState, reused from call to call (it is not reentrant):
+// the canonical index of each mm, VMA, AVC, anon_vma and folio id, the naming
+// orders, and the output buffer.
+const mmIdx = new IdIndex();
+const vmaIdx = new IdIndex();
+const avcIdx = new IdIndex();
+const avIdx = new IdIndex();
+const avOrder: Id[] = [];
+const folioIdx = new IdIndex();
+const folioOrder: Id[] = [];
+const detached: Vma[] = [];
+let out = new Int32Array(1024);
+let len = 0;
+
+function put(x: number): void {
+  if (len === out.length) {
+    const bigger = new Int32Array(out.length * 2);
+    bigger.set(out);
+    out = bigger;
+  }
+  out[len++] = x;
+}
+
+function nameAv(s: State, id: Id): void {
+  if (id !== NIL && !avIdx.has(id) && s.anonVmas[id] !== undefined) {
+    avIdx.set(id, avOrder.length);
+    avOrder.push(id);
+  }
+}
+
+function nameFolio(id: Id): void {
+  if (id >= 0 && !folioIdx.has(id)) {
+    folioIdx.set(id, folioOrder.length);
+    folioOrder.push(id);
+  }
+}
+
+const ref = (map: IdIndex, id: Id): number => (id < 0 ? id : (map.get(id) ?? -3));
+const thread = (id: Id): number => (id < 0 ? id : (mmIdx.get(id) ?? 1000 + id));
 
 /** The canonical encoding of s as a flat Int32Array. */
 export function encodeState(s: State): Int32Array {
   const mmOrder = canonicalMmOrder(s);
-  const mmIdx = new Map<Id, number>();
-  mmOrder.forEach((id, i) => mmIdx.set(id, i));
-  const vmaIdx = new Map<Id, number>();
-  const avcIdx = new Map<Id, number>();
-  const avIdx = new Map<Id, number>();
-  const avOrder: Id[] = [];
-  const folioIdx = new Map<Id, number>();
-  const folioOrder: Id[] = [];
-  const nameAv = (id: Id): void => {
-    if (id !== NIL && !avIdx.has(id) && s.anonVmas[id] !== undefined) {
-      avIdx.set(id, avOrder.length);
-      avOrder.push(id);
-    }
-  };
-  const nameFolio = (id: Id): void => {
-    if (id >= 0 && !folioIdx.has(id)) {
-      folioIdx.set(id, folioOrder.length);
-      folioOrder.push(id);
-    }
-  };
+  const next = s.nextId;
+  mmIdx.reset(next.mm);
+  vmaIdx.reset(next.vma);
+  avcIdx.reset(next.avc);
+  avIdx.reset(next.anonVma);
+  avOrder.length = 0;
+  folioIdx.reset(next.folio);
+  folioOrder.length = 0;
+  detached.length = 0;
+  len = 0;
+  for (let i = 0; i < mmOrder.length; i++) mmIdx.set(mmOrder[i]!, i);
   // Traversal: processes in canonical order, their VMAs by address, each
   // VMA's chain in list order, then PTEs by page.
   for (const mmId of mmOrder) {
@@ -79,10 +150,10 @@ export function encodeState(s: State): Int32Array {
     for (const vId of m.vmas) {
       vmaIdx.set(vId, vmaIdx.size);
       const v = s.vmas[vId]!;
-      nameAv(v.anonVma);
+      nameAv(s, v.anonVma);
       for (const cId of v.chain) {
         avcIdx.set(cId, avcIdx.size);
-        nameAv(s.avcs[cId]!.anonVma);
+        nameAv(s, s.avcs[cId]!.anonVma);
       }
     }
     for (const key in m.ptes) nameFolio(m.ptes[key]!.folio);
@@ -94,6 +165,7 @@ export function encodeState(s: State): Int32Array {
       vmaIdx.set(v.id, vmaIdx.size);
       for (const cId of v.chain) avcIdx.set(cId, avcIdx.size);
     }
+    if (!v.attached) detached.push(v);
   }
   for (const key in s.avcs) if (!avcIdx.has(Number(key))) avcIdx.set(Number(key), avcIdx.size);
   // anon_vmas reached through parent/root links, then any left (leaked ones),
@@ -101,74 +173,115 @@ export function encodeState(s: State): Int32Array {
   // are dropped: nothing can observe them.
   for (let i = 0; i < avOrder.length; i++) {
     const a = s.anonVmas[avOrder[i]!]!;
-    nameAv(a.parent);
-    nameAv(a.root);
+    nameAv(s, a.parent);
+    nameAv(s, a.root);
   }
   for (const key in s.folios) {
     const f = s.folios[key]!;
-    if (f.mapcount > 0 || folioIdx.has(f.id)) nameAv(f.anonVma);
+    if (f.mapcount > 0 || folioIdx.has(f.id)) nameAv(s, f.anonVma);
   }
-  for (const key in s.anonVmas) if (!s.anonVmas[key]!.freed) nameAv(Number(key));
+  for (const key in s.anonVmas) if (!s.anonVmas[key]!.freed) nameAv(s, Number(key));
   for (let i = 0; i < avOrder.length; i++) {
     const a = s.anonVmas[avOrder[i]!]!;
-    nameAv(a.parent);
-    nameAv(a.root);
+    nameAv(s, a.parent);
+    nameAv(s, a.root);
   }
   for (const key in s.folios) nameFolio(Number(key));
 
-  const out: number[] = [];
-  const ref = (map: Map<Id, number>, id: Id): number => (id < 0 ? id : (map.get(id) ?? -3));
-  const thread = (id: Id): number => (id < 0 ? id : (mmIdx.get(id) ?? 1000 + id));
+  put(s.budgets.enomem);
+  put(s.warnings.length);
+  for (const w of s.warnings) put(hashString(w));
+  put(s.uaf.length);
+  for (const u of s.uaf) put(hashString(u));
 
-  out.push(s.budgets.enomem, s.warnings.length);
-  for (const w of s.warnings) out.push(hashString(w));
-  out.push(s.uaf.length);
-  for (const u of s.uaf) out.push(hashString(u));
-
-  out.push(mmOrder.length);
+  put(mmOrder.length);
   for (const mmId of mmOrder) {
     const m = s.mms[mmId]!;
-    out.push(m.mmapLock.writer === NIL ? -1 : thread(m.mmapLock.writer), m.mmapLock.readers, thread(m.pageTableLock), thread(m.ptl), m.hasPinned ? 1 : 0);
-    out.push(m.vmas.length);
+    put(m.mmapLock.writer === NIL ? -1 : thread(m.mmapLock.writer));
+    put(m.mmapLock.readers);
+    put(thread(m.pageTableLock));
+    put(thread(m.ptl));
+    put(m.hasPinned ? 1 : 0);
+    put(m.vmas.length);
     for (const vId of m.vmas) {
       const v = s.vmas[vId]!;
-      out.push(v.start, v.end, v.pgoff, v.flags, v.hasClose ? 1 : 0, v.attached ? 1 : 0, ref(avIdx, v.anonVma), v.chain.length);
+      put(v.start);
+      put(v.end);
+      put(v.pgoff);
+      put(v.flags);
+      put(v.hasClose ? 1 : 0);
+      put(v.attached ? 1 : 0);
+      put(ref(avIdx, v.anonVma));
+      put(v.chain.length);
       for (const cId of v.chain) {
         const a = s.avcs[cId]!;
-        out.push(ref(avIdx, a.anonVma), a.inTree ? 1 : 0, a.cachedStart, a.cachedLast);
+        put(ref(avIdx, a.anonVma));
+        put(a.inTree ? 1 : 0);
+        put(a.cachedStart);
+        put(a.cachedLast);
       }
     }
+    const nAt = len;
+    put(0);
     let n = 0;
-    for (const _ in m.ptes) n++;
-    out.push(n);
     for (const key in m.ptes) {
       const pte = m.ptes[key]!;
-      out.push(Number(key), ref(folioIdx, pte.folio), pte.sub, pte.writable ? 1 : 0);
+      put(Number(key));
+      put(ref(folioIdx, pte.folio));
+      put(pte.sub);
+      put(pte.writable ? 1 : 0);
+      n++;
     }
+    out[nAt] = n;
   }
   // Detached VMAs, by canonical index.
-  const detached = Object.values(s.vmas).filter((v) => !v.attached);
-  out.push(detached.length);
+  put(detached.length);
   for (const v of detached) {
-    out.push(ref(vmaIdx, v.id), ref(mmIdx, v.mm), v.start, v.end, v.pgoff, v.flags, ref(avIdx, v.anonVma), v.chain.length);
-    for (const cId of v.chain) out.push(ref(avIdx, s.avcs[cId]!.anonVma), s.avcs[cId]!.inTree ? 1 : 0);
+    put(ref(vmaIdx, v.id));
+    put(ref(mmIdx, v.mm));
+    put(v.start);
+    put(v.end);
+    put(v.pgoff);
+    put(v.flags);
+    put(ref(avIdx, v.anonVma));
+    put(v.chain.length);
+    for (const cId of v.chain) {
+      put(ref(avIdx, s.avcs[cId]!.anonVma));
+      put(s.avcs[cId]!.inTree ? 1 : 0);
+    }
   }
-  out.push(avOrder.length);
+  put(avOrder.length);
   for (const id of avOrder) {
     const a = s.anonVmas[id]!;
-    out.push(ref(avIdx, a.root), ref(avIdx, a.parent), a.refcount, a.numChildren, a.numActiveVmas, a.freed ? 1 : 0);
-    out.push(a.rwsem.writer === NIL ? -1 : thread(a.rwsem.writer), a.rwsem.readers, a.tree.length);
-    for (const cId of a.tree) out.push(ref(avcIdx, cId));
+    put(ref(avIdx, a.root));
+    put(ref(avIdx, a.parent));
+    put(a.refcount);
+    put(a.numChildren);
+    put(a.numActiveVmas);
+    put(a.freed ? 1 : 0);
+    put(a.rwsem.writer === NIL ? -1 : thread(a.rwsem.writer));
+    put(a.rwsem.readers);
+    put(a.tree.length);
+    for (const cId of a.tree) put(ref(avcIdx, cId));
     if (a.ext !== undefined) {
       const keys = Object.keys(a.ext).sort();
-      out.push(keys.length);
-      for (const k of keys) out.push(hashString(k), a.ext[k]!);
-    } else out.push(0);
+      put(keys.length);
+      for (const k of keys) {
+        put(hashString(k));
+        put(a.ext[k]!);
+      }
+    } else put(0);
   }
-  out.push(folioOrder.length);
+  put(folioOrder.length);
   for (const id of folioOrder) {
     const f = s.folios[id]!;
-    out.push(ref(avIdx, f.anonVma), f.index, f.nrPages, f.mapcount, f.exclusive, f.pinned ? 1 : 0, thread(f.locked));
+    put(ref(avIdx, f.anonVma));
+    put(f.index);
+    put(f.nrPages);
+    put(f.mapcount);
+    put(f.exclusive);
+    put(f.pinned ? 1 : 0);
+    put(thread(f.locked));
   }
-  return Int32Array.from(out);
+  return out.slice(0, len);
 }

@@ -2,7 +2,8 @@
 // overridable table of kernel functions every call goes through (so a variant
 // that replaces one function changes it for every caller, DESIGN.md §6), the
 // calling thread, and the allocation counter used to inject ENOMEM.
-import type { AllocKind, AnonVma, Avc, Folio, Id, Mm, State, Vma } from './state.ts';
+import { peek } from './draft.ts';
+import type { AllocKind, AnonVma, Avc, Folio, Id, Mm, Pte, State, Vma } from './state.ts';
 import type { Kernel } from './kernel.ts';
 
 export interface Ctx {
@@ -18,10 +19,22 @@ export interface Ctx {
   failAt: number;
   /** Allocation kinds made, in order (tells the explorer where ENOMEM can be injected). */
   allocLog: AllocKind[];
+  /** The tables of s, read from s once (each read of s.x goes through a proxy trap). */
+  tables?: Partial<Pick<State, 'mms' | 'vmas' | 'anonVmas' | 'avcs' | 'folios'>>;
 }
+
+export { peek, readable } from './draft.ts';
 
 export function makeCtx(s: State, k: Kernel, thread: Id, failAt = 0): Ctx {
   return { s, k, thread, allocs: 0, failAt, allocLog: [] };
+}
+
+type TableName = 'mms' | 'vmas' | 'anonVmas' | 'avcs' | 'folios';
+
+/** The table c.s[name], looked up once per context (a table is never replaced, only its entries). */
+function table<N extends TableName>(c: Ctx, name: N): State[N] {
+  const t = (c.tables ??= {});
+  return (t[name] ??= c.s[name]) as State[N];
 }
 
 /** Record a kernel assert (WARN/BUG) by name; the state keeps each name once. */
@@ -42,35 +55,82 @@ export function allocOk(c: Ctx, kind: AllocKind): boolean {
  * tombstone is returned so that the path goes on as the kernel would.
  */
 export function av(c: Ctx, id: Id, where: string): AnonVma {
-  const a = c.s.anonVmas[id];
+  const a = table(c, 'anonVmas')[id];
   if (a === undefined) throw new Error(`model bug: no anon_vma ${id} (${where})`);
-  if (a.freed) {
-    const name = `use-after-free: A${id} in ${where}`;
-    if (!c.s.uaf.includes(name)) c.s.uaf.push(name);
-  }
+  if (a.freed) useAfterFree(c, id, where);
   return a;
 }
 
+/** Record a use-after-free of anon_vma id by where (each name once). */
+function useAfterFree(c: Ctx, id: Id, where: string): void {
+  const name = `use-after-free: A${id} in ${where}`;
+  if (!c.s.uaf.includes(name)) c.s.uaf.push(name);
+}
+
 export function vma(c: Ctx, id: Id): Vma {
-  const v = c.s.vmas[id];
+  const v = table(c, 'vmas')[id];
   if (v === undefined) throw new Error(`model bug: no vma ${id}`);
   return v;
 }
 
 export function avc(c: Ctx, id: Id): Avc {
-  const a = c.s.avcs[id];
+  const a = table(c, 'avcs')[id];
   if (a === undefined) throw new Error(`model bug: no avc ${id}`);
   return a;
 }
 
 export function mm(c: Ctx, id: Id): Mm {
-  const m = c.s.mms[id];
+  const m = table(c, 'mms')[id];
   if (m === undefined) throw new Error(`model bug: no mm ${id}`);
   return m;
 }
 
 export function folio(c: Ctx, id: Id): Folio {
-  const f = c.s.folios[id];
+  const f = table(c, 'folios')[id];
   if (f === undefined) throw new Error(`model bug: no folio ${id}`);
   return f;
+}
+
+// Read-only accessors: the same lookups, without making a draft of what they
+// read (see draft.ts). What they return may be the object of the state before
+// this produce: read it before anything writes to that object, and never
+// write to it or store it in the state.
+
+/** av for reading only: the same use-after-free recording. */
+export function avR(c: Ctx, id: Id, where: string): Readonly<AnonVma> {
+  const a = peek(table(c, 'anonVmas'), id);
+  if (a === undefined) throw new Error(`model bug: no anon_vma ${id} (${where})`);
+  if (a.freed) useAfterFree(c, id, where);
+  return a;
+}
+
+/** vma for reading only. */
+export function vmaR(c: Ctx, id: Id): Readonly<Vma> {
+  const v = peek(table(c, 'vmas'), id);
+  if (v === undefined) throw new Error(`model bug: no vma ${id}`);
+  return v;
+}
+
+/** avc for reading only. */
+export function avcR(c: Ctx, id: Id): Readonly<Avc> {
+  const a = peek(table(c, 'avcs'), id);
+  if (a === undefined) throw new Error(`model bug: no avc ${id}`);
+  return a;
+}
+
+/** mm for reading only. */
+export function mmR(c: Ctx, id: Id): Readonly<Mm> {
+  const m = peek(table(c, 'mms'), id);
+  if (m === undefined) throw new Error(`model bug: no mm ${id}`);
+  return m;
+}
+
+/** mm(c, id).vmas for reading only: VMA ids sorted by vm_start. */
+export function mmVmas(c: Ctx, id: Id): readonly Id[] {
+  return peek(mmR(c, id), 'vmas');
+}
+
+/** mm(c, id).ptes[page] for reading only. */
+export function pteR(c: Ctx, mmId: Id, page: number): Readonly<Pte> | undefined {
+  return peek(peek(mmR(c, mmId), 'ptes'), page);
 }

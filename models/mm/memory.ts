@@ -1,12 +1,14 @@
 // mm/memory.c: anonymous faults, copy-on-write, fork's page copy, zap, and
 // the long-term GUP pin. Digest §2.7, §2.8, §2.11, §5.
-import { allocOk, folio, mm, vma, warn, type Ctx } from './ctx.ts';
+import { allocOk, folio, mm, pteR, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { folio_trylock, folio_unlock, mmap_read_lock, mmap_read_unlock, pte_lock, pte_unlock } from './locks.ts';
 import { EBUSY, ENOMEM } from './rmap.ts';
 import { NIL, VM_READ, VM_WRITE, ZERO_PAGE, type Id } from './state.ts';
 import { vma_lookup } from './vma.ts';
 
 export const VM_FAULT_OOM = -1;
+/** Pages of the large folio a fault may allocate with --large-folios (an order-1 mTHP). */
+export const LARGE_FOLIO_PAGES = 2;
 export const VM_FAULT_SIGSEGV = -2;
 
 /** alloc_anon_folio: a new, unmapped small folio; NIL on ENOMEM. */
@@ -23,7 +25,7 @@ export function folio_put_last(c: Ctx, folioId: Id): void {
 }
 
 /** do_anonymous_page (memory.c; §2.8): read faults map the zero page; write faults prepare the anon_vma and map a new exclusive folio. */
-export function do_anonymous_page(c: Ctx, vmaId: Id, page: number, write: boolean): number {
+export function do_anonymous_page(c: Ctx, vmaId: Id, page: number, write: boolean, large = false): number {
   const v = vma(c, vmaId);
   if (!write) {
     pte_lock(c, v.mm);
@@ -32,16 +34,24 @@ export function do_anonymous_page(c: Ctx, vmaId: Id, page: number, write: boolea
     return 0;
   }
   if (c.k.anon_vma_prepare(c, vmaId) !== 0) return VM_FAULT_OOM;
-  const f = c.k.folio_alloc(c, 1);
+  // alloc_anon_folio: an order-1 (2-page) mTHP when asked for and its aligned
+  // range lies in the VMA with every PTE none; otherwise order 0.
+  const base = page - (page % LARGE_FOLIO_PAGES);
+  const nr =
+    large && base >= v.start && base + LARGE_FOLIO_PAGES <= v.end && [0, 1].every((i) => pteR(c, v.mm, base + i) === undefined) ? LARGE_FOLIO_PAGES : 1;
+  const addr = nr === 1 ? page : base;
+  const f = c.k.folio_alloc(c, nr);
   if (f === NIL) return VM_FAULT_OOM;
   pte_lock(c, v.mm);
-  if (mm(c, v.mm).ptes[page] !== undefined) {
-    pte_unlock(c, v.mm);
-    delete c.s.folios[f];
-    return 0;
-  }
-  c.k.folio_add_new_anon_rmap(c, f, vmaId, page, true);
-  mm(c, v.mm).ptes[page] = { folio: f, sub: 0, writable: (v.flags & VM_WRITE) !== 0 };
+  for (let i = 0; i < nr; i++)
+    if (mm(c, v.mm).ptes[addr + i] !== undefined) {
+      pte_unlock(c, v.mm);
+      delete c.s.folios[f];
+      return 0;
+    }
+  c.k.folio_add_new_anon_rmap(c, f, vmaId, addr, true);
+  // map_anon_folio_pte_nopf: set_ptes over the folio's pages.
+  for (let i = 0; i < nr; i++) mm(c, v.mm).ptes[addr + i] = { folio: f, sub: i, writable: (v.flags & VM_WRITE) !== 0 };
   pte_unlock(c, v.mm);
   return 0;
 }
@@ -62,7 +72,7 @@ function mappingsInMm(c: Ctx, mmId: Id, folioId: Id): number {
 export function wp_can_reuse_anon_folio(c: Ctx, folioId: Id, vmaId: Id): boolean {
   const f = folio(c, folioId);
   if (f.pinned) return false;
-  if (f.nrPages > 1) return f.mapcount === mappingsInMm(c, vma(c, vmaId).mm, folioId);
+  if (f.nrPages > 1) return f.mapcount === mappingsInMm(c, vmaR(c, vmaId).mm, folioId);
   if (f.mapcount !== 1) return false;
   if (!folio_trylock(c, folioId)) return false;
   c.k.folio_move_anon_rmap(c, folioId, vmaId);
@@ -99,7 +109,7 @@ export function wp_page_copy(c: Ctx, vmaId: Id, page: number, unshare: boolean):
 
 /** do_wp_page (memory.c; §2.11): write (or unshare) fault on a present read-only PTE: reuse or copy. */
 export function do_wp_page(c: Ctx, vmaId: Id, page: number, unshare: boolean): number {
-  const v = vma(c, vmaId);
+  const v = vmaR(c, vmaId);
   const pte = mm(c, v.mm).ptes[page]!;
   if (pte.folio === ZERO_PAGE) return c.k.wp_page_copy(c, vmaId, page, unshare);
   const f = folio(c, pte.folio);
@@ -116,14 +126,14 @@ export function do_wp_page(c: Ctx, vmaId: Id, page: number, unshare: boolean): n
 }
 
 /** handle_mm_fault on an anonymous private VMA under the mmap read lock (lock_mm_and_find_vma; §2.8, §6.2). */
-export function do_user_fault(c: Ctx, mmId: Id, page: number, write: boolean): number {
+export function do_user_fault(c: Ctx, mmId: Id, page: number, write: boolean, large = false): number {
   mmap_read_lock(c, mmId);
   let ret = 0;
   const vmaId = vma_lookup(c, mmId, page);
-  if (vmaId === NIL || (vma(c, vmaId).flags & (write ? VM_WRITE : VM_READ)) === 0) ret = VM_FAULT_SIGSEGV;
+  if (vmaId === NIL || (vmaR(c, vmaId).flags & (write ? VM_WRITE : VM_READ)) === 0) ret = VM_FAULT_SIGSEGV;
   else {
-    const pte = mm(c, mmId).ptes[page];
-    if (pte === undefined) ret = c.k.do_anonymous_page(c, vmaId, page, write);
+    const pte = pteR(c, mmId, page);
+    if (pte === undefined) ret = c.k.do_anonymous_page(c, vmaId, page, write, large);
     else if (write && !pte.writable) ret = c.k.do_wp_page(c, vmaId, page, false);
   }
   mmap_read_unlock(c, mmId);
@@ -159,7 +169,7 @@ export function pin_user_page(c: Ctx, mmId: Id, page: number): number {
  * possibly pinned exclusive page, give the child its own copy.
  */
 export function copy_present_pte(c: Ctx, dstVmaId: Id, srcVmaId: Id, page: number): number {
-  const src = vma(c, srcVmaId);
+  const src = vmaR(c, srcVmaId);
   const dst = vma(c, dstVmaId);
   const pte = mm(c, src.mm).ptes[page]!;
   if (pte.folio === ZERO_PAGE) {
@@ -182,14 +192,14 @@ export function copy_present_pte(c: Ctx, dstVmaId: Id, srcVmaId: Id, page: numbe
 
 /** copy_page_range (memory.c; §2.7): only when the source VMA has an anon_vma (vma_needs_copy). */
 export function copy_page_range(c: Ctx, dstVmaId: Id, srcVmaId: Id): number {
-  const src = vma(c, srcVmaId);
+  const src = vmaR(c, srcVmaId);
   if (src.anonVma === NIL) return 0;
   const dst = vma(c, dstVmaId);
   pte_lock(c, src.mm);
   pte_lock(c, dst.mm);
   let ret = 0;
   for (let page = src.start; page < src.end && ret === 0; page++) {
-    if (mm(c, src.mm).ptes[page] !== undefined) ret = c.k.copy_present_pte(c, dstVmaId, srcVmaId, page);
+    if (pteR(c, src.mm, page) !== undefined) ret = c.k.copy_present_pte(c, dstVmaId, srcVmaId, page);
   }
   pte_unlock(c, dst.mm);
   pte_unlock(c, src.mm);
@@ -198,12 +208,12 @@ export function copy_page_range(c: Ctx, dstVmaId: Id, srcVmaId: Id): number {
 
 /** zap_pte_range / zap_present_folio_ptes (memory.c; §5): clear the PTEs, drop mapcounts, free unmapped folios. */
 export function zap_pte_range(c: Ctx, vmaId: Id, start: number, end: number): void {
-  const v = vma(c, vmaId);
+  const v = vmaR(c, vmaId);
   const m = mm(c, v.mm);
   pte_lock(c, v.mm);
   const freed: Id[] = [];
   for (let page = Math.max(start, v.start); page < Math.min(end, v.end); page++) {
-    const pte = m.ptes[page];
+    const pte = pteR(c, v.mm, page);
     if (pte === undefined) continue;
     delete m.ptes[page];
     if (pte.folio === ZERO_PAGE) continue;
@@ -217,7 +227,7 @@ export function zap_pte_range(c: Ctx, vmaId: Id, start: number, end: number): vo
 
 /** unmap_vmas (memory.c; §5): zap every PTE of the given VMAs. */
 export function unmap_vmas(c: Ctx, vmaIds: readonly Id[]): void {
-  for (const id of vmaIds) c.k.zap_pte_range(c, id, vma(c, id).start, vma(c, id).end);
+  for (const id of vmaIds) c.k.zap_pte_range(c, id, vmaR(c, id).start, vmaR(c, id).end);
 }
 
 /** free_pgtables (memory.c; §5): unlink_anon_vmas for each VMA (PTEs are already zapped). */

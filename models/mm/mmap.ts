@@ -1,6 +1,6 @@
 // mm/mmap.c and the munmap path of mm/vma.c: fixed-address anonymous mmap,
 // fork's dup_mmap, exit_mmap, munmap. Digest §2.7, §3.7, §5.
-import { mm, vma, type Ctx } from './ctx.ts';
+import { mmVmas, vma, vmaR, type Ctx } from './ctx.ts';
 import { mmap_read_lock, mmap_read_unlock, mmap_write_downgrade, mmap_write_lock, mmap_write_unlock } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
 import { NIL, freeLock, type Id } from './state.ts';
@@ -52,7 +52,7 @@ export function dup_mmap(c: Ctx, childId: Id, parentId: Id): number {
   mmap_write_lock(c, parentId);
   mmap_write_lock(c, childId);
   let ret = 0;
-  for (const mpnt of [...mm(c, parentId).vmas]) {
+  for (const mpnt of [...mmVmas(c, parentId)]) {
     const tmp = c.k.vm_area_dup(c, mpnt);
     if (tmp === NIL) {
       ret = ENOMEM;
@@ -77,7 +77,7 @@ export function dup_mmap(c: Ctx, childId: Id, parentId: Id): number {
 /** exit_mmap (mm/mmap.c; §5): zap under the read lock, then free page tables and VMAs under the write lock. */
 export function exit_mmap(c: Ctx, mmId: Id): void {
   mmap_read_lock(c, mmId);
-  const vmas = [...mm(c, mmId).vmas];
+  const vmas = [...mmVmas(c, mmId)];
   c.k.unmap_vmas(c, vmas);
   mmap_read_unlock(c, mmId);
   mmap_write_lock(c, mmId);
@@ -98,20 +98,20 @@ export function exit_mmap(c: Ctx, mmId: Id): void {
 export function do_vmi_munmap(c: Ctx, mmId: Id, start: number, len: number, unlock: boolean): number {
   const end = start + len;
   const first = find_vma(c, mmId, start);
-  if (first === NIL || vma(c, first).start >= end) {
+  if (first === NIL || vmaR(c, first).start >= end) {
     if (unlock) mmap_write_unlock(c, mmId);
     return 0;
   }
   // vms_gather_munmap_vmas
-  if (start > vma(c, first).start) {
+  if (start > vmaR(c, first).start) {
     const err = c.k.__split_vma(c, first, start, true);
     if (err !== 0) return err;
   }
   const detached: Id[] = [];
   for (;;) {
     const id = find_vma(c, mmId, start);
-    if (id === NIL || vma(c, id).start >= end) break;
-    if (vma(c, id).end > end) {
+    if (id === NIL || vmaR(c, id).start >= end) break;
+    if (vmaR(c, id).end > end) {
       const err = c.k.__split_vma(c, id, end, false);
       if (err !== 0) {
         for (const d of detached) vma_attach(c, d); // reattach_vmas

@@ -27,10 +27,14 @@ export interface Bounds {
   ops: OpKind[];
   /** ENOMEM injections allowed along one trace. */
   enomem: number;
+  /** Write faults may also allocate a 2-page folio (an order-1 mTHP). */
+  largeFolios: boolean;
+  /** Offer MREMAP_RELOCATE_ANON moves (only models with the RFC accept the flag). */
+  relocate: boolean;
 }
 
 export const DEFAULT_OPS: OpKind[] = ['mmap', 'fault', 'fork', 'munmap', 'mprotect', 'mremap', 'exit'];
-export const DEFAULT_BOUNDS: Bounds = { procs: 2, pages: 6, maxLen: 2, ops: DEFAULT_OPS, enomem: 0 };
+export const DEFAULT_BOUNDS: Bounds = { procs: 2, pages: 6, maxLen: 2, ops: DEFAULT_OPS, enomem: 0, largeFolios: false, relocate: false };
 
 export type MmModel = Model<State, Op> & { readonly bounds: Bounds; readonly kernel: Kernel };
 
@@ -58,6 +62,7 @@ const FLAG_SETS: MremapFlags[] = [
   { maymove: true, fixed: true, dontunmap: false, relocate: false },
   { maymove: true, fixed: true, dontunmap: true, relocate: false },
 ];
+const RELOCATE_FLAG_SETS: MremapFlags[] = [...FLAG_SETS, { maymove: true, fixed: true, dontunmap: false, relocate: true }];
 
 /** Pages [a, a + len) hold no VMA of the process. */
 function rangeFree(s: State, proc: number, a: number, len: number): boolean {
@@ -109,8 +114,9 @@ export function enumerateOps(s: State, b: Bounds): Op[] {
         const v = vmaAt(s, proc, page);
         if (v === undefined) continue;
         const pte = m.ptes[page];
-        if ((v.flags & VM_WRITE) !== 0 && (pte === undefined || !pte.writable)) out.push({ kind: 'fault', proc, page, write: true, enomem: 0 });
-        if ((v.flags & VM_READ) !== 0 && pte === undefined) out.push({ kind: 'fault', proc, page, write: false, enomem: 0 });
+        if ((v.flags & VM_WRITE) !== 0 && (pte === undefined || !pte.writable)) out.push({ kind: 'fault', proc, page, write: true, large: false, enomem: 0 });
+        if (b.largeFolios && (v.flags & VM_WRITE) !== 0 && pte === undefined) out.push({ kind: 'fault', proc, page, write: true, large: true, enomem: 0 });
+        if ((v.flags & VM_READ) !== 0 && pte === undefined) out.push({ kind: 'fault', proc, page, write: false, large: false, enomem: 0 });
       }
     }
     if (allow.has('pin')) {
@@ -144,7 +150,7 @@ export function enumerateOps(s: State, b: Bounds): Op[] {
             // Moves of the same length to any non-overlapping destination.
             for (let n = 0; n + len <= b.pages; n++) {
               if (n < a + len && a < n + len) continue;
-              for (const flags of FLAG_SETS) {
+              for (const flags of b.relocate ? RELOCATE_FLAG_SETS : FLAG_SETS) {
                 if (flags.dontunmap && !rangeFree(s, proc, n, len)) continue;
                 out.push({ kind: 'mremap', proc, addr: a, oldLen: len, newAddr: n, newLen: len, flags, enomem: 0 });
               }

@@ -1,6 +1,6 @@
 // mm/mprotect.c: changing protection over a range, which merges or splits
 // VMAs through vma_modify. Digest §3.6, §3.10, §6.2.
-import { mm, vma, type Ctx } from './ctx.ts';
+import { mm, vma, vmaR, type Ctx } from './ctx.ts';
 import { mmap_write_lock, mmap_write_unlock } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
 import { NIL, VM_ACCESS_FLAGS, VM_WRITE, type Id } from './state.ts';
@@ -8,7 +8,7 @@ import { find_vma, vma_prev_of, vmg_state } from './vma.ts';
 
 /** change_protection: removing write permission write-protects the PTEs of the range. */
 export function change_protection(c: Ctx, vmaId: Id, start: number, end: number): void {
-  const v = vma(c, vmaId);
+  const v = vmaR(c, vmaId);
   if ((v.flags & VM_WRITE) !== 0) return;
   const ptes = mm(c, v.mm).ptes;
   for (let page = start; page < end; page++) {
@@ -19,7 +19,7 @@ export function change_protection(c: Ctx, vmaId: Id, start: number, end: number)
 
 /** mprotect_fixup (mprotect.c): vma_modify_flags, then set the flags on the VMA covering [start, end). Returns [err, vma]. */
 export function mprotect_fixup(c: Ctx, vmaId: Id, prev: Id, start: number, end: number, newflags: number): [number, Id] {
-  const v = vma(c, vmaId);
+  const v = vmaR(c, vmaId);
   if (newflags === v.flags) return [0, vmaId];
   const g = vmg_state(c, v.mm, prev, vmaId, start, end, newflags, v.pgoff + (start - v.start));
   const [err, res] = c.k.vma_modify(c, g);
@@ -35,13 +35,13 @@ export function do_mprotect(c: Ctx, mmId: Id, start: number, len: number, prot: 
   mmap_write_lock(c, mmId);
   let ret = 0;
   const first = find_vma(c, mmId, start);
-  if (first === NIL || vma(c, first).start >= end || vma(c, first).start > start) ret = ENOMEM;
+  if (first === NIL || vmaR(c, first).start >= end || vmaR(c, first).start > start) ret = ENOMEM;
   else {
-    let prev = start > vma(c, first).start ? first : vma_prev_of(c, mmId, vma(c, first).start);
+    let prev = start > vmaR(c, first).start ? first : vma_prev_of(c, mmId, vmaR(c, first).start);
     let cur = first;
     let nstart = start;
     for (;;) {
-      const v = vma(c, cur);
+      const v = vmaR(c, cur);
       if (v.start > nstart) {
         ret = ENOMEM;
         break;
@@ -56,7 +56,7 @@ export function do_mprotect(c: Ctx, mmId: Id, start: number, len: number, prot: 
       nstart = tmp;
       if (nstart >= end) break;
       cur = find_vma(c, mmId, nstart);
-      if (cur === NIL || vma(c, cur).start >= end) {
+      if (cur === NIL || vmaR(c, cur).start >= end) {
         ret = ENOMEM;
         break;
       }

@@ -2,7 +2,7 @@
 // table move with need_rmap_locks, the error fallback that moves back, and
 // MREMAP_DONTUNMAP. Digest §4. (MREMAP_RELOCATE_ANON, which is not in
 // mainline, hooks in at should_relocate_anon.)
-import { allocOk, mm, vma, warn, type Ctx } from './ctx.ts';
+import { allocOk, mm, peek, vmaR, warn, type Ctx } from './ctx.ts';
 import { anon_vma_lock_write, anon_vma_unlock_write, mmap_write_lock, mmap_write_unlock, pte_lock, pte_unlock } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
 import { NIL, type Id } from './state.ts';
@@ -37,23 +37,25 @@ export interface Pmc {
   newAddr: number;
   len: number;
   needRmapLocks: boolean;
+  /** The VMA whose anon_vma is write-locked for MREMAP_RELOCATE_ANON (RFC, seed 002); mainline never sets it. */
+  relocateLocked?: Id;
 }
 
 /** The range [start, start + len) holds no VMA of mm. */
 export function range_is_free(c: Ctx, mmId: Id, start: number, len: number): boolean {
   const id = find_vma(c, mmId, start);
-  return id === NIL || vma(c, id).start >= start + len;
+  return id === NIL || vmaR(c, id).start >= start + len;
 }
 
 /** take_rmap_locks (mremap.c; §4): the old VMA's anon_vma (root) write lock. */
-export function take_rmap_locks(c: Ctx, vmaId: Id): void {
-  const a = vma(c, vmaId).anonVma;
+export function take_rmap_locks(c: Ctx, p: Pmc): void {
+  const a = vmaR(c, p.old).anonVma;
   if (a !== NIL) anon_vma_lock_write(c, a);
 }
 
 /** drop_rmap_locks (mremap.c; §4). */
-export function drop_rmap_locks(c: Ctx, vmaId: Id): void {
-  const a = vma(c, vmaId).anonVma;
+export function drop_rmap_locks(c: Ctx, p: Pmc): void {
+  const a = vmaR(c, p.old).anonVma;
   if (a !== NIL) anon_vma_unlock_write(c, a);
 }
 
@@ -62,18 +64,18 @@ export function drop_rmap_locks(c: Ctx, vmaId: Id): void {
  * move each present PTE from old to new. No folio field changes.
  */
 export function move_ptes(c: Ctx, p: Pmc): void {
-  const m = mm(c, vma(c, p.old).mm);
-  if (p.needRmapLocks) c.k.take_rmap_locks(c, p.old);
+  const m = mm(c, vmaR(c, p.old).mm);
+  if (p.needRmapLocks) c.k.take_rmap_locks(c, p);
   pte_lock(c, m.id);
   for (let i = 0; i < p.len; i++) {
     const pte = m.ptes[p.oldAddr + i];
-    if (m.ptes[p.newAddr + i] !== undefined) warn(c, 'move_ptes: destination pte not none');
+    if (peek(m.ptes, p.newAddr + i) !== undefined) warn(c, 'move_ptes: destination pte not none');
     if (pte === undefined) continue;
     delete m.ptes[p.oldAddr + i];
     m.ptes[p.newAddr + i] = pte;
   }
   pte_unlock(c, m.id);
-  if (p.needRmapLocks) c.k.drop_rmap_locks(c, p.old);
+  if (p.needRmapLocks) c.k.drop_rmap_locks(c, p);
 }
 
 /** move_page_tables (mremap.c; §4): returns the pages moved (0 when pte_alloc of the destination fails). */
@@ -84,10 +86,6 @@ export function move_page_tables(c: Ctx, p: Pmc): number {
   return p.len;
 }
 
-/** should_relocate_anon (RFC v2, seed 002): mainline has no MREMAP_RELOCATE_ANON. */
-export function should_relocate_anon(_c: Ctx, _vrm: Vrm): boolean {
-  return false;
-}
 
 /**
  * copy_vma_and_data (mremap.c; §4): create or merge the destination, move
@@ -95,7 +93,7 @@ export function should_relocate_anon(_c: Ctx, _vrm: Vrm): boolean {
  * new area so that it is the one unmapped.
  */
 export function copy_vma_and_data(c: Ctx, vrm: Vrm): { err: number; newVma: Id } {
-  const v = vma(c, vrm.vma);
+  const v = vmaR(c, vrm.vma);
   const newPgoff = v.pgoff + (vrm.addr - v.start);
   const r = c.k.copy_vma(c, vrm.vma, vrm.newAddr, vrm.newLen, newPgoff);
   if (r === null) return { err: ENOMEM, newVma: NIL };
@@ -116,7 +114,7 @@ export function copy_vma_and_data(c: Ctx, vrm: Vrm): { err: number; newVma: Id }
 
 /** dontunmap_complete (mremap.c; §4): the whole old VMA moved: drop its anon_vma links, it stays mapped and unfaulted. */
 export function dontunmap_complete(c: Ctx, vrm: Vrm, newVma: Id): void {
-  const v = vma(c, vrm.vma);
+  const v = vmaR(c, vrm.vma);
   if (newVma !== vrm.vma && vrm.addr === v.start && vrm.addr + vrm.oldLen === v.end) c.k.unlink_anon_vmas(c, vrm.vma);
 }
 
@@ -133,7 +131,7 @@ export function move_vma(c: Ctx, vrm: Vrm): number {
 function lookupRange(c: Ctx, mmId: Id, addr: number, len: number): Id | number {
   const id = vma_lookup(c, mmId, addr);
   if (id === NIL) return EFAULT;
-  if (len > vma(c, id).end - addr) return EFAULT;
+  if (len > vmaR(c, id).end - addr) return EFAULT;
   return id;
 }
 
@@ -163,7 +161,7 @@ export function mremap_at(c: Ctx, vrm: Vrm): number {
   vrm.vma = found;
   if (vrm.newLen === vrm.oldLen) return 0;
   if (vrm.newLen < vrm.oldLen) return c.k.do_vmi_munmap(c, vrm.mm, vrm.addr + vrm.newLen, vrm.oldLen - vrm.newLen, false);
-  const v = vma(c, found);
+  const v = vmaR(c, found);
   const delta = vrm.newLen - vrm.oldLen;
   if (vrm.addr + vrm.oldLen === v.end && range_is_free(c, vrm.mm, v.end, delta)) {
     return c.k.vma_merge_extend(c, found, delta) === NIL ? ENOMEM : 0;
@@ -174,11 +172,24 @@ export function mremap_at(c: Ctx, vrm: Vrm): number {
 }
 
 /** do_mremap (mremap.c; §4): parameter checks, then everything under the mmap write lock. */
+/**
+ * check_mremap_params (mremap.c; §4): the checks made before any lock. 7.x
+ * knows MAYMOVE, FIXED and DONTUNMAP only, so MREMAP_RELOCATE_ANON (an RFC)
+ * is an unknown flag: -EINVAL.
+ */
+export function check_mremap_params(_c: Ctx, vrm: Vrm): number {
+  const f = vrm.flags;
+  if (f.relocate) return EINVAL;
+  if (vrm.newLen === 0) return EINVAL;
+  if ((f.fixed || f.dontunmap) && !f.maymove) return EINVAL;
+  if (f.dontunmap && vrm.oldLen !== vrm.newLen) return EINVAL;
+  return 0;
+}
+
 export function do_mremap(c: Ctx, mmId: Id, addr: number, oldLen: number, newAddr: number, newLen: number, flags: MremapFlags): number {
-  if (newLen === 0) return EINVAL;
-  if ((flags.fixed || flags.dontunmap || flags.relocate) && !flags.maymove) return EINVAL;
-  if (flags.dontunmap && oldLen !== newLen) return EINVAL;
   const vrm: Vrm = { mm: mmId, vma: NIL, addr, oldLen, newAddr, newLen, flags };
+  const err = c.k.check_mremap_params(c, vrm);
+  if (err !== 0) return err;
   mmap_write_lock(c, mmId);
   const ret = flags.fixed || flags.dontunmap ? c.k.mremap_to(c, vrm) : c.k.mremap_at(c, vrm);
   mmap_write_unlock(c, mmId);

@@ -2,7 +2,7 @@
 // scenario files and stored traces. Addresses and lengths are in pages.
 //
 //   P0 mmap 0 4 [prot] [close] [special] [nomerge]
-//   P0 fault 1 w|r          P0 fork            P1 exit
+//   P0 fault 1 w|r [large]  P0 fork            P1 exit
 //   P1 munmap 1 1           P1 mprotect 0 2 r|rw|rx|rwx
 //   P0 mremap OLD OLDLEN NEW NEWLEN [maymove,fixed,dontunmap,relocate]
 //   P0 pin 1
@@ -14,7 +14,7 @@ import type { MremapFlags } from './mremap.ts';
 
 export type Op =
   | { kind: 'mmap'; proc: Id; addr: number; len: number; prot: number; close: boolean; special: boolean; nomerge: boolean; enomem: number }
-  | { kind: 'fault'; proc: Id; page: number; write: boolean; enomem: number }
+  | { kind: 'fault'; proc: Id; page: number; write: boolean; large: boolean; enomem: number }
   | { kind: 'fork'; proc: Id; enomem: number }
   | { kind: 'munmap'; proc: Id; addr: number; len: number; enomem: number }
   | { kind: 'mprotect'; proc: Id; addr: number; len: number; prot: number; enomem: number }
@@ -93,8 +93,10 @@ export function parseOp(text: string): Op {
       const page = int(op, 'page', args[0]);
       const rw = args[1];
       if (rw !== 'w' && rw !== 'r') throw new ParseError(`"${op}": fault takes w or r after the page`);
-      noMore(op, args.slice(2));
-      return { kind, proc, page, write: rw === 'w', enomem };
+      const large = args[2] === 'large';
+      if (large && rw !== 'w') throw new ParseError(`"${op}": only a write fault allocates a large folio`);
+      noMore(op, args.slice(large ? 3 : 2));
+      return { kind, proc, page, write: rw === 'w', large, enomem };
     }
     case 'fork':
     case 'exit':
@@ -153,7 +155,7 @@ export function formatOp(op: Op): string {
       return `${p} mmap ${op.addr} ${op.len}${attrs ? ' ' + attrs : ''}${suffix}`;
     }
     case 'fault':
-      return `${p} fault ${op.page} ${op.write ? 'w' : 'r'}${suffix}`;
+      return `${p} fault ${op.page} ${op.write ? 'w' : 'r'}${op.large ? ' large' : ''}${suffix}`;
     case 'fork':
     case 'exit':
       return `${p} ${op.kind}${suffix}`;

@@ -1,7 +1,7 @@
 // mm/rmap.c and the anon_vma helpers of mm/internal.h: anon_vma lifetime,
 // anon_vma_chain links, clone/fork/unlink, folio rmap accounting and the
 // anonymous rmap walk. Digest §1.3-§1.5 and §2.1-§2.13.
-import { allocOk, av, avc, folio, mm, vma, warn, type Ctx } from './ctx.ts';
+import { allocOk, av, avR, avc, avcR, folio, mmR, peek, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import {
   anon_vma_lock_write,
   anon_vma_unlock_write,
@@ -46,7 +46,7 @@ export function anon_vma_free(c: Ctx, id: Id): void {
   if (a.refcount !== 0) warn(c, 'anon_vma_free: refcount != 0');
   // The kernel peeks at root->rwsem to synchronize with a trylock winner in
   // folio_lock_anon_vma_read: the root must still be alive here (B8e).
-  av(c, a.root, 'anon_vma_free(root->rwsem)');
+  avR(c, a.root, 'anon_vma_free(root->rwsem)');
   a.freed = true;
 }
 
@@ -65,7 +65,7 @@ export function put_anon_vma(c: Ctx, id: Id): void {
 
 /** __put_anon_vma (rmap.c; §1.3): free the anon_vma first, then drop its pin on the root. */
 export function __put_anon_vma(c: Ctx, id: Id): void {
-  const root = av(c, id, '__put_anon_vma').root;
+  const root = avR(c, id, '__put_anon_vma').root;
   c.k.anon_vma_free(c, id);
   if (root !== id) {
     const r = av(c, root, '__put_anon_vma(root)');
@@ -94,7 +94,8 @@ export function anon_vma_chain_assign(c: Ctx, vmaId: Id, avcId: Id, avId: Id): v
   const a = avc(c, avcId);
   a.vma = vmaId;
   a.anonVma = avId;
-  vma(c, vmaId).chain.unshift(avcId);
+  const v = vma(c, vmaId);
+  v.chain = [avcId, ...peek(v, 'chain')];
 }
 
 /**
@@ -104,12 +105,13 @@ export function anon_vma_chain_assign(c: Ctx, vmaId: Id, avcId: Id, avId: Id): v
  */
 export function anon_vma_interval_tree_insert(c: Ctx, avcId: Id, avId: Id): void {
   const a = avc(c, avcId);
-  const v = vma(c, a.vma);
+  const v = vmaR(c, a.vma);
   const anon = av(c, avId, 'anon_vma_interval_tree_insert');
   const start = v.pgoff;
+  const tree = peek(anon, 'tree');
   let i = 0;
-  while (i < anon.tree.length && avc(c, anon.tree[i]!).cachedStart <= start) i++;
-  anon.tree.splice(i, 0, avcId);
+  while (i < tree.length && avcR(c, tree[i]!).cachedStart <= start) i++;
+  anon.tree = [...tree.slice(0, i), avcId, ...tree.slice(i)];
   a.inTree = true;
   a.cachedStart = start;
   a.cachedLast = start + vmaPages(v) - 1;
@@ -118,20 +120,21 @@ export function anon_vma_interval_tree_insert(c: Ctx, avcId: Id, avId: Id): void
 /** anon_vma_interval_tree_remove (mm/interval_tree.c). */
 export function anon_vma_interval_tree_remove(c: Ctx, avcId: Id, avId: Id): void {
   const anon = av(c, avId, 'anon_vma_interval_tree_remove');
-  const i = anon.tree.indexOf(avcId);
+  const tree = peek(anon, 'tree');
+  const i = tree.indexOf(avcId);
   if (i < 0) warn(c, 'anon_vma_interval_tree_remove: avc not in tree');
-  else anon.tree.splice(i, 1);
+  else anon.tree = [...tree.slice(0, i), ...tree.slice(i + 1)];
   avc(c, avcId).inTree = false;
 }
 
 /** anon_vma_interval_tree_pre_update_vma (mm/vma.c; §3.3): take the VMA's AVCs out before its range changes. */
 export function anon_vma_interval_tree_pre_update_vma(c: Ctx, vmaId: Id): void {
-  for (const id of vma(c, vmaId).chain) c.k.anon_vma_interval_tree_remove(c, id, avc(c, id).anonVma);
+  for (const id of peek(vmaR(c, vmaId), 'chain')) c.k.anon_vma_interval_tree_remove(c, id, avcR(c, id).anonVma);
 }
 
 /** anon_vma_interval_tree_post_update_vma (mm/vma.c; §3.3): reinsert with the new range. */
 export function anon_vma_interval_tree_post_update_vma(c: Ctx, vmaId: Id): void {
-  for (const id of vma(c, vmaId).chain) c.k.anon_vma_interval_tree_insert(c, id, avc(c, id).anonVma);
+  for (const id of peek(vmaR(c, vmaId), 'chain')) c.k.anon_vma_interval_tree_insert(c, id, avcR(c, id).anonVma);
 }
 
 // ---------------------------------------------------------------------------
@@ -139,7 +142,7 @@ export function anon_vma_interval_tree_post_update_vma(c: Ctx, vmaId: Id): void 
 
 /** anon_vma_prepare (mm/internal.h; §2.2): lockless fast path, then __anon_vma_prepare. */
 export function anon_vma_prepare(c: Ctx, vmaId: Id): number {
-  if (vma(c, vmaId).anonVma !== NIL) return 0;
+  if (vmaR(c, vmaId).anonVma !== NIL) return 0;
   return c.k.__anon_vma_prepare(c, vmaId);
 }
 
@@ -163,7 +166,7 @@ export function __anon_vma_prepare(c: Ctx, vmaId: Id): number {
   }
   anon_vma_lock_write(c, anon);
   page_table_lock(c, v.mm);
-  if (vma(c, vmaId).anonVma === NIL) {
+  if (vmaR(c, vmaId).anonVma === NIL) {
     vma(c, vmaId).anonVma = anon;
     c.k.anon_vma_chain_assign(c, vmaId, avcId, anon);
     c.k.anon_vma_interval_tree_insert(c, avcId, anon);
@@ -181,12 +184,12 @@ export function __anon_vma_prepare(c: Ctx, vmaId: Id): number {
 // ---------------------------------------------------------------------------
 // anon_vma_clone, anon_vma_fork, unlink_anon_vmas (§2.4-§2.6)
 
-const chainIsEmpty = (v: Vma): boolean => v.chain.length === 0;
+const chainIsEmpty = (v: Readonly<Vma>): boolean => peek(v, 'chain').length === 0;
 
 /** check_anon_vma_clone (rmap.c; §7.1): the asserts at the top of anon_vma_clone. */
 export function check_anon_vma_clone(c: Ctx, dstId: Id, srcId: Id, op: VmaOperation): void {
-  const dst = vma(c, dstId);
-  const src = vma(c, srcId);
+  const dst = vmaR(c, dstId);
+  const src = vmaR(c, srcId);
   mmap_assert_write_locked(c, src.mm, 'check_anon_vma_clone');
   if (op !== 'FORK' && dst.mm !== src.mm) warn(c, 'check_anon_vma_clone: dst and src in different mms');
   if (src.anonVma === NIL && !chainIsEmpty(src)) warn(c, 'check_anon_vma_clone: unfaulted src has a chain');
@@ -194,7 +197,7 @@ export function check_anon_vma_clone(c: Ctx, dstId: Id, srcId: Id, op: VmaOperat
   if (!chainIsEmpty(dst)) warn(c, 'check_anon_vma_clone: dst chain not empty');
   if (dst.anonVma !== NIL && dst.anonVma !== src.anonVma) warn(c, 'check_anon_vma_clone: dst->anon_vma != src->anon_vma');
   if (op !== 'FORK' && src.anonVma !== NIL && dst.anonVma === NIL) warn(c, 'check_anon_vma_clone: dst->anon_vma unset');
-  if (op === 'MERGE_UNFAULTED' && src.chain.length !== 1) warn(c, 'check_anon_vma_clone: merge from a non-singular chain');
+  if (op === 'MERGE_UNFAULTED' && peek(src, 'chain').length !== 1) warn(c, 'check_anon_vma_clone: merge from a non-singular chain');
   if (op !== 'MERGE_UNFAULTED' && dst.attached) warn(c, 'check_anon_vma_clone: dst attached');
 }
 
@@ -205,26 +208,26 @@ export function check_anon_vma_clone(c: Ctx, dstId: Id, srcId: Id, op: VmaOperat
  */
 export function anon_vma_clone(c: Ctx, dstId: Id, srcId: Id, op: VmaOperation): number {
   c.k.check_anon_vma_clone(c, dstId, srcId, op);
-  const src = vma(c, srcId);
+  const src = vmaR(c, srcId);
   if (src.anonVma === NIL) return 0;
-  for (const pavcId of [...src.chain]) {
+  for (const pavcId of [...peek(src, 'chain')]) {
     const id = c.k.anon_vma_chain_alloc(c);
     if (id === NIL) {
       c.k.cleanup_partial_anon_vmas(c, dstId);
       return ENOMEM;
     }
-    c.k.anon_vma_chain_assign(c, dstId, id, avc(c, pavcId).anonVma);
+    c.k.anon_vma_chain_assign(c, dstId, id, avcR(c, pavcId).anonVma);
   }
   const srcAnon = src.anonVma;
   anon_vma_lock_write(c, srcAnon);
   const dstChain = vma(c, dstId).chain;
   for (let i = dstChain.length - 1; i >= 0; i--) {
     const id = dstChain[i]!;
-    const target = avc(c, id).anonVma;
+    const target = avcR(c, id).anonVma;
     c.k.anon_vma_interval_tree_insert(c, id, target);
     if (op === 'FORK') c.k.maybe_reuse_anon_vma(c, dstId, target);
   }
-  if (op !== 'FORK') av(c, vma(c, dstId).anonVma, 'anon_vma_clone').numActiveVmas++;
+  if (op !== 'FORK') av(c, vmaR(c, dstId).anonVma, 'anon_vma_clone').numActiveVmas++;
   anon_vma_unlock_write(c, srcAnon);
   return 0;
 }
@@ -251,7 +254,7 @@ export function cleanup_partial_anon_vmas(c: Ctx, vmaId: Id): void {
 
 /** anon_vma_fork (rmap.c; §2.5): clone the parent's chain, then add the child's own anon_vma unless one was reused. */
 export function anon_vma_fork(c: Ctx, vmaId: Id, pvmaId: Id): number {
-  const pvma = vma(c, pvmaId);
+  const pvma = vmaR(c, pvmaId);
   if (pvma.anonVma === NIL) return 0;
   vma(c, vmaId).anonVma = NIL;
   const anon = c.k.anon_vma_alloc(c);
@@ -262,16 +265,16 @@ export function anon_vma_fork(c: Ctx, vmaId: Id, pvmaId: Id): number {
     return ENOMEM;
   }
   const rc = c.k.anon_vma_clone(c, vmaId, pvmaId, 'FORK');
-  if (rc !== 0 || vma(c, vmaId).anonVma !== NIL) {
+  if (rc !== 0 || vmaR(c, vmaId).anonVma !== NIL) {
     c.k.put_anon_vma(c, anon);
     c.k.anon_vma_chain_free(c, avcId);
     return rc;
   }
   // Not yet visible to anyone: set up without the lock.
   const a = av(c, anon, 'anon_vma_fork');
-  const pAnon = vma(c, pvmaId).anonVma;
+  const pAnon = vmaR(c, pvmaId).anonVma;
   a.numActiveVmas = 1;
-  a.root = av(c, pAnon, 'anon_vma_fork(parent)').root;
+  a.root = avR(c, pAnon, 'anon_vma_fork(parent)').root;
   a.parent = pAnon;
   c.k.get_anon_vma(c, a.root);
   vma(c, vmaId).anonVma = anon;
@@ -298,10 +301,10 @@ export function unlink_anon_vmas(c: Ctx, vmaId: Id): void {
   const own = v.anonVma;
   anon_vma_lock_write(c, own);
   const kept: Id[] = [];
-  for (const id of v.chain) {
-    const target = avc(c, id).anonVma;
+  for (const id of peek(v, 'chain')) {
+    const target = avcR(c, id).anonVma;
     c.k.anon_vma_interval_tree_remove(c, id, target);
-    const a = av(c, target, 'unlink_anon_vmas');
+    const a = avR(c, target, 'unlink_anon_vmas');
     if (a.tree.length === 0) {
       av(c, a.parent, 'unlink_anon_vmas(parent)').numChildren--;
       kept.push(id);
@@ -314,8 +317,8 @@ export function unlink_anon_vmas(c: Ctx, vmaId: Id): void {
   v.anonVma = NIL;
   anon_vma_unlock_write(c, own);
   for (const id of kept) {
-    const target = avc(c, id).anonVma;
-    const a = av(c, target, 'unlink_anon_vmas');
+    const target = avcR(c, id).anonVma;
+    const a = avR(c, target, 'unlink_anon_vmas');
     if (a.numChildren !== 0 || a.numActiveVmas !== 0) warn(c, 'unlink_anon_vmas: emptied anon_vma still has children or active vmas');
     c.k.put_anon_vma(c, target);
     c.k.anon_vma_chain_free(c, id);
@@ -328,13 +331,13 @@ export function unlink_anon_vmas(c: Ctx, vmaId: Id): void {
 
 /** __folio_set_anon (rmap.c; §2.9): mapping = own anon_vma if exclusive, else the root; index = linear index. */
 export function __folio_set_anon(c: Ctx, folioId: Id, vmaId: Id, page: number, exclusive: boolean): void {
-  const v = vma(c, vmaId);
+  const v = vmaR(c, vmaId);
   if (v.anonVma === NIL) {
     warn(c, '__folio_set_anon: vma->anon_vma is NULL');
     return;
   }
   const f = folio(c, folioId);
-  f.anonVma = exclusive ? v.anonVma : av(c, v.anonVma, '__folio_set_anon').root;
+  f.anonVma = exclusive ? v.anonVma : avR(c, v.anonVma, '__folio_set_anon').root;
   f.index = linearPageIndex(v, page);
 }
 
@@ -345,14 +348,14 @@ export function folio_add_new_anon_rmap(c: Ctx, folioId: Id, vmaId: Id, page: nu
   c.k.__folio_set_anon(c, folioId, vmaId, page, exclusive);
   f.mapcount = f.nrPages;
   f.exclusive = exclusive ? (1 << f.nrPages) - 1 : 0;
-  const v = vma(c, vmaId);
+  const v = vmaR(c, vmaId);
   if (page < v.start || page + f.nrPages > v.end) warn(c, 'folio_add_new_anon_rmap: folio range exceeds vma');
 }
 
 /** folio_move_anon_rmap (rmap.c; §2.11): move an exclusively owned folio to the VMA's own anon_vma. */
 export function folio_move_anon_rmap(c: Ctx, folioId: Id, vmaId: Id): void {
   const f = folio(c, folioId);
-  const v = vma(c, vmaId);
+  const v = vmaR(c, vmaId);
   if (f.locked === NIL) warn(c, 'folio_move_anon_rmap: folio not locked');
   if (v.anonVma === NIL) {
     warn(c, 'folio_move_anon_rmap: vma->anon_vma is NULL');
@@ -363,7 +366,7 @@ export function folio_move_anon_rmap(c: Ctx, folioId: Id, vmaId: Id): void {
 
 /** folio_needs_cow_for_dma (mm.h; §1.5): MMF_HAS_PINNED on the mm and the folio maybe pinned. */
 export function folio_needs_cow_for_dma(c: Ctx, vmaId: Id, folioId: Id): boolean {
-  return mm(c, vma(c, vmaId).mm).hasPinned && folio(c, folioId).pinned;
+  return mmR(c, vmaR(c, vmaId).mm).hasPinned && folio(c, folioId).pinned;
 }
 
 /**
@@ -382,9 +385,9 @@ export function folio_try_dup_anon_rmap_pte(c: Ctx, folioId: Id, sub: number, sr
 /** folio_add_anon_rmap_pte (rmap.c; §2.10), with the __page_check_anon_rmap BUGs. */
 export function folio_add_anon_rmap_pte(c: Ctx, folioId: Id, sub: number, vmaId: Id, page: number): void {
   const f = folio(c, folioId);
-  const v = vma(c, vmaId);
+  const v = vmaR(c, vmaId);
   f.mapcount++;
-  if (v.anonVma === NIL || av(c, f.anonVma, '__page_check_anon_rmap').root !== av(c, v.anonVma, '__page_check_anon_rmap').root)
+  if (v.anonVma === NIL || avR(c, f.anonVma, '__page_check_anon_rmap').root !== avR(c, v.anonVma, '__page_check_anon_rmap').root)
     warn(c, '__page_check_anon_rmap: anon_vma roots differ');
   if (f.index + sub !== linearPageIndex(v, page)) warn(c, '__page_check_anon_rmap: page_pgoff != linear_page_index');
 }

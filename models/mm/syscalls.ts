@@ -19,7 +19,7 @@ export function runSyscall(c: Ctx, op: Op): number {
     case 'mmap':
       return c.k.do_mmap(c, op.proc, op.addr, op.len, mmapFlags(op), op.close);
     case 'fault':
-      return c.k.do_user_fault(c, op.proc, op.page, op.write);
+      return c.k.do_user_fault(c, op.proc, op.page, op.write, op.large);
     case 'fork': {
       // kernel/fork.c dup_mm: a new mm, dup_mmap, and on failure mmput -> exit_mmap.
       const child = mm_alloc(c, nextFreeProc(c.s), op.proc);

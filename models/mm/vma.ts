@@ -1,7 +1,7 @@
 // mm/vma.c: mergeability, anon_vma reuse at fault time, merge of new and
 // existing ranges, expand, split, shrink, modify, copy (for mremap), and the
 // VMA tree of an mm. Digest §2.3 and §3.
-import { allocOk, av, mm, vma, warn, type Ctx } from './ctx.ts';
+import { allocOk, avR, mm, mmVmas, peek, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { anon_vma_lock_write, anon_vma_unlock_write, mmap_assert_write_locked } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
 import { NIL, VM_ACCESS_FLAGS, VM_SPECIAL, type Id, type Vma } from './state.ts';
@@ -11,21 +11,21 @@ import { NIL, VM_ACCESS_FLAGS, VM_SPECIAL, type Id, type Vma } from './state.ts'
 
 /** find_vma: the first VMA with end > page, or NIL. */
 export function find_vma(c: Ctx, mmId: Id, page: number): Id {
-  for (const id of mm(c, mmId).vmas) if (vma(c, id).end > page) return id;
+  for (const id of mmVmas(c, mmId)) if (vmaR(c, id).end > page) return id;
   return NIL;
 }
 
 /** vma_lookup: the VMA containing page, or NIL. */
 export function vma_lookup(c: Ctx, mmId: Id, page: number): Id {
   const id = find_vma(c, mmId, page);
-  return id !== NIL && vma(c, id).start <= page ? id : NIL;
+  return id !== NIL && vmaR(c, id).start <= page ? id : NIL;
 }
 
 /** The VMA before page (the last with end <= page), or NIL: find_vma_prev's prev. */
 export function vma_prev_of(c: Ctx, mmId: Id, page: number): Id {
   let prev = NIL;
-  for (const id of mm(c, mmId).vmas) {
-    if (vma(c, id).end > page) break;
+  for (const id of mmVmas(c, mmId)) {
+    if (vmaR(c, id).end > page) break;
     prev = id;
   }
   return prev;
@@ -33,35 +33,40 @@ export function vma_prev_of(c: Ctx, mmId: Id, page: number): Id {
 
 /** The VMA that starts at or after page (vma_iter_next_rewind / vma_find), or NIL. */
 export function vma_next_from(c: Ctx, mmId: Id, page: number): Id {
-  for (const id of mm(c, mmId).vmas) if (vma(c, id).start >= page) return id;
+  for (const id of mmVmas(c, mmId)) if (vmaR(c, id).start >= page) return id;
   return NIL;
 }
 
 /** vma_iter_store / vma_link: attach a VMA to its mm's tree in start order. */
 export function vma_attach(c: Ctx, vmaId: Id): void {
   const v = vma(c, vmaId);
-  const list = mm(c, v.mm).vmas;
+  const start = v.start;
+  const m = mm(c, v.mm);
+  const list = peek(m, 'vmas');
   let i = 0;
-  while (i < list.length && vma(c, list[i]!).start < v.start) i++;
-  list.splice(i, 0, vmaId);
+  while (i < list.length && vmaR(c, list[i]!).start < start) i++;
+  // The list with vmaId inserted at i, assigned once (cheaper than a splice on a draft).
+  m.vmas = [...list.slice(0, i), vmaId, ...list.slice(i)];
   v.attached = true;
 }
 
 /** vma_mark_detached + removal from the maple tree. */
 export function vma_detach(c: Ctx, vmaId: Id): void {
   const v = vma(c, vmaId);
-  const list = mm(c, v.mm).vmas;
+  const m = mm(c, v.mm);
+  const list = peek(m, 'vmas');
   const i = list.indexOf(vmaId);
-  if (i >= 0) list.splice(i, 1);
+  if (i >= 0) m.vmas = [...list.slice(0, i), ...list.slice(i + 1)];
   v.attached = false;
 }
 
 /** vm_area_dup (mm/vma_init.c; §1.2): copies range, pgoff, flags, ops and the anon_vma pointer; empty chain; detached. NIL on ENOMEM. */
 export function vm_area_dup(c: Ctx, origId: Id): Id {
   if (!allocOk(c, 'vma')) return NIL;
-  const o = vma(c, origId);
+  const o = vmaR(c, origId);
   const id = c.s.nextId.vma++;
-  c.s.vmas[id] = { ...o, id, chain: [], attached: false };
+  // The fields of o copied one by one (spreading a draft goes through a proxy trap per field).
+  c.s.vmas[id] = { id, mm: o.mm, start: o.start, end: o.end, pgoff: o.pgoff, flags: o.flags, hasClose: o.hasClose, anonVma: o.anonVma, chain: [], attached: false };
   return id;
 }
 
@@ -75,7 +80,7 @@ export function vm_area_alloc(c: Ctx, mmId: Id, start: number, end: number, pgof
 
 /** vm_area_free (mm/vma_init.c): asserts the VMA is detached. */
 export function vm_area_free(c: Ctx, vmaId: Id): void {
-  if (vma(c, vmaId).attached) warn(c, 'vm_area_free: vma still attached');
+  if (vmaR(c, vmaId).attached) warn(c, 'vm_area_free: vma still attached');
   delete c.s.vmas[vmaId];
 }
 
@@ -89,16 +94,16 @@ export function vma_iter_prealloc(c: Ctx): boolean {
 
 /** anon_vma_compatible (vma.c; §2.3): a directly below b, same flags but access bits, linear pgoff. */
 export function anon_vma_compatible(c: Ctx, aId: Id, bId: Id): boolean {
-  const a = vma(c, aId);
-  const b = vma(c, bId);
+  const a = vmaR(c, aId);
+  const b = vmaR(c, bId);
   return a.end === b.start && (a.flags & ~VM_ACCESS_FLAGS) === (b.flags & ~VM_ACCESS_FLAGS) && b.pgoff === a.pgoff + (b.start - a.start);
 }
 
 /** reusable_anon_vma (vma.c; §2.3): old's anon_vma if compatible and old's chain is singular. */
 export function reusable_anon_vma(c: Ctx, oldId: Id, aId: Id, bId: Id): Id {
   if (!c.k.anon_vma_compatible(c, aId, bId)) return NIL;
-  const old = vma(c, oldId);
-  if (old.anonVma !== NIL && old.chain.length === 1) return old.anonVma;
+  const old = vmaR(c, oldId);
+  if (old.anonVma !== NIL && peek(old, 'chain').length === 1) return old.anonVma;
   return NIL;
 }
 
@@ -106,7 +111,7 @@ export function reusable_anon_vma(c: Ctx, oldId: Id, aId: Id, bId: Id): Id {
 export function find_mergeable_anon_vma(c: Ctx, vmaId: Id): Id {
   const v = vma(c, vmaId);
   const next = vma_next_from(c, v.mm, v.end);
-  if (next !== NIL && vma(c, next).start === v.end) {
+  if (next !== NIL && vmaR(c, next).start === v.end) {
     const found = c.k.reusable_anon_vma(c, next, vmaId, next);
     if (found !== NIL) return found;
   }
@@ -153,7 +158,7 @@ export function vmg_state(c: Ctx, mmId: Id, prev: Id, middle: Id, start: number,
     end,
     pgoff,
     flags,
-    anonVma: middle === NIL ? NIL : vma(c, middle).anonVma,
+    anonVma: middle === NIL ? NIL : vmaR(c, middle).anonVma,
     copiedFrom: NIL,
     state: 'NOMERGE',
     justExpand: false,
@@ -170,21 +175,21 @@ export function vmg_state(c: Ctx, mmId: Id, prev: Id, middle: Id, start: number,
 
 /** is_mergeable_vma (vma.c; §3.1): the candidate has the proposed flags (no sticky flags are modelled). */
 export function is_mergeable_vma(c: Ctx, g: Vmg, mergeNext: boolean): boolean {
-  const cand = vma(c, mergeNext ? g.next : g.prev);
+  const cand = vmaR(c, mergeNext ? g.next : g.prev);
   return cand.flags === g.flags;
 }
 
 /** vma_is_fork_child (vma.c; §3.1): faulted with a multi-entry chain. */
 export function vma_is_fork_child(c: Ctx, vmaId: Id): boolean {
   if (vmaId === NIL) return false;
-  const v = vma(c, vmaId);
-  return v.anonVma !== NIL && v.chain.length !== 1;
+  const v = vmaR(c, vmaId);
+  return v.anonVma !== NIL && peek(v, 'chain').length !== 1;
 }
 
 /** is_mergeable_anon_vma (vma.c; §3.1): the three cases. */
 export function is_mergeable_anon_vma(c: Ctx, g: Vmg, mergeNext: boolean): boolean {
-  const tgt = vma(c, mergeNext ? g.next : g.prev);
-  if (g.middle !== NIL && g.anonVma !== vma(c, g.middle).anonVma) warn(c, 'is_mergeable_anon_vma: vmg->anon_vma != middle->anon_vma');
+  const tgt = vmaR(c, mergeNext ? g.next : g.prev);
+  if (g.middle !== NIL && g.anonVma !== vmaR(c, g.middle).anonVma) warn(c, 'is_mergeable_anon_vma: vmg->anon_vma != middle->anon_vma');
   if (tgt.anonVma === NIL && g.anonVma !== NIL) {
     if (c.k.vma_is_fork_child(c, g.middle)) return false;
     if (c.k.vma_is_fork_child(c, g.copiedFrom)) return false;
@@ -197,32 +202,32 @@ export function is_mergeable_anon_vma(c: Ctx, g: Vmg, mergeNext: boolean): boole
 /** can_vma_merge_before (vma.c; §3.1): the proposed range sits just below next with linear pgoff. */
 export function can_vma_merge_before(c: Ctx, g: Vmg): boolean {
   const pglen = g.end - g.start;
-  return c.k.is_mergeable_vma(c, g, true) && c.k.is_mergeable_anon_vma(c, g, true) && vma(c, g.next).pgoff === g.pgoff + pglen;
+  return c.k.is_mergeable_vma(c, g, true) && c.k.is_mergeable_anon_vma(c, g, true) && vmaR(c, g.next).pgoff === g.pgoff + pglen;
 }
 
 /** can_vma_merge_after (vma.c; §3.1): the proposed range sits just above prev with linear pgoff. */
 export function can_vma_merge_after(c: Ctx, g: Vmg): boolean {
-  const prev = vma(c, g.prev);
+  const prev = vmaR(c, g.prev);
   return c.k.is_mergeable_vma(c, g, false) && c.k.is_mergeable_anon_vma(c, g, false) && prev.pgoff + (prev.end - prev.start) === g.pgoff;
 }
 
 /** can_vma_merge_left (vma.c; §3.1). */
 export function can_vma_merge_left(c: Ctx, g: Vmg): boolean {
-  return g.prev !== NIL && vma(c, g.prev).end === g.start && c.k.can_vma_merge_after(c, g);
+  return g.prev !== NIL && vmaR(c, g.prev).end === g.start && c.k.can_vma_merge_after(c, g);
 }
 
 /** can_vma_merge_right (vma.c; §3.1): if merging both sides, prev and next must be anon-compatible with each other. */
 export function can_vma_merge_right(c: Ctx, g: Vmg, canMergeLeft: boolean): boolean {
-  if (g.next === NIL || g.end !== vma(c, g.next).start || !c.k.can_vma_merge_before(c, g)) return false;
+  if (g.next === NIL || g.end !== vmaR(c, g.next).start || !c.k.can_vma_merge_before(c, g)) return false;
   if (!canMergeLeft) return true;
-  const p = vma(c, g.prev).anonVma;
-  const n = vma(c, g.next).anonVma;
+  const p = vmaR(c, g.prev).anonVma;
+  const n = vmaR(c, g.next).anonVma;
   return p === NIL || n === NIL || p === n;
 }
 
 /** can_merge_remove_vma (vma.c; §3.1): a VMA with vm_ops->close is never removed by a merge. */
 export function can_merge_remove_vma(c: Ctx, vmaId: Id): boolean {
-  return !vma(c, vmaId).hasClose;
+  return !vmaR(c, vmaId).hasClose;
 }
 
 // ---------------------------------------------------------------------------
@@ -231,7 +236,7 @@ export function can_merge_remove_vma(c: Ctx, vmaId: Id): boolean {
 /** dup_anon_vma (vma.c; §3.2): clone src's anon_vma into an unfaulted dst. Returns [err, dupedVma]. */
 export function dup_anon_vma(c: Ctx, dstId: Id, srcId: Id): [number, Id] {
   const dst = vma(c, dstId);
-  const src = vma(c, srcId);
+  const src = vmaR(c, srcId);
   if (src.anonVma !== NIL && dst.anonVma === NIL) {
     mmap_assert_write_locked(c, dst.mm, 'dup_anon_vma');
     dst.anonVma = src.anonVma;
@@ -254,7 +259,7 @@ export interface VmaPrepare {
 
 /** init_vma_prep / init_multi_vma_prep (vma.c; §3.3). */
 export function init_multi_vma_prep(c: Ctx, vmaId: Id, g: Vmg | null): VmaPrepare {
-  const vp: VmaPrepare = { vma: vmaId, anonVma: vma(c, vmaId).anonVma, adjNext: NIL, insert: NIL, remove: NIL, remove2: NIL };
+  const vp: VmaPrepare = { vma: vmaId, anonVma: vmaR(c, vmaId).anonVma, adjNext: NIL, insert: NIL, remove: NIL, remove2: NIL };
   if (g !== null) {
     if (g.removeMiddle) {
       vp.remove = g.middle;
@@ -265,7 +270,7 @@ export function init_multi_vma_prep(c: Ctx, vmaId: Id, g: Vmg | null): VmaPrepar
     vp.adjNext = g.adjustMiddleStart ? g.middle : g.adjustNextStart ? g.next : NIL;
   }
   if (vp.adjNext !== NIL) {
-    const adjAnon = vma(c, vp.adjNext).anonVma;
+    const adjAnon = vmaR(c, vp.adjNext).anonVma;
     if (vp.anonVma === NIL) vp.anonVma = adjAnon;
     if (vp.anonVma !== NIL && adjAnon !== NIL && vp.anonVma !== adjAnon) warn(c, 'init_multi_vma_prep: adjusted and primary vma anon_vmas differ');
   }
@@ -295,7 +300,7 @@ export function vma_complete(c: Ctx, vp: VmaPrepare): void {
     if (r.hasClose) warn(c, `close-removed: vma [${r.start},${r.end}) of P${r.mm} removed by a merge`);
     vma_detach(c, removed);
     if (r.anonVma !== NIL) c.k.unlink_anon_vmas(c, removed);
-    if (vp.remove2 === NIL && vma(c, vp.vma).end < vma(c, removed).end) warn(c, 'vma_complete: removed vma extends past the survivor');
+    if (vp.remove2 === NIL && vmaR(c, vp.vma).end < vmaR(c, removed).end) warn(c, 'vma_complete: removed vma extends past the survivor');
     c.k.vm_area_free(c, removed);
   }
 }
@@ -348,7 +353,7 @@ export function vma_merge_existing_range(c: Ctx, g: Vmg): Id {
   const rightSide = end === middle.end;
   mmap_assert_write_locked(c, g.mm, 'vma_merge_existing_range');
   if (g.next !== NIL) warn(c, 'vma_merge_existing_range: next set by the caller');
-  if (g.prev !== NIL && start <= vma(c, g.prev).start) warn(c, 'vma_merge_existing_range: start <= prev->vm_start');
+  if (g.prev !== NIL && start <= vmaR(c, g.prev).start) warn(c, 'vma_merge_existing_range: start <= prev->vm_start');
   if (start >= end) warn(c, 'vma_merge_existing_range: start >= end');
   if ((g.middle !== g.prev && start !== middle.start) || end > middle.end) warn(c, 'vma_merge_existing_range: range outside middle');
   if (g.copiedFrom !== NIL) warn(c, 'vma_merge_existing_range: copied_from set');
@@ -420,7 +425,7 @@ export function vma_expand(c: Ctx, g: Vmg): number {
   let anonDup = NIL;
   let removeNext = false;
   let ret = 0;
-  if (g.next !== NIL && g.target !== g.next && g.end === vma(c, g.next).end) {
+  if (g.next !== NIL && g.target !== g.next && g.end === vmaR(c, g.next).end) {
     removeNext = true;
     if (!c.k.can_merge_remove_vma(c, g.next)) warn(c, 'vma_expand: removing a next with ->close');
     [ret, anonDup] = c.k.dup_anon_vma(c, g.target, g.next);
@@ -431,7 +436,7 @@ export function vma_expand(c: Ctx, g: Vmg): number {
     if (d !== NIL) anonDup = d;
   }
   if (ret !== 0) return ret;
-  if (g.next !== NIL && !removeNext && g.next !== g.target && g.end > vma(c, g.next).start) warn(c, 'vma_expand: partial overwrite of next');
+  if (g.next !== NIL && !removeNext && g.next !== g.target && g.end > vmaR(c, g.next).start) warn(c, 'vma_expand: partial overwrite of next');
   if (target.start < g.start || target.end > g.end) warn(c, 'vma_expand: not an expansion');
   if (removeNext) g.removeNext = true;
   if (c.k.commit_merge(c, g) !== 0) {
@@ -452,11 +457,11 @@ export function vma_merge_new_range(c: Ctx, g: Vmg): Id {
   const canLeft = c.k.can_vma_merge_left(c, g);
   const canRight = !g.justExpand && c.k.can_vma_merge_right(c, g, canLeft);
   if (canRight) {
-    g.end = vma(c, g.next).end;
+    g.end = vmaR(c, g.next).end;
     g.target = g.next;
   }
   if (canLeft) {
-    const prev = vma(c, g.prev);
+    const prev = vmaR(c, g.prev);
     g.start = prev.start;
     g.target = g.prev;
     g.pgoff = prev.pgoff;
@@ -519,7 +524,7 @@ export function __split_vma(c: Ctx, vmaId: Id, addr: number, newBelow: boolean):
 
 /** vma_shrink (vma.c; §3.9): keep [start, end) of the VMA; only re-keys its AVCs. */
 export function vma_shrink(c: Ctx, vmaId: Id, start: number, end: number, pgoff: number): number {
-  const v = vma(c, vmaId);
+  const v = vmaR(c, vmaId);
   if (!(v.start === start || v.end === end)) warn(c, 'vma_shrink: neither end kept');
   if (!c.k.vma_iter_prealloc(c)) return ENOMEM;
   const vp = c.k.init_multi_vma_prep(c, vmaId, null);
@@ -538,11 +543,11 @@ export function vma_modify(c: Ctx, g: Vmg): [number, Id] {
   if (merged !== NIL) return [0, merged];
   if (g.state === 'ERROR_NOMEM') return [ENOMEM, NIL];
   const vmaId = g.middle;
-  if (vma(c, vmaId).start < g.start) {
+  if (vmaR(c, vmaId).start < g.start) {
     const err = c.k.__split_vma(c, vmaId, g.start, true);
     if (err !== 0) return [err, NIL];
   }
-  if (vma(c, vmaId).end > g.end) {
+  if (vmaR(c, vmaId).end > g.end) {
     const err = c.k.__split_vma(c, vmaId, g.end, false);
     if (err !== 0) return [err, NIL];
   }
@@ -564,7 +569,7 @@ export interface CopyVmaResult {
  */
 export function copy_vma(c: Ctx, vmaId: Id, addr: number, len: number, pgoffIn: number): CopyVmaResult | null {
   let src = vmaId;
-  const v = vma(c, vmaId);
+  const v = vmaR(c, vmaId);
   const vmaStart = v.start;
   let pgoff = pgoffIn;
   let faultedInAnonVma = true;
@@ -574,17 +579,17 @@ export function copy_vma(c: Ctx, vmaId: Id, addr: number, len: number, pgoffIn: 
   }
   const prev = vma_prev_of(c, v.mm, addr);
   const overlap = find_vma(c, v.mm, addr);
-  if (overlap !== NIL && vma(c, overlap).start < addr + len) return null;
+  if (overlap !== NIL && vmaR(c, overlap).start < addr + len) return null;
   const g = vmg_state(c, v.mm, prev, vmaId, addr, addr + len, v.flags, pgoff);
   g.next = vma_next_from(c, v.mm, addr + len);
   const merged = c.k.vma_merge_copied_range(c, g);
   if (merged !== NIL) {
-    const m = vma(c, merged);
+    const m = vmaR(c, merged);
     if (vmaStart >= m.start && vmaStart < m.end) {
       if (faultedInAnonVma) warn(c, 'copy_vma: self-merge of a faulted vma');
       src = merged;
     }
-    return { newVma: merged, vma: src, needRmapLocks: m.pgoff <= vma(c, src).pgoff };
+    return { newVma: merged, vma: src, needRmapLocks: m.pgoff <= vmaR(c, src).pgoff };
   }
   const newId = c.k.vm_area_dup(c, vmaId);
   if (newId === NIL) return null;
@@ -610,7 +615,7 @@ export function vma_link(c: Ctx, vmaId: Id): boolean {
 
 /** vma_merge_extend (vma.c; §3.7): mremap's in-place expansion of vma by delta pages. */
 export function vma_merge_extend(c: Ctx, vmaId: Id, delta: number): Id {
-  const v = vma(c, vmaId);
+  const v = vmaR(c, vmaId);
   const g = vmg_state(c, v.mm, vmaId, vmaId, v.end, v.end + delta, v.flags, v.pgoff + (v.end - v.start));
   g.next = vma_next_from(c, v.mm, v.end);
   // middle only populated the proposal; a compatible next is merged too.
@@ -620,6 +625,6 @@ export function vma_merge_extend(c: Ctx, vmaId: Id, delta: number): Id {
 
 /** The anon_vma of a VMA's root, for callers that lock it. */
 export function vma_anon_root(c: Ctx, vmaId: Id): Id {
-  const a = vma(c, vmaId).anonVma;
-  return a === NIL ? NIL : av(c, a, 'vma_anon_root').root;
+  const a = vmaR(c, vmaId).anonVma;
+  return a === NIL ? NIL : avR(c, a, 'vma_anon_root').root;
 }

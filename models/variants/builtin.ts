@@ -5,6 +5,7 @@ import { b2DegreeBuggy, b2DegreeFixed } from './corpus/b2-degree.ts';
 import { b3bCloneEnomemBuggy, b3bCloneEnomemFixed } from './corpus/b3b-clone-enomem.ts';
 import { b8ePutRootFirst } from './corpus/b8e-put-root-first.ts';
 import { seed000CleanupNoReset } from './corpus/seed000-cleanup-no-reset.ts';
+import { relocateChildrenOnly, relocateRfcV2, relocateV3 } from './relocate/relocate-anon.ts';
 
 for (const v of [
   b1aPrepareReuse2010,
@@ -16,5 +17,8 @@ for (const v of [
   b3bCloneEnomemFixed,
   b8ePutRootFirst,
   seed000CleanupNoReset,
+  relocateRfcV2,
+  relocateChildrenOnly,
+  relocateV3,
 ])
   registerVariant(v);

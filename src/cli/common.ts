@@ -46,6 +46,8 @@ export interface BoundOptions {
   maxLen?: string;
   ops?: string;
   enomem?: string;
+  largeFolios?: boolean;
+  relocate?: boolean;
 }
 
 export function parseCount(name: string, text: string | undefined, min: number): number | undefined {
@@ -71,6 +73,8 @@ export function parseBounds(o: BoundOptions): { given: Partial<Bounds>; bounds: 
   if (pages !== undefined) given.pages = pages;
   if (maxLen !== undefined) given.maxLen = maxLen;
   if (enomem !== undefined) given.enomem = enomem;
+  if (o.largeFolios) given.largeFolios = true;
+  if (o.relocate) given.relocate = true;
   if (o.ops !== undefined) {
     const ops = o.ops
       .split(',')

@@ -2,6 +2,7 @@
 // runs in a worker thread: the main thread stays free to receive SIGINT
 // (which sets a shared flag the explorer polls through shouldStop), to
 // print progress, and to survive the worker running out of memory.
+import { setAutoFreeze } from 'immer';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { explore, replayTexts, type ExploreResult, type Progress } from '../engine/explorer.ts';
 import type { State } from '../../models/mm/state.ts';
@@ -24,6 +25,8 @@ export interface ExploreJob {
 
 /** Build the model and start state of a job and explore (in whichever thread calls it). */
 export async function runJob(job: Omit<ExploreJob, 'kind' | 'stop'>, onProgress: (p: Progress) => void, shouldStop?: () => boolean): Promise<ExploreResult<Op, State>> {
+  // States are never mutated after produce returns; freezing them only costs time (DESIGN.md §2).
+  setAutoFreeze(false);
   const model = await makeModel(job.variant, job.bounds, job.only);
   const root = model.initial();
   const from = job.fromTexts.length > 0 ? replayTexts(model, root, job.fromTexts).states.at(-1) : undefined;

@@ -1,0 +1,147 @@
+// MREMAP_RELOCATE_ANON (RFC, seed 002; bug-corpus B4) as variants over
+// mainline: each relocation path, the review's scenario, and exhaustive
+// checks whose outcomes the issue note reports.
+import { describe, expect, it } from 'vitest';
+import { createMmModel, type Bounds } from '../models/mm/model.ts';
+import type { State } from '../models/mm/state.ts';
+import { resolveKernel } from '../models/variants/registry.ts';
+import '../models/variants/builtin.ts';
+import { checkProperties } from '../src/engine/model.ts';
+import { explore } from '../src/engine/explorer.ts';
+
+function run(variant: string, ops: string, bounds: Partial<Bounds> = { procs: 3, pages: 8, maxLen: 4 }) {
+  const m = createMmModel({ name: variant, kernel: resolveKernel(variant), bounds });
+  let s = m.initial();
+  const states: State[] = [s];
+  for (const t of ops.split(';')) {
+    s = m.next(s, m.parseAction(s, t.trim()));
+    states.push(s);
+  }
+  return { s, m, states, violations: checkProperties(m, s).map((v) => v.property) };
+}
+
+const vmasOf = (s: State, mm: number) => s.mms[mm]!.vmas.map((id) => s.vmas[id]!);
+const folioAt = (s: State, mm: number, page: number) => s.folios[s.mms[mm]!.ptes[page]!.folio]!;
+
+describe('relocation paths', () => {
+  it('mainline refuses the flag: -EINVAL, nothing moves', () => {
+    const { s, violations } = run('mainline', 'P0 mmap 0 2; P0 fault 0 w; P0 mremap 0 2 4 2 maymove,fixed,relocate');
+    expect(vmasOf(s, 0).map((v) => [v.start, v.end])).toEqual([[0, 2]]);
+    expect(violations).toEqual([]);
+  });
+
+  it('relocate without maymove is -EINVAL in the RFC too', () => {
+    const { s } = run('relocate-rfc-v2', 'P0 mmap 0 2; P0 fault 0 w; P0 mremap 0 2 4 2 relocate');
+    expect(vmasOf(s, 0).map((v) => [v.start, v.end])).toEqual([[0, 2]]);
+  });
+
+  it('success: the new VMA gets pgoff = its address and a fresh anon_vma; folios get the new mapping and index', () => {
+    const before = run('mainline', 'P0 mmap 0 2; P0 fault 0 w').s;
+    const oldAnon = vmasOf(before, 0)[0]!.anonVma;
+    const { s, violations } = run('relocate-rfc-v2', 'P0 mmap 0 2; P0 fault 0 w; P0 mremap 0 2 4 2 maymove,fixed,relocate');
+    const [v] = vmasOf(s, 0);
+    expect([v!.start, v!.end, v!.pgoff]).toEqual([4, 6, 4]);
+    expect(v!.anonVma).not.toBe(oldAnon);
+    expect(v!.chain).toHaveLength(1);
+    const f = folioAt(s, 0, 4);
+    expect([f.anonVma, f.index]).toEqual([v!.anonVma, 4]);
+    expect(s.anonVmas[oldAnon]!.freed).toBe(true);
+    expect(violations).toEqual([]);
+  });
+
+  it('a plain (unrelocated) move keeps the old pgoff, for comparison', () => {
+    const { s } = run('relocate-rfc-v2', 'P0 mmap 0 2; P0 fault 0 w; P0 mremap 0 2 4 2 maymove,fixed');
+    expect(vmasOf(s, 0)[0]!.pgoff).toBe(0);
+  });
+
+  it('merge instead: when the destination merges with a neighbour, nothing is relocated', () => {
+    // Move page 0 back next to the rest of its VMA: the copy merges, so no relocation.
+    const { s, violations } = run('relocate-rfc-v2', 'P0 mmap 0 3; P0 fault 0 w; P0 mremap 0 1 3 1 maymove,fixed; P0 mremap 3 1 0 1 maymove,fixed,relocate');
+    expect(vmasOf(s, 0).map((v) => [v.start, v.end, v.pgoff])).toEqual([[0, 3, 0]]);
+    expect(folioAt(s, 0, 0).index).toBe(0);
+    expect(violations).toEqual([]);
+  });
+
+  it('relocation makes the moved VMA mergeable like an unfaulted one: it merges with an unfaulted neighbour', () => {
+    const { s, violations } = run('relocate-rfc-v2', 'P0 mmap 0 1; P0 fault 0 w; P0 mmap 6 1; P0 mremap 0 1 5 1 maymove,fixed,relocate');
+    expect(vmasOf(s, 0).map((v) => [v.start, v.end, v.pgoff])).toEqual([[5, 7, 5]]);
+    expect(violations).toEqual([]);
+  });
+
+  it('pinned folio, RFC v2: skipped, so it keeps the old mapping and index and the rmap loses it', () => {
+    const { s, violations, states } = run('relocate-rfc-v2', 'P0 mmap 0 2; P0 fault 0 w; P0 pin 0; P0 mremap 0 2 4 2 maymove,fixed,relocate');
+    const f = folioAt(s, 0, 4);
+    expect(f.index).toBe(0);
+    expect(s.anonVmas[f.anonVma]!.freed).toBe(true);
+    expect(violations).toEqual(expect.arrayContaining(['rmap-coverage', 'no-use-after-free']));
+    expect(states).toHaveLength(5);
+  });
+
+  it('pinned folio, v3: the relocation falls back to a plain move', () => {
+    const { s, violations } = run('relocate-v3', 'P0 mmap 0 2; P0 fault 0 w; P0 pin 0; P0 mremap 0 2 4 2 maymove,fixed,relocate');
+    expect(vmasOf(s, 0)[0]!.pgoff).toBe(0);
+    expect(folioAt(s, 0, 4).index).toBe(0);
+    expect(violations).toEqual([]);
+  });
+
+  it('large folio: the relocation fails, is undone, the new VMA is unmapped and the move is retried without relocation', () => {
+    const { s, violations } = run('relocate-rfc-v2', 'P0 mmap 0 2; P0 fault 0 w large; P0 mremap 0 2 4 2 maymove,fixed,relocate');
+    const [v] = vmasOf(s, 0);
+    expect([v!.start, v!.end, v!.pgoff]).toEqual([4, 6, 0]);
+    const f = folioAt(s, 0, 4);
+    expect([f.nrPages, f.index, f.mapcount]).toEqual([2, 0, 2]);
+    expect(s.warnings).toEqual([]);
+    expect(violations).toEqual([]);
+  });
+
+  it('maybe-shared folio: children-only relocates a fork child, WARNs on the shared folio and skips it', () => {
+    const { s, violations } = run('relocate-children-only', 'P0 mmap 0 1; P0 fault 0 w; P0 fork; P1 mremap 0 1 2 1 maymove,fixed,relocate');
+    expect(s.warnings).toContain('relocate_anon_pte: folio_maybe_mapped_shared');
+    expect(violations).toEqual(expect.arrayContaining(['kernel-asserts', 'rmap-coverage']));
+  });
+});
+
+describe("the review's scenario: fork, fork again, relocate in the middle process", () => {
+  const REVIEW = 'P0 mmap 0 1; P0 fault 0 w; P0 fork; P1 fault 0 w; P1 fork; P1 mremap 0 1 2 1 maymove,fixed,relocate';
+  it('relocate-rfc-v2: the parents test refuses the fork child first; a plain move, no violation', () => {
+    const { s, violations } = run('relocate-rfc-v2', REVIEW);
+    expect(vmasOf(s, 1)[0]!.pgoff).toBe(0);
+    expect(violations).toEqual([]);
+  });
+  it('relocate-children-only: num_children of the middle anon_vma is 1, so its shared folio is relocated around: broken', () => {
+    const { s, violations } = run('relocate-children-only', REVIEW);
+    const mid = run('mainline', 'P0 mmap 0 1; P0 fault 0 w; P0 fork; P1 fault 0 w; P1 fork').s;
+    expect(mid.anonVmas[vmasOf(mid, 1)[0]!.anonVma]!.numChildren).toBe(1);
+    expect(vmasOf(s, 1)[0]!.pgoff).toBe(2);
+    expect(violations).toEqual(expect.arrayContaining(['rmap-coverage', 'kernel-asserts']));
+  });
+  it('relocate-v3: refused (fork child); no violation', () => {
+    expect(run('relocate-v3', REVIEW).violations).toEqual([]);
+  });
+});
+
+describe('exhaustive checks (bounds that contain the review scenario)', () => {
+  const bounds = (ops: Bounds['ops']): Partial<Bounds> => ({ procs: 3, pages: 2, maxLen: 1, ops, relocate: true });
+  const check = (variant: string, b: Partial<Bounds>, depth: number) =>
+    explore(createMmModel({ name: variant, kernel: resolveKernel(variant), bounds: b }), { depth, stopAtFirst: false });
+
+  it('relocate-rfc-v2 without pins: no violation at depth 6 (the num_children error is latent)', () => {
+    const r = check('relocate-rfc-v2', bounds(['mmap', 'fault', 'fork', 'mremap', 'exit']), 6);
+    expect(r.violations).toEqual([]);
+    expect(r.distinct).toBeGreaterThan(1000);
+  });
+  it('relocate-rfc-v2 with pins: the skipped pinned folio breaks rmap-coverage at depth 4', () => {
+    const r = check('relocate-rfc-v2', bounds(['mmap', 'fault', 'fork', 'mremap', 'exit', 'pin']), 5);
+    const cov = r.violations.find((v) => v.property === 'rmap-coverage')!;
+    expect(cov.depth).toBe(4);
+    expect(cov.traceText).toEqual(['P0 mmap 0 1', 'P0 fault 0 w', 'P0 pin 0', 'P0 mremap 0 1 1 1 maymove,fixed,relocate']);
+  });
+  it('relocate-children-only: rmap-coverage broken at depth 4 (a fork child relocates)', () => {
+    const r = check('relocate-children-only', bounds(['mmap', 'fault', 'fork', 'mremap', 'exit']), 5);
+    expect(r.violations.find((v) => v.property === 'rmap-coverage')!.depth).toBe(4);
+  });
+  it('relocate-v3 with pins: no violation at depth 6', () => {
+    expect(check('relocate-v3', bounds(['mmap', 'fault', 'fork', 'mremap', 'exit', 'pin']), 6).violations).toEqual([]);
+  });
+});
+
