@@ -342,3 +342,27 @@ describe('reports (what run, replay and the store print)', () => {
     expect(lines.some((l) => l.includes('P0 vma'))).toBe(false); // unchanged
   });
 });
+
+describe('Ctrl-C', () => {
+  it('SIGINT during a check stops it cleanly: exit 130, the run recorded as interrupted, the database consistent', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [BIN, 'check', '--db', db, '--depth', '9', '--procs', '3'], { cwd: dir });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    // Wait until the run is recorded and the search is under way.
+    const started = Date.now();
+    while (!/\(run \d+\)/.test(stdout) && Date.now() - started < 30_000) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect(code).toBe(130);
+    const list = JSON.parse(mmcheck('list', '--db', db, '--json').stdout);
+    expect(list.runs).toHaveLength(1);
+    expect(list.runs[0].outcome).toBe('interrupted');
+    expect(list.runs[0].distinct_states).toBeGreaterThan(0);
+    const Database = (await import('better-sqlite3')).default;
+    const conn = new Database(db, { readonly: true });
+    expect(conn.pragma('integrity_check', { simple: true })).toBe('ok');
+    conn.close();
+  });
+});
