@@ -7,7 +7,7 @@
 // explorer polls through shouldStop), to print progress, and to survive the
 // worker running out of memory (recorded as an error, exit 3).
 
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { isMainThread } from 'node:worker_threads';
 import { ParseError } from './engine/model.ts';
 import { DEFAULT_BOUNDS } from '../models/mm/model.ts';

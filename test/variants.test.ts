@@ -123,8 +123,7 @@ describe('gate', () => {
 });
 
 describe('bug corpus', () => {
-  // B2 needs about a minute at its bounds and runs in `mmcheck bugs` and the benchmark.
-  for (const e of BUG_CORPUS.filter((x) => x.id !== 'B2')) {
+  for (const e of BUG_CORPUS) {
     it(`${e.id}: ${e.buggy} violates ${e.property} within depth ${e.depth}; ${e.fixed} keeps it`, async () => {
       const r = await checkBug(e);
       expect(r.foundDepth, 'buggy variant not caught').not.toBeNull();

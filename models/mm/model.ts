@@ -13,7 +13,7 @@ import { formatOp, OP_KINDS, parseOp, type Op, type OpKind } from './ops.ts';
 import { emptyState, NIL, VM_EXEC, VM_READ, VM_WRITE, ZERO_PAGE, type State } from './state.ts';
 import { runSyscall } from './syscalls.ts';
 import type { MremapFlags } from './mremap.ts';
-import { builtinVariants, MAINLINE, resolveKernel } from '../variants/registry.ts';
+import { resolveKernel } from '../variants/registry.ts';
 import '../variants/builtin.ts';
 
 export interface Bounds {
@@ -243,9 +243,4 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     isQuiescent: () => true,
     isFinal: (s) => Object.keys(s.mms).length === 0,
   };
-}
-
-/** Names accepted by --model. */
-export function modelNames(): string[] {
-  return [MAINLINE, ...builtinVariants().map((v) => v.name)];
 }

@@ -554,6 +554,15 @@ export function vma_modify(c: Ctx, g: Vmg): [number, Id] {
   return [0, vmaId];
 }
 
+/**
+ * MREMAP_RELOCATE_ANON's in/out parameter to copy_vma (RFC, seed 002): the
+ * patch's only change to copy_vma, kept here so the RFC variants call the
+ * one copy_vma. Mainline callers never pass it, and then nothing changes.
+ */
+export interface RelocateRequest {
+  on: boolean;
+}
+
 export interface CopyVmaResult {
   newVma: Id;
   /** The source after a self-merge (copy_vma's *vmap). */
@@ -567,7 +576,7 @@ export interface CopyVmaResult {
  * new VMA cloned from the source with anon_vma_clone(REMAP). need_rmap_locks
  * is set when a merged destination may precede the source in rmap order.
  */
-export function copy_vma(c: Ctx, vmaId: Id, addr: number, len: number, pgoffIn: number): CopyVmaResult | null {
+export function copy_vma(c: Ctx, vmaId: Id, addr: number, len: number, pgoffIn: number, relocate?: RelocateRequest): CopyVmaResult | null {
   let src = vmaId;
   const v = vmaR(c, vmaId);
   const vmaStart = v.start;
@@ -583,6 +592,11 @@ export function copy_vma(c: Ctx, vmaId: Id, addr: number, len: number, pgoffIn: 
   const g = vmg_state(c, v.mm, prev, vmaId, addr, addr + len, v.flags, pgoff);
   g.next = vma_next_from(c, v.mm, addr + len);
   const merged = c.k.vma_merge_copied_range(c, g);
+  // RFC: a merge makes relocation needless; otherwise the new VMA starts afresh at its address.
+  if (relocate?.on) {
+    if (merged !== NIL) relocate.on = false;
+    else pgoff = addr;
+  }
   if (merged !== NIL) {
     const m = vmaR(c, merged);
     if (vmaStart >= m.start && vmaStart < m.end) {
@@ -594,13 +608,19 @@ export function copy_vma(c: Ctx, vmaId: Id, addr: number, len: number, pgoffIn: 
   const newId = c.k.vm_area_dup(c, vmaId);
   if (newId === NIL) return null;
   vma_set_range(c, newId, addr, addr + len, pgoff);
-  if (c.k.anon_vma_clone(c, newId, vmaId, 'REMAP') !== 0) {
+  if (relocate?.on) vma(c, newId).anonVma = NIL;
+  else if (c.k.anon_vma_clone(c, newId, vmaId, 'REMAP') !== 0) {
     c.k.vm_area_free(c, newId);
     return null;
   }
   if (!c.k.vma_link(c, newId)) {
     c.k.unlink_anon_vmas(c, newId);
     c.k.vm_area_free(c, newId);
+    return null;
+  }
+  // RFC: a fresh anon_vma for the relocated VMA (__anon_vma_prepare may adopt a neighbour's).
+  if (relocate?.on && c.k.__anon_vma_prepare(c, newId) !== 0) {
+    c.k.do_vmi_munmap(c, v.mm, addr, len, false);
     return null;
   }
   return { newVma: newId, vma: src, needRmapLocks: false };

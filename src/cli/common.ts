@@ -6,15 +6,13 @@ import { ParseError, type Model, type Violation } from '../engine/model.ts';
 import { createMmModel, DEFAULT_BOUNDS } from '../../models/mm/model.ts';
 import { ALL_PROPERTIES } from '../../properties/index.ts';
 import { loadModel, VariantError } from '../../models/variants/load.ts';
-import { splitOps } from '../../models/mm/ops.ts';
+import { OP_KINDS, splitOps } from '../../models/mm/ops.ts';
 import type { State } from '../../models/mm/state.ts';
 
 /** Depth of `mmcheck check` without --depth (and of `npm start`): must finish in under a minute. */
 export const DEFAULT_CHECK_DEPTH = 4;
 /** Interval of progress lines and events. */
 export const PROGRESS_MS = 3000;
-/** The syscall kinds a bound's --ops may name (DESIGN.md §3). */
-export const SYSCALL_KINDS: readonly string[] = ['mmap', 'fault', 'fork', 'munmap', 'mprotect', 'mremap', 'exit', 'pin'];
 
 export const EXIT = { ok: 0, violation: 1, badInput: 2, internal: 3, interrupted: 130 } as const;
 
@@ -59,7 +57,7 @@ export function parseCount(name: string, text: string | undefined, min: number):
 }
 
 export function knownKinds(): string[] {
-  return [...new Set([...SYSCALL_KINDS, ...DEFAULT_BOUNDS.ops])];
+  return [...OP_KINDS];
 }
 
 /** The bounds given on the command line, checked against each other and the defaults. */

@@ -105,8 +105,6 @@ export function renderState(s: State): string {
   return out.join('\n');
 }
 
-/** "X" when the name is the same in both states, "X->Y" when canonical renumbering renamed it. */
-const renamed = (before: string, after: string): string => (before === after ? after : `${before}->${after}`);
 
 function changes(pairs: [string, unknown, unknown][]): string[] {
   return pairs
@@ -132,7 +130,7 @@ export function renderDiff(before: State, after: State): string {
       out.push(`- ${nb.mm(id)} removed`);
       continue;
     }
-    const name = mb ? renamed(nb.mm(id), na.mm(id)) : na.mm(id);
+    const name = na.mm(id);
     if (!mb) out.push(`+ ${name} created${ma.parent === NIL ? '' : ` (forked from ${parentName(after, na, ma.parent)})`}`);
     else if (mmAlive(mb) && !mmAlive(ma)) out.push(`~ ${name} exited`);
     const vb = new Set(mb?.vmas ?? []);
@@ -177,7 +175,7 @@ export function renderDiff(before: State, after: State): string {
       out.push(`+ ${anonVmaLine(after, na, aa)}${aa.parent !== NIL && aa.parent !== aa.id ? ` parent ${na.anonVma(aa.parent)}` : ''}`);
       continue;
     }
-    const name = renamed(nb.anonVma(id), na.anonVma(id));
+    const name = na.anonVma(id);
     if (!ab.freed && aa.freed) out.push(`- ${name} freed`);
     const treeOf = (s: State, n: Names, a: AnonVma): string =>
       `[${a.tree.map((avc) => (s.avcs[avc] ? n.vma(s.avcs[avc]!.vma) : `avc?${avc}`)).join(', ')}]`;
@@ -219,7 +217,7 @@ export function renderDiff(before: State, after: State): string {
     else {
       const was = folioLine(nb, fb);
       const now = folioLine(na, fa);
-      const name = renamed(nb.folio(id), na.folio(id));
+      const name = na.folio(id);
       if (was.slice(nb.folio(id).length) !== now.slice(na.folio(id).length))
         out.push(`~ ${name}${was.slice(nb.folio(id).length)}  =>  ${now.slice(na.folio(id).length + 1)}`);
     }

@@ -13,7 +13,7 @@ import { anon_vma_lock_write, anon_vma_unlock_write, folio_lock, folio_unlock, p
 import { EINVAL, type Pmc, type Vrm } from '../../mm/mremap.ts';
 import { ENOMEM } from '../../mm/rmap.ts';
 import { linearPageIndex, NIL, VM_SPECIAL, ZERO_PAGE, type Id } from '../../mm/state.ts';
-import { find_vma, vma_next_from, vma_prev_of, vma_set_range, vmg_state, type CopyVmaResult } from '../../mm/vma.ts';
+import { vma_prev_of, vmg_state } from '../../mm/vma.ts';
 import type { Variant } from '../registry.ts';
 
 export interface RelocateRules {
@@ -44,61 +44,6 @@ export function vma_maybe_has_shared_anon_folios(c: Ctx, vmaId: Id): boolean {
   if (vma_had_uncowed_parents(c, vmaId)) return true;
   const anon = av(c, a, 'vma_maybe_has_shared_anon_folios');
   return anon.numChildren > (anon.root === a ? 1 : 0);
-}
-
-/**
- * The RFC's copy_vma with relocate_anon (vma.c): if the destination merges,
- * no relocation; otherwise the new VMA gets pgoff = its address, no clone of
- * the source's chain, is linked, and gets an anon_vma from __anon_vma_prepare
- * (which may adopt a neighbour's, as the kernel would). On failure to prepare,
- * the new range is unmapped again.
- */
-function copy_vma_relocate(c: Ctx, vmaId: Id, addr: number, len: number, pgoffIn: number, relocate: { on: boolean }): CopyVmaResult | null {
-  let src = vmaId;
-  const v = vma(c, vmaId);
-  const vmaStart = v.start;
-  let pgoff = pgoffIn;
-  let faultedInAnonVma = true;
-  if (v.anonVma === NIL) {
-    pgoff = addr;
-    faultedInAnonVma = false;
-  }
-  const prev = vma_prev_of(c, v.mm, addr);
-  const overlap = find_vma(c, v.mm, addr);
-  if (overlap !== NIL && vma(c, overlap).start < addr + len) return null;
-  const g = vmg_state(c, v.mm, prev, vmaId, addr, addr + len, v.flags, pgoff);
-  g.next = vma_next_from(c, v.mm, addr + len);
-  const merged = c.k.vma_merge_copied_range(c, g);
-  if (relocate.on) {
-    if (merged !== NIL) relocate.on = false;
-    else pgoff = addr;
-  }
-  if (merged !== NIL) {
-    const m = vma(c, merged);
-    if (vmaStart >= m.start && vmaStart < m.end) {
-      if (faultedInAnonVma) warn(c, 'copy_vma: self-merge of a faulted vma');
-      src = merged;
-    }
-    return { newVma: merged, vma: src, needRmapLocks: m.pgoff <= vma(c, src).pgoff };
-  }
-  const newId = c.k.vm_area_dup(c, vmaId);
-  if (newId === NIL) return null;
-  vma_set_range(c, newId, addr, addr + len, pgoff);
-  if (relocate.on) vma(c, newId).anonVma = NIL;
-  else if (c.k.anon_vma_clone(c, newId, vmaId, 'REMAP') !== 0) {
-    c.k.vm_area_free(c, newId);
-    return null;
-  }
-  if (!c.k.vma_link(c, newId)) {
-    c.k.unlink_anon_vmas(c, newId);
-    c.k.vm_area_free(c, newId);
-    return null;
-  }
-  if (relocate.on && c.k.__anon_vma_prepare(c, newId) !== 0) {
-    c.k.do_vmi_munmap(c, v.mm, addr, len, false);
-    return null;
-  }
-  return { newVma: newId, vma: src, needRmapLocks: false };
 }
 
 /**
@@ -204,7 +149,7 @@ export function relocateVariant(name: string, description: string, rules: Reloca
         const newPgoff = v.pgoff + (vrm.addr - v.start);
         const relocate = { on: should_relocate_anon(c, vrm, rules) };
         for (;;) {
-          const r = copy_vma_relocate(c, vrm.vma, vrm.newAddr, vrm.newLen, newPgoff, relocate);
+          const r = c.k.copy_vma(c, vrm.vma, vrm.newAddr, vrm.newLen, newPgoff, relocate);
           if (r === null) return { err: ENOMEM, newVma: NIL };
           vrm.vma = r.vma;
           const pmc: Pmc = { old: r.vma, new: r.newVma, oldAddr: vrm.addr, newAddr: vrm.newAddr, len: vrm.oldLen, needRmapLocks: r.needRmapLocks, relocateLocked: NIL };
