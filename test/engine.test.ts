@@ -87,17 +87,16 @@ describe('visited set', () => {
     expect(unique.size).toBe(N); // the generator itself produced no duplicate
     // One expect per loop, not per entry: 1e5 expect calls would dominate the run time.
     let notNew = 0;
-    for (let i = 0; i < N; i++) if (set.insert(his[i]!, los[i]!) !== -1) notNew++;
+    for (let i = 0; i < N; i++) if (!set.insert(his[i]!, los[i]!)) notNew++;
     expect(notNew).toBe(0);
     expect(set.size).toBe(N);
     expect(set.capacity).toBeGreaterThan(16);
     expect(set.size / set.capacity).toBeLessThanOrEqual(0.75);
-    // Everything is still there, with the dense index it was given, and
-    // inserting again adds nothing.
+    // Everything is still there, and inserting again adds nothing.
     let wrong = 0;
     for (let i = 0; i < N; i++) {
-      if (set.get(his[i]!, los[i]!) !== i) wrong++;
-      if (set.insert(his[i]!, los[i]!) !== i) wrong++;
+      if (!set.has(his[i]!, los[i]!)) wrong++;
+      if (set.insert(his[i]!, los[i]!)) wrong++;
     }
     expect(wrong).toBe(0);
     expect(set.size).toBe(N);
@@ -105,20 +104,20 @@ describe('visited set', () => {
     for (let i = 0; i < 1000; i++) {
       const h = next();
       const l = next();
-      if (!unique.has(`${h}:${l}`) && set.get(h, l) === -1) absent++;
+      if (!unique.has(`${h}:${l}`) && !set.has(h, l)) absent++;
     }
     expect(absent).toBe(1000);
-    expect(set.bytes).toBe(set.capacity * 12);
+    expect(set.bytes).toBe(set.capacity * 8);
     expect(set.bytesPerState).toBeCloseTo(set.bytes / N);
   });
 
   it('stores the reserved fingerprint 0/0 (as 0/1) and treats signed halves as uint32', () => {
     const set = new VisitedSet();
-    expect(set.insert(0, 0)).toBe(-1);
-    expect(set.insert(0, 0)).toBe(0);
+    expect(set.insert(0, 0)).toBe(true);
+    expect(set.insert(0, 0)).toBe(false);
     expect(set.has(0, 0)).toBe(true);
-    expect(set.insert(-1, -2)).toBe(-1);
-    expect(set.get(0xffffffff, 0xfffffffe)).toBe(1);
+    expect(set.insert(-1, -2)).toBe(true);
+    expect(set.has(0xffffffff, 0xfffffffe)).toBe(true);
     expect(set.size).toBe(2);
   });
 });

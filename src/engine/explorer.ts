@@ -248,7 +248,7 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
           break search;
         }
         fingerprintInto(model.encode(t), fp);
-        if (visited.insert(fp[0]!, fp[1]!) !== -1) continue;
+        if (!visited.insert(fp[0]!, fp[1]!)) continue;
         produced[slot]!++;
         const index = links.push(parent, k);
         next.push(t);

@@ -1,11 +1,13 @@
 // The visited set: 64-bit fingerprints in a typed-array open-addressing table
 // with linear probing (DESIGN.md §5; cf. Rumur's doc/internals-seen-state-set.rst).
 //
-// Layout, per slot s:   keys[2s] = hi, keys[2s+1] = lo, indices[s] = state index.
+// Layout, per slot s:   keys[2s] = hi, keys[2s+1] = lo: 8 bytes a slot. The
+// search needs no index per state (parent links are dense in discovery
+// order, src/engine/parents.ts), so the table holds fingerprints only.
 // Fingerprint 0/0 marks an empty slot, so a real 0/0 is stored as 0/1 (one
 // extra collision in 2^64, cheaper than a separate occupancy bitmap).
 // All state lives in typed-array fields (no closures, no JS objects per
-// entry), so a later change can put `keys`/`indices` in a SharedArrayBuffer
+// entry), so a later change can put `keys` in a SharedArrayBuffer
 // and insert with Atomics.compareExchange.
 //
 // The table doubles when the load factor would exceed 0.75: nothing is ever
@@ -13,7 +15,7 @@
 // exhaustive up to fingerprint collisions only.
 
 const MAX_LOAD = 0.75;
-/** 2^30 slots = 12 GiB of table: beyond that a typed array cannot be addressed with `slot << 1`. */
+/** 2^30 slots = 8 GiB of table: beyond that a typed array cannot be addressed with `slot << 1`. */
 const MAX_CAPACITY = 2 ** 30;
 
 /** The table cannot grow any further (a resource limit, not a bug). */
@@ -24,16 +26,14 @@ export class VisitedCapacityError extends Error {
 export class VisitedSet {
   /** hi, lo per slot; 0/0 = empty. */
   keys: Uint32Array;
-  /** Dense state index per occupied slot (0, 1, 2, ... in insertion order). */
-  indices: Int32Array;
   /** Number of slots (a power of two). */
   capacity: number;
-  /** Number of fingerprints stored = the next index to assign. */
+  /** Number of fingerprints stored. */
   size = 0;
   private mask: number;
   private growAt: number;
 
-  constructor(initialCapacity = 1 << 16) {
+  constructor(initialCapacity = 1 << 12) {
     let cap = 16;
     while (cap < initialCapacity) cap *= 2;
     if (cap > MAX_CAPACITY) throw new VisitedCapacityError(`visited set capacity ${initialCapacity} exceeds ${MAX_CAPACITY} slots`);
@@ -41,14 +41,10 @@ export class VisitedSet {
     this.mask = cap - 1;
     this.growAt = Math.floor(cap * MAX_LOAD);
     this.keys = new Uint32Array(cap * 2);
-    this.indices = new Int32Array(cap);
   }
 
-  /**
-   * Insert a fingerprint. Returns the index of the existing entry, or -1 when
-   * the fingerprint was new; the new entry's index is then `size - 1`.
-   */
-  insert(hi: number, lo: number): number {
+  /** Insert a fingerprint; true when it was new. */
+  insert(hi: number, lo: number): boolean {
     // Normalise to uint32: the table holds uint32, and a signed int32 argument
     // would never compare equal to what was stored.
     hi >>>= 0;
@@ -66,16 +62,15 @@ export class VisitedSet {
       if (h === 0 && l === 0) {
         keys[j] = hi;
         keys[j + 1] = lo;
-        this.indices[slot] = this.size++;
-        return -1;
+        this.size++;
+        return true;
       }
-      if (h === hi && l === lo) return this.indices[slot]!;
+      if (h === hi && l === lo) return false;
       slot = (slot + 1) & mask;
     }
   }
 
-  /** The index of a fingerprint, or -1 when absent. */
-  get(hi: number, lo: number): number {
+  has(hi: number, lo: number): boolean {
     hi >>>= 0;
     lo >>>= 0;
     if (hi === 0 && lo === 0) lo = 1;
@@ -86,19 +81,15 @@ export class VisitedSet {
       const j = slot << 1;
       const h = keys[j]!;
       const l = keys[j + 1]!;
-      if (h === 0 && l === 0) return -1;
-      if (h === hi && l === lo) return this.indices[slot]!;
+      if (h === 0 && l === 0) return false;
+      if (h === hi && l === lo) return true;
       slot = (slot + 1) & mask;
     }
   }
 
-  has(hi: number, lo: number): boolean {
-    return this.get(hi, lo) !== -1;
-  }
-
   /** Bytes held by the table arrays. */
   get bytes(): number {
-    return this.keys.byteLength + this.indices.byteLength;
+    return this.keys.byteLength;
   }
 
   /** Table bytes per stored state (0 when empty). */
@@ -106,21 +97,18 @@ export class VisitedSet {
     return this.size === 0 ? 0 : this.bytes / this.size;
   }
 
-  /** Double the table and re-insert every entry with its index unchanged. */
+  /** Double the table and re-insert every entry. */
   private grow(): void {
     const cap = this.capacity * 2;
     if (cap > MAX_CAPACITY) {
       throw new VisitedCapacityError(`visited set full: ${this.size} states; it cannot grow beyond ${MAX_CAPACITY} slots`);
     }
     const oldKeys = this.keys;
-    const oldIndices = this.indices;
     let keys: Uint32Array;
-    let indices: Int32Array;
     try {
       keys = new Uint32Array(cap * 2);
-      indices = new Int32Array(cap);
     } catch (e) {
-      throw new VisitedCapacityError(`visited set cannot grow to ${cap} slots (${(cap * 12) / 2 ** 20} MiB): ${(e as Error).message}`);
+      throw new VisitedCapacityError(`visited set cannot grow to ${cap} slots (${(cap * 8) / 2 ** 20} MiB): ${(e as Error).message}`);
     }
     const mask = cap - 1;
     for (let s = 0; s < this.capacity; s++) {
@@ -131,10 +119,8 @@ export class VisitedSet {
       while (keys[slot << 1] !== 0 || keys[(slot << 1) + 1] !== 0) slot = (slot + 1) & mask;
       keys[slot << 1] = hi;
       keys[(slot << 1) + 1] = lo;
-      indices[slot] = oldIndices[s]!;
     }
     this.keys = keys;
-    this.indices = indices;
     this.capacity = cap;
     this.mask = mask;
     this.growAt = Math.floor(cap * MAX_LOAD);
