@@ -2,10 +2,10 @@
 // asserts (WARN/BUG) and merges that removed a VMA with vm_ops->close
 // (kernel-semantics §7.1, §7.2, §1.2; bug-corpus §0.3 I8).
 import type { Property } from '../src/engine/model.ts';
-import type { State } from '../models/mm/state.ts';
+import { RECORD, type State } from '../models/mm/state.ts';
 
-/** Prefix of the s.warnings entry the model pushes when a merge removes a VMA that has vm_ops->close. */
-export const CLOSE_REMOVED = 'close-removed:';
+/** Prefixes of the model's records (models/mm/state.ts RECORD). */
+export const CLOSE_REMOVED = RECORD.closeRemoved;
 
 export const closeNeverRemoved: Property<State> = {
   id: 'close-never-removed',
@@ -17,8 +17,7 @@ export const closeNeverRemoved: Property<State> = {
   },
 };
 
-/** Prefix of the s.warnings entry pushed when MREMAP_RELOCATE_ANON rewrites a folio that is not mapped exactly once. */
-export const RELOCATE_SHARED = 'relocate-shared:';
+export const RELOCATE_SHARED = RECORD.relocateShared;
 
 export const relocateExclusive: Property<State> = {
   id: 'relocate-exclusive',
@@ -30,8 +29,20 @@ export const relocateExclusive: Property<State> = {
   },
 };
 
+export const FORK_REUSE = RECORD.forkReuse;
+
+export const forkReuseRule: Property<State> = {
+  id: 'fork-reuse-rule',
+  description: 'a fork adopts an anon_vma only with num_active_vmas 0 and num_children < 2',
+  rule: 'kernel-semantics §2.4 (maybe_reuse_anon_vma), §8 (2555283eb40d); bug-corpus I5',
+  when: 'always',
+  check(s) {
+    return s.warnings.filter((w) => w.startsWith(FORK_REUSE)).map((w) => w.slice(FORK_REUSE.length).trim() || w);
+  },
+};
+
 /** Records that are properties of their own, not kernel asserts. */
-const RECORDS = [CLOSE_REMOVED, RELOCATE_SHARED];
+const RECORDS: readonly string[] = Object.values(RECORD);
 
 export const kernelAsserts: Property<State> = {
   id: 'kernel-asserts',

@@ -4,7 +4,7 @@
 // here yet.
 import type { Property } from '../src/engine/model.ts';
 import type { State } from '../models/mm/state.ts';
-import { closeNeverRemoved, kernelAsserts, relocateExclusive } from './asserts.ts';
+import { closeNeverRemoved, forkReuseRule, kernelAsserts, relocateExclusive } from './asserts.ts';
 import {
   chainClosedUnderParent,
   chainTreeConsistent,
@@ -30,6 +30,7 @@ export const ALL_PROPERTIES: Property<State>[] = [
   treeKeysFresh,
   pgoffLinear,
   noUseAfterFree,
+  forkReuseRule,
   closeNeverRemoved,
   relocateExclusive,
   noLeak,
@@ -41,4 +42,4 @@ export function propertyById(id: string): Property<State> | undefined {
 }
 
 export { i6Counters, type Counters } from './counters.ts';
-export { CLOSE_REMOVED, RELOCATE_SHARED } from './asserts.ts';
+export { CLOSE_REMOVED, FORK_REUSE, RELOCATE_SHARED } from './asserts.ts';

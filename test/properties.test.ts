@@ -48,6 +48,7 @@ describe('ALL_PROPERTIES', () => {
       ['tree-keys-fresh', 'quiescent'],
       ['pgoff-linear', 'quiescent'],
       ['no-use-after-free', 'always'],
+      ['fork-reuse-rule', 'always'],
       ['close-never-removed', 'always'],
       ['relocate-exclusive', 'always'],
       ['no-leak', 'end'],

@@ -147,3 +147,23 @@ describe('bug corpus', () => {
     expect(mmcheck('bugs', '--only', 'B99').code).toBe(2);
   });
 });
+
+describe('fork-reuse-rule', () => {
+  // The bug-corpus B2 sequence: P5's fork adopts L for both VMAs; the second
+  // adoption finds L already used by the first.
+  const B2 =
+    'P0 mmap 0 2; P0 fault 0 w; P0 fork; P1 fork; P2 fork; P1 exit; P2 exit; P3 mprotect 1 1 rwx; P3 fork; P4 fork; P5 fault 1 w; P3 exit; P5 fork';
+  const violated = (variant: string, ops: string): string[] => {
+    const m = createMmModel({ name: variant, kernel: resolveKernel(variant), bounds: { procs: 5, pages: 2, maxLen: 2 } });
+    let s = m.initial();
+    for (const t of ops.split(';')) s = m.next(s, m.parseAction(s, t.trim()));
+    return m.properties.find((p) => p.id === 'fork-reuse-rule')!.check(s);
+  };
+  it('fires when the degree rule adopts an anon_vma that already has a VMA', () => {
+    expect(violated('b2-degree', B2)).toEqual([expect.stringMatching(/^P6 adopted A\d+, which had a VMA or two children$/)]);
+  });
+  it('holds for the fixed rule and for mainline, which reuse too (the worked example of §9)', () => {
+    expect(violated('b2-degree-fixed', B2)).toEqual([]);
+    expect(violated('mainline', 'P0 mmap 0 4; P0 fault 0 w; P0 fork; P1 fork; P1 munmap 0 4; P2 fork')).toEqual([]);
+  });
+});

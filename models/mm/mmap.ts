@@ -1,9 +1,9 @@
 // mm/mmap.c and the munmap path of mm/vma.c: fixed-address anonymous mmap,
 // fork's dup_mmap, exit_mmap, munmap. Digest §2.7, §3.7, §5.
-import { mmVmas, vma, vmaR, type Ctx } from './ctx.ts';
+import { mmVmas, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { mmap_read_lock, mmap_read_unlock, mmap_write_downgrade, mmap_write_lock, mmap_write_unlock } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
-import { NIL, freeLock, type Id } from './state.ts';
+import { NIL, RECORD, freeLock, type Id } from './state.ts';
 import { find_vma, vma_attach, vma_detach, vma_next_from, vma_prev_of, vmg_state } from './vma.ts';
 
 /** mm_alloc for a new process; the caller picks the id (the next free process slot). */
@@ -44,6 +44,30 @@ export function do_mmap(c: Ctx, mmId: Id, addr: number, len: number, flags: numb
 }
 
 /**
+ * The anon_vmas of pvma's chain a fork may adopt right now (§2.4, bug-corpus
+ * I5): no VMA uses them and they have fewer than two children. Taken before
+ * each anon_vma_fork, whatever implementation of it a variant uses.
+ */
+function reuseEligible(c: Ctx, pvmaId: Id): Set<Id> {
+  const out = new Set<Id>();
+  for (const id of vmaR(c, pvmaId).chain) {
+    const a = c.s.anonVmas[c.s.avcs[id]!.anonVma]!;
+    if (a.numActiveVmas === 0 && a.numChildren < 2) out.add(a.id);
+  }
+  return out;
+}
+
+/** Record a fork that adopted (rather than allocated) an anon_vma outside the eligible set. */
+function checkForkReuse(c: Ctx, vmaId: Id, pvmaId: Id, eligible: Set<Id>): void {
+  const adopted = vmaR(c, vmaId).anonVma;
+  if (adopted === NIL) return;
+  // A fresh anon_vma's tree holds only the new VMA; an adopted one also holds the parent's.
+  const tree = c.s.anonVmas[adopted]!.tree;
+  const fresh = tree.length === 1 && c.s.avcs[tree[0]!]!.vma === vmaId;
+  if (!fresh && !eligible.has(adopted)) warn(c, `${RECORD.forkReuse} P${vmaR(c, vmaId).mm} adopted A${adopted}, which had a VMA or two children`);
+}
+
+/**
  * dup_mmap (mm/mmap.c; §2.7): under both mmap write locks, for each parent
  * VMA: vm_area_dup, anon_vma_fork, link, copy_page_range. On failure the
  * partial child is torn down (the caller's mmput -> exit_mmap).
@@ -59,11 +83,13 @@ export function dup_mmap(c: Ctx, childId: Id, parentId: Id): number {
       break;
     }
     vma(c, tmp).mm = childId;
+    const eligible = reuseEligible(c, mpnt);
     if (c.k.anon_vma_fork(c, tmp, mpnt) !== 0) {
       c.k.vm_area_free(c, tmp);
       ret = ENOMEM;
       break;
     }
+    checkForkReuse(c, tmp, mpnt, eligible);
     // __mt_dup preallocated the tree: this store cannot fail.
     vma_attach(c, tmp);
     ret = c.k.copy_page_range(c, tmp, mpnt);

@@ -117,6 +117,18 @@ export interface Folio {
   locked: Id;
 }
 
+/**
+ * Prefixes of s.warnings entries that are not kernel asserts but records a
+ * property reads: a merge removed a VMA with ->close; a relocation rewrote a
+ * folio not mapped exactly once; a fork adopted an anon_vma the reuse rule
+ * forbids.
+ */
+export const RECORD = {
+  closeRemoved: 'close-removed:',
+  relocateShared: 'relocate-shared:',
+  forkReuse: 'fork-reuse:',
+} as const;
+
 /** Allocation points that can be made to fail with ENOMEM. */
 export type AllocKind = 'avc' | 'anon_vma' | 'vma' | 'prealloc' | 'folio' | 'pte';
 

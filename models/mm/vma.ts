@@ -4,7 +4,7 @@
 import { allocOk, avR, mm, mmVmas, peek, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { anon_vma_lock_write, anon_vma_unlock_write, mmap_assert_write_locked } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
-import { NIL, VM_ACCESS_FLAGS, VM_SPECIAL, type Id, type Vma } from './state.ts';
+import { NIL, RECORD, VM_ACCESS_FLAGS, VM_SPECIAL, type Id, type Vma } from './state.ts';
 
 // ---------------------------------------------------------------------------
 // The VMA tree of an mm (the maple tree, kept as a sorted id list)
@@ -297,7 +297,7 @@ export function vma_complete(c: Ctx, vp: VmaPrepare): void {
     if (removed === NIL) continue;
     const r = vma(c, removed);
     // A merge never calls ->close on the VMA it removes: removing one that has it loses the hook.
-    if (r.hasClose) warn(c, `close-removed: vma [${r.start},${r.end}) of P${r.mm} removed by a merge`);
+    if (r.hasClose) warn(c, `${RECORD.closeRemoved} vma [${r.start},${r.end}) of P${r.mm} removed by a merge`);
     vma_detach(c, removed);
     if (r.anonVma !== NIL) c.k.unlink_anon_vmas(c, removed);
     if (vp.remove2 === NIL && vmaR(c, vp.vma).end < vmaR(c, removed).end) warn(c, 'vma_complete: removed vma extends past the survivor');

@@ -12,7 +12,7 @@ import type { Kernel } from '../../mm/kernel.ts';
 import { anon_vma_lock_write, anon_vma_unlock_write, folio_lock, folio_unlock, pte_lock, pte_unlock } from '../../mm/locks.ts';
 import { EINVAL, type Pmc, type Vrm } from '../../mm/mremap.ts';
 import { ENOMEM } from '../../mm/rmap.ts';
-import { linearPageIndex, NIL, VM_SPECIAL, ZERO_PAGE, type Id } from '../../mm/state.ts';
+import { linearPageIndex, NIL, RECORD, VM_SPECIAL, ZERO_PAGE, type Id } from '../../mm/state.ts';
 import { vma_prev_of, vmg_state } from '../../mm/vma.ts';
 import type { Variant } from '../registry.ts';
 
@@ -85,7 +85,7 @@ function relocate_anon_pte(c: Ctx, p: Pmc, oldAddr: number, newAddr: number, und
     ret = 0;
   } else {
     // What relocation needs (bug-corpus B4): the folio is mapped exactly once, by this VMA.
-    if (!undo && fo.mapcount !== 1) warn(c, `relocate-shared: F${f} relocated with mapcount ${fo.mapcount}`);
+    if (!undo && fo.mapcount !== 1) warn(c, `${RECORD.relocateShared} F${f} relocated with mapcount ${fo.mapcount}`);
     const target = undo ? p.old : p.new;
     const index = undo ? linearPageIndex(vma(c, p.old), oldAddr) : linearPageIndex(vma(c, p.new), newAddr);
     c.k.folio_move_anon_rmap(c, f, target);
