@@ -1,9 +1,9 @@
 // `mmcheck check`: explore, record the run, print the summary.
 import { replayTexts } from '../engine/explorer.ts';
 import { recordedModelSpec } from '../../models/variants/load.ts';
-import { DEFAULT_DB_PATH, openStore } from '../store/db.ts';
+import { openStore } from '../store/db.ts';
 import { exploreAndRecord, progressLine, boundsText } from './exploration.ts';
-import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, parseCount, parseBounds, makeModel, readOps, out, err, event, num } from './common.ts';
+import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, parseCount, parseBounds, makeModel, readOps, out, err, event, num, traceLines } from './common.ts';
 
 // ---------------------------------------------------------------- check
 
@@ -33,7 +33,7 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
   const store = openStore(o.db);
   try {
     const tty = process.stderr.isTTY === true;
-    const { runId, result: r, ids } = await exploreAndRecord(store, {
+    const { runId, result: r, ids, traces } = await exploreAndRecord(store, {
       command: ['check', ...process.argv.slice(3)].join(' '),
       variant,
       modelName: model.name,
@@ -63,7 +63,7 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
           details: v.details,
           depth: v.depth,
           fingerprint: v.fingerprint,
-          trace: [...fromTexts, ...v.traceText],
+          trace: traces[i],
         }),
       );
       event({
@@ -98,9 +98,7 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
         out();
         out(`violation ${ids[i]}: ${v.property} at depth ${v.depth}`);
         for (const d of v.details) out(`  ${d}`);
-        out('  trace:');
-        [...fromTexts, ...v.traceText].forEach((t, k) => out(`    ${k + 1}. ${t}`));
-        out(`  replay: mmcheck replay ${ids[i]}${o.db === DEFAULT_DB_PATH ? '' : ` --db ${o.db}`}`);
+        for (const l of traceLines(traces[i]!, ids[i]!, o.db)) out(l);
       });
     }
     if (r.outcome === 'interrupted') {

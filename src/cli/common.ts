@@ -6,6 +6,7 @@ import { ParseError, type Model, type Violation } from '../engine/model.ts';
 import { createMmModel, DEFAULT_BOUNDS } from '../../models/mm/model.ts';
 import { ALL_PROPERTIES } from '../../properties/index.ts';
 import { loadModel, VariantError } from '../../models/variants/load.ts';
+import { DEFAULT_DB_PATH } from '../store/db.ts';
 import { OP_KINDS, splitOps } from '../../models/mm/ops.ts';
 import type { State } from '../../models/mm/state.ts';
 
@@ -183,4 +184,9 @@ export async function writePicture(o: PictureOptions & { format: string }, t: Tr
     }
     err(`wrote ${o.out}`);
   }
+}
+
+/** A stored violation's trace, numbered, and how to replay it. */
+export function traceLines(trace: readonly string[], violationId: number, db: string): string[] {
+  return ['  trace:', ...trace.map((t, k) => `    ${k + 1}. ${t}`), `  replay: mmcheck replay ${violationId}${db === DEFAULT_DB_PATH ? '' : ` --db ${db}`}`];
 }

@@ -166,6 +166,8 @@ export interface RecordedRun {
   result: ExploreResult<Op, State>;
   /** Database ids of result.violations, in order. */
   ids: number[];
+  /** The replayable trace of each violation: the --from prefix, then the search's steps. */
+  traces: string[][];
 }
 
 /**
@@ -224,6 +226,7 @@ export async function exploreAndRecord(store: Store, job: RecordJob): Promise<Re
     });
     throw new ResultError(`${ex.failure?.message ?? 'internal error'} (run ${runId} recorded as ${outcome})`, ex.failure?.code ?? EXIT.internal);
   }
+  const traces = r.violations.map((v) => [...fromTexts, ...v.traceText]);
   const ids = store.finishRun(runId, {
     outcome: r.outcome,
     generated: r.generated,
@@ -231,15 +234,15 @@ export async function exploreAndRecord(store: Store, job: RecordJob): Promise<Re
     depthReached: r.depthReached,
     durationMs: r.elapsedMs,
     coverage: r.coverage,
-    violations: r.violations.map((v) => ({
+    violations: r.violations.map((v, i) => ({
       model: job.modelName,
       property: v.property,
       depth: v.depth,
-      trace: [...fromTexts, ...v.traceText],
+      trace: traces[i]!,
       finalState: stateToJson(v.state, v.details.map((detail) => ({ property: v.property, detail }))),
       fingerprint: v.fingerprint,
       detail: v.detail,
     })),
   });
-  return { runId, result: r, ids };
+  return { runId, result: r, ids, traces };
 }

@@ -6,9 +6,9 @@ import { writeFileSync } from 'node:fs';
 import { ALL_PROPERTIES } from '../../properties/index.ts';
 import { replayTexts } from '../engine/explorer.ts';
 import { recordedModelSpec } from '../../models/variants/load.ts';
-import { DEFAULT_DB_PATH, openStore } from '../store/db.ts';
+import { openStore } from '../store/db.ts';
 import { boundsText, exploreAndRecord, type RecordedRun } from './exploration.ts';
-import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, err, makeModel, num, out, parseBounds, parseCount, readOps } from './common.ts';
+import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, err, makeModel, num, out, parseBounds, parseCount, readOps, traceLines } from './common.ts';
 
 export interface GateOptions extends BoundOptions {
   base: string;
@@ -29,7 +29,7 @@ export interface GateVerdict {
 }
 
 /** Compare the two runs property by property. */
-export function verdicts(base: RecordedRun, patch: RecordedRun, fromTexts: string[]): GateVerdict[] {
+export function verdicts(base: RecordedRun, patch: RecordedRun): GateVerdict[] {
   return ALL_PROPERTIES.map((p) => {
     const bi = base.result.violations.findIndex((v) => v.property === p.id);
     const pi = patch.result.violations.findIndex((v) => v.property === p.id);
@@ -39,7 +39,7 @@ export function verdicts(base: RecordedRun, patch: RecordedRun, fromTexts: strin
     return {
       property: p.id,
       status,
-      ...(pv ? { patchViolation: { id: patch.ids[pi]!, depth: pv.depth, detail: pv.detail, trace: [...fromTexts, ...pv.traceText] } } : {}),
+      ...(pv ? { patchViolation: { id: patch.ids[pi]!, depth: pv.depth, detail: pv.detail, trace: patch.traces[pi]! } } : {}),
       ...(bv ? { baseViolation: { id: base.ids[bi]!, depth: bv.depth, detail: bv.detail } } : {}),
     };
   });
@@ -106,7 +106,7 @@ export async function cmdGate(o: GateOptions): Promise<number> {
       });
     const base = await explore(recordedModelSpec(o.base), baseModel.name);
     const patch = await explore(recordedModelSpec(o.patch), patchModel.name);
-    const vs = verdicts(base, patch, fromTexts);
+    const vs = verdicts(base, patch);
     const seconds = (base.result.elapsedMs + patch.result.elapsedMs) / 1000;
     if (o.junit !== undefined) writeFileSync(o.junit, junitXml(patchModel.name, baseModel.name, vs, seconds));
     const blamed = vs.filter((v) => v.status === 'blamed');
@@ -125,9 +125,7 @@ export async function cmdGate(o: GateOptions): Promise<number> {
         out('');
         out(`FAIL ${v.property}: the patch violates it at depth ${pv.depth}, the base keeps it`);
         out(`  ${pv.detail}`);
-        out('  trace:');
-        pv.trace.forEach((t, k) => out(`    ${k + 1}. ${t}`));
-        out(`  replay: mmcheck replay ${pv.id}${o.db === DEFAULT_DB_PATH ? '' : ` --db ${o.db}`}`);
+        for (const l of traceLines(pv.trace, pv.id, o.db)) out(l);
       }
       out(blamed.length === 0 ? `PASS: ${patchModel.name} keeps every property ${baseModel.name} keeps` : `FAIL: ${blamed.length} propert${blamed.length === 1 ? 'y' : 'ies'} broken by ${patchModel.name}`);
     }
