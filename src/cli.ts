@@ -9,6 +9,7 @@
 
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { isMainThread } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
 import { ParseError } from './engine/model.ts';
 import { DEFAULT_BOUNDS } from '../models/mm/model.ts';
 import { DEFAULT_DB_PATH, StoreError } from './store/db.ts';
@@ -62,7 +63,11 @@ function program(setCode: (n: number) => void): Command {
       .option('--from <ops-or-file>', 'start from the state these operations reach (counted in the depth)')
       .option('--continue', 'keep going after the first violation (shortest violation per property)')
       .option('--db <path>', 'results database', DEFAULT_DB_PATH)
-      .option('--json', 'one JSON event per line on stdout (progress, violation, done)'),
+      .option('--json', 'one JSON event per line on stdout (progress, violation, done)')
+      .option('--workers <n>', `worker threads (default: the number of cores, ${availableParallelism()} here); results do not depend on it`)
+      .option('--max-memory <mb>', 'stop cleanly (exit 3, run recorded) before the process uses more memory than this')
+      .option('--checkpoint-every <seconds>', 'checkpoint at level boundaries this often, and where the search stops (next to --db)')
+      .option('--resume <run>', "continue a stopped or depth-bounded run from its checkpoint to --depth (the run's model and bounds)"),
   ).action(async (o: CheckOptions) => setCode(await cmdCheck(o)));
 
   addBoundOptions(

@@ -159,6 +159,10 @@ describe('check', () => {
     [['--from', 'P0 mmap 0 1; P0 dance'], /dance/],
     [['--from', 'P0 mmap 0 1; P0 fault 0 w; P0 fork', '--depth', '2'], /--from has 3 operations, more than --depth 2/],
     [['--no-such-option'], /no-such-option/],
+    [['--workers', '0'], /--workers must be at least 1/],
+    [['--max-memory', 'abc'], /--max-memory must be a whole number/],
+    [['--checkpoint-every', 'soon'], /--checkpoint-every/],
+    [['--resume', 'x'], /--resume/],
   ];
   for (const [args, msg] of bad)
     it(`bad input ${args.join(' ')}: exit 2, one line, no database written`, () => {
@@ -364,5 +368,39 @@ describe('Ctrl-C', () => {
     const conn = new Database(db, { readonly: true });
     expect(conn.pragma('integrity_check', { simple: true })).toBe('ok');
     conn.close();
+  });
+});
+
+describe('check on worker threads: --resume, --max-memory', () => {
+  const bounds = ['--procs', '2', '--pages', '3', '--max-len', '1', '--continue', '--json'];
+  const done = (r: Res): Record<string, unknown> => JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+
+  it('--resume of an unknown run: exit 2, one line', () => {
+    expect(mmcheck('check', '--db', db, '--depth', '2', ...bounds).code).toBe(0);
+    expectBadInput(mmcheck('check', '--db', db, '--resume', '7', '--depth', '3'), /no run 7/);
+    expectBadInput(mmcheck('check', '--db', db, '--resume', '1', '--depth', '3'), /run 1 has no checkpoint/);
+  });
+
+  it('a depth-bounded run resumed to a greater depth ends with the counts of an uninterrupted run', () => {
+    const first = mmcheck('check', '--db', db, '--depth', '3', '--workers', '2', '--checkpoint-every', '0', ...bounds);
+    expect(first.code, first.stderr).toBe(0);
+    expect(done(first).checkpointDepth).toBe(3);
+    expect(existsSync(join(dir, 'checkpoints', '1.ckpt'))).toBe(true);
+    const resumed = mmcheck('check', '--db', db, '--resume', '1', '--depth', '4', '--workers', '1', '--json');
+    const direct = mmcheck('check', '--db', db, '--depth', '4', '--workers', '2', ...bounds);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const keys = ['outcome', 'generated', 'distinct', 'depthReached', 'levelSizes', 'coverage', 'collisionProbability'];
+    const pick = (o: Record<string, unknown>) => Object.fromEntries(keys.map((k) => [k, o[k]]));
+    expect(pick(done(resumed))).toEqual(pick(done(direct)));
+    expect(done(resumed).resumedFrom).toBe(1);
+  });
+
+  it('--max-memory: a clean stop, exit 3, the run recorded as interrupted', () => {
+    const r = mmcheck('check', '--db', db, '--depth', '4', '--max-memory', '1', ...bounds);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/memory limit of 1 MB/);
+    const list = JSON.parse(mmcheck('list', '--db', db, '--json').stdout);
+    expect(list.runs[0].outcome).toBe('interrupted');
+    expect(list.runs[0].error).toMatch(/memory limit/);
   });
 });

@@ -1,9 +1,14 @@
 // `mmcheck check`: explore, record the run, print the summary.
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { replayTexts } from '../engine/explorer.ts';
+import { readCheckpoint, CheckpointError, type Checkpoint } from '../engine/checkpoint.ts';
 import { recordedModelSpec } from '../../models/variants/load.ts';
-import { openStore } from '../store/db.ts';
-import { exploreAndRecord, progressLine, boundsText } from './exploration.ts';
-import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, parseCount, parseBounds, makeModel, readOps, out, err, event, num, traceLines } from './common.ts';
+import { DEFAULT_BOUNDS } from '../../models/mm/model.ts';
+import { DEFAULT_DB_PATH, openStore, type Store } from '../store/db.ts';
+import { exploreAndRecord, progressLine, boundsText, checkpointMeta, checkpointPath, type ParallelJob } from './exploration.ts';
+import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, type Bounds, parseCount, parseBounds, makeModel, readOps, out, err, event, num, traceLines } from './common.ts';
 
 // ---------------------------------------------------------------- check
 
@@ -14,24 +19,81 @@ export interface CheckOptions extends BoundOptions {
   continue?: boolean;
   db: string;
   json?: boolean;
+  workers?: string;
+  maxMemory?: string;
+  checkpointEvery?: string;
+  resume?: string;
+}
+
+/** Checkpoints live next to the database: <db dir>/checkpoints/<run>.ckpt. */
+export const checkpointDir = (db: string): string => join(dirname(db), 'checkpoints');
+
+/** --resume RUN: the run's checkpoint, read and checked (bad input otherwise). */
+function loadResume(store: Store, db: string, text: string): { runId: number; checkpoint: Checkpoint } {
+  const runId = parseCount('resume', text, 1)!;
+  if (store.getRun(runId) === undefined) throw new UsageError(`--resume ${runId}: no run ${runId} in ${db}`);
+  const path = checkpointPath(checkpointDir(db), runId);
+  if (!existsSync(path)) throw new UsageError(`--resume ${runId}: run ${runId} has no checkpoint (${path}); checkpoints are written with --checkpoint-every`);
+  try {
+    return { runId, checkpoint: readCheckpoint(path) };
+  } catch (e) {
+    if (e instanceof CheckpointError) throw new UsageError(`--resume ${runId}: ${e.message}`);
+    throw e;
+  }
 }
 
 /** What the exploration worker needs to rebuild the model and the start state. */
 export async function cmdCheck(o: CheckOptions): Promise<number> {
-  // 1. Everything that can be wrong with the input is found before the store is opened.
-  const variant = recordedModelSpec(o.model);
-  const { given, bounds } = parseBounds(o);
+  // 1. Everything that can be wrong with the input is found before the store
+  // is written (--resume only reads it, to find the run and its checkpoint).
+  const workers = parseCount('workers', o.workers, 1) ?? availableParallelism();
+  const maxMemoryMb = parseCount('max-memory', o.maxMemory, 1);
+  const checkpointEvery = parseCount('checkpoint-every', o.checkpointEvery, 0);
   const depth = parseCount('depth', o.depth, 0) ?? DEFAULT_CHECK_DEPTH;
-  const model = await makeModel(variant, given);
-  const fromTexts = o.from !== undefined ? readOps(o.from, '--from') : [];
+  let variant: string;
+  let given: Partial<Bounds>;
+  let bounds: Bounds;
+  let fromTexts: string[];
+  let stopAtFirst = !o.continue;
+  let only: string[] | undefined;
+  let resume: { runId: number; checkpoint: Checkpoint } | undefined;
+  if (o.resume !== undefined) {
+    parseCount('resume', o.resume, 1);
+    const existing = openStore(o.db, { mustExist: true });
+    try {
+      resume = loadResume(existing, o.db, o.resume);
+    } finally {
+      existing.close();
+    }
+    // The model, bounds, --from and --continue are the run's.
+    const meta = checkpointMeta(resume.checkpoint, resume.runId);
+    ({ variant, given, fromTexts, stopAtFirst, only } = meta);
+    bounds = { ...DEFAULT_BOUNDS, ...given };
+    const at = resume.checkpoint.fromPrefix + resume.checkpoint.level;
+    if (o.depth === undefined || depth < at)
+      throw new UsageError(`--resume ${resume.runId}: the checkpoint is at depth ${at}; give --depth ${at} or more`);
+  } else {
+    variant = recordedModelSpec(o.model);
+    ({ given, bounds } = parseBounds(o));
+    fromTexts = o.from !== undefined ? readOps(o.from, '--from') : [];
+  }
+  const model = await makeModel(variant, given, only);
   if (fromTexts.length > 0) replayTexts(model, model.initial(), fromTexts); // ParseError: exit 2
   if (fromTexts.length > depth)
     throw new UsageError(`--from has ${fromTexts.length} operations, more than --depth ${depth}; raise --depth`);
+  const parallel: ParallelJob = {
+    workers,
+    checkpointDir: checkpointDir(o.db),
+    ...(maxMemoryMb !== undefined ? { maxMemoryMb } : {}),
+    // A resumed run checkpoints where it stops, so it can be resumed again.
+    ...(checkpointEvery !== undefined ? { checkpointEveryMs: checkpointEvery * 1000 } : resume ? { checkpointEveryMs: 2 ** 31 } : {}),
+    ...(resume ? { resume } : {}),
+  };
 
-  // 2. The run is recorded as 'running' before the search starts, and
-  // finished in one transaction with its violations and coverage.
   const store = openStore(o.db);
   try {
+    // 2. The run is recorded as 'running' before the search starts, and
+    // finished in one transaction with its violations and coverage.
     const tty = process.stderr.isTTY === true;
     const { runId, result: r, ids, traces } = await exploreAndRecord(store, {
       command: ['check', ...process.argv.slice(3)].join(' '),
@@ -40,10 +102,16 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
       bounds,
       given,
       depth,
-      stopAtFirst: !o.continue,
+      stopAtFirst,
       fromTexts,
+      ...(only !== undefined ? { only } : {}),
+      parallel,
       onStart: (id) => {
-        if (!o.json) out(`mmcheck check: model ${model.name}, depth ${depth}, ${boundsText(bounds)} (run ${id})`);
+        if (!o.json)
+          out(
+            `mmcheck check: model ${model.name}, depth ${depth}, ${boundsText(bounds)}, ${workers} worker${workers === 1 ? '' : 's'}` +
+              `${resume ? `, resuming run ${resume.runId}` : ''} (run ${id})`,
+          );
       },
       onProgress: (p) => {
         if (tty) err(progressLine(p));
@@ -80,6 +148,11 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
         coverage: r.coverage,
         neverFired: r.neverFired,
         collisionProbability: r.collisionProbability,
+        workers,
+        peakRssMb: r.peakRssMb,
+        ...(r.memoryLimit !== undefined ? { memoryLimit: r.memoryLimit } : {}),
+        ...(r.checkpoint !== undefined ? { checkpoint: r.checkpoint, checkpointDepth: (resume?.checkpoint.fromPrefix ?? fromTexts.length) + r.checkpointLevel! } : {}),
+        ...(resume ? { resumedFrom: resume.runId } : {}),
         violations: ids,
       });
     } else {
@@ -93,13 +166,21 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
       const w = Math.max(0, ...kinds.map((k) => k.length));
       for (const k of kinds) out(`  ${k.padEnd(w)}  ${num(r.coverage[k]!.fired)} / ${num(r.coverage[k]!.newStates)}`);
       out(`never fired: ${r.neverFired.length > 0 ? r.neverFired.join(', ') : 'none'}`);
-      out(`fingerprint collision probability: ${r.collisionProbability.toExponential(1)}`);
+      out(`fingerprint collision probability: ${r.collisionProbability.toExponential(1)} (${num(r.distinct)} states, 64-bit fingerprints: n^2/2^65)`);
+      if (r.checkpoint !== undefined) {
+        const at = (resume?.checkpoint.fromPrefix ?? fromTexts.length) + r.checkpointLevel!;
+        out(`checkpoint: ${r.checkpoint} (depth ${at}); continue with: mmcheck check --resume ${runId} --depth ${at + 1}${o.db === DEFAULT_DB_PATH ? '' : ` --db ${o.db}`}`);
+      }
       r.violations.forEach((v, i) => {
         out();
         out(`violation ${ids[i]}: ${v.property} at depth ${v.depth}`);
         for (const d of v.details) out(`  ${d}`);
         for (const l of traceLines(traces[i]!, ids[i]!, o.db)) out(l);
       });
+    }
+    if (r.memoryLimit !== undefined) {
+      err(`mmcheck: ${r.memoryLimit}; run ${runId} recorded as interrupted with what was found`);
+      return EXIT.internal;
     }
     if (r.outcome === 'interrupted') {
       err(`interrupted at depth ${r.depthReached}; run ${runId} recorded as interrupted`);

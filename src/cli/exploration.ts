@@ -3,10 +3,14 @@
 // (which sets a shared flag the explorer polls through shouldStop), to
 // print progress, and to survive the worker running out of memory.
 import { setAutoFreeze } from 'immer';
+import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { explore, replayTexts, type ExploreResult, type Progress } from '../engine/explorer.ts';
+import { exploreParallel, type ParallelResult } from '../engine/parallel.ts';
+import type { Checkpoint } from '../engine/checkpoint.ts';
 import type { State } from '../../models/mm/state.ts';
-import { EXIT, PROGRESS_MS, ResultError, type Bounds, type Op, makeModel, num, err } from './common.ts';
+import { EXIT, PROGRESS_MS, ResultError, UsageError, type Bounds, type Op, makeModel, num, err } from './common.ts';
+import { mmModelSpec } from './model-spec.ts';
 import type { RunOutcome, Store } from '../store/db.ts';
 import { stateToJson } from '../report/json.ts';
 
@@ -157,13 +161,46 @@ export interface RecordJob {
   fromTexts: string[];
   /** Check only these properties (all when absent). */
   only?: string[];
+  /** Explore on a pool of worker threads (src/engine/parallel.ts) instead of one exploration thread. */
+  parallel?: ParallelJob;
   onStart?(runId: number): void;
   onProgress(p: Progress): void;
 }
 
+/** `check`'s --workers, --max-memory, --checkpoint-every and --resume. */
+export interface ParallelJob {
+  workers: number;
+  maxMemoryMb?: number;
+  /** Checkpoint at level boundaries at most this often (and when the search stops at one); none when absent. */
+  checkpointEveryMs?: number;
+  /** Where checkpoints live: <dir>/<run>.ckpt. */
+  checkpointDir: string;
+  /** Continue this run from its checkpoint. */
+  resume?: { runId: number; checkpoint: Checkpoint };
+}
+
+/** What a checkpoint records of the run, to rebuild the model and the start state on --resume. */
+export interface CheckpointMeta {
+  kind: 'mmcheck-check';
+  variant: string;
+  given: Partial<Bounds>;
+  fromTexts: string[];
+  stopAtFirst: boolean;
+  only?: string[];
+}
+
+export const checkpointPath = (dir: string, runId: number): string => join(dir, `${runId}.ckpt`);
+
+/** The checkpoint's meta, checked. */
+export function checkpointMeta(c: Checkpoint, runId: number): CheckpointMeta {
+  const m = c.meta as Partial<CheckpointMeta> | null;
+  if (m?.kind !== 'mmcheck-check' || typeof m.variant !== 'string') throw new UsageError(`the checkpoint of run ${runId} was not written by mmcheck check`);
+  return m as CheckpointMeta;
+}
+
 export interface RecordedRun {
   runId: number;
-  result: ExploreResult<Op, State>;
+  result: ExploreResult<Op, State> & Partial<Pick<ParallelResult<Op, State>, 'memoryLimit' | 'checkpoint' | 'checkpointLevel' | 'workers' | 'peakRssMb'>>;
   /** Database ids of result.violations, in order. */
   ids: number[];
   /** The replayable trace of each violation: the --from prefix, then the search's steps. */
@@ -182,8 +219,13 @@ export async function exploreAndRecord(store: Store, job: RecordJob): Promise<Re
     command: job.command,
     model: 'mm',
     variant: job.variant,
-    bounds: { ...bounds, depth, ...(fromTexts.length > 0 ? { from: fromTexts } : {}) },
-    workers: 1,
+    bounds: {
+      ...bounds,
+      depth,
+      ...(fromTexts.length > 0 ? { from: fromTexts } : {}),
+      ...(job.parallel?.resume ? { resumedFrom: job.parallel.resume.runId } : {}),
+    },
+    workers: job.parallel?.workers ?? 1,
     maxDepth: depth,
   });
   job.onStart?.(runId);
@@ -197,6 +239,26 @@ export async function exploreAndRecord(store: Store, job: RecordJob): Promise<Re
     } else signals.abort();
   };
   process.on('SIGINT', onSigint);
+  let lastProgress: Progress | undefined;
+  const onProgress = (p: Progress): void => {
+    lastProgress = p;
+    job.onProgress(p);
+  };
+  if (job.parallel) {
+    // The pool runs in this process: a second Ctrl-C records the run and exits at once.
+    signals.abort = () => {
+      store.finishRun(runId, {
+        outcome: 'interrupted',
+        generated: lastProgress?.generated ?? 0,
+        distinct: lastProgress?.distinct ?? 0,
+        depthReached: lastProgress?.depth ?? 0,
+        durationMs: lastProgress?.elapsedMs ?? 0,
+        error: 'aborted by a second interrupt',
+      });
+      err(`mmcheck: aborted by a second interrupt (run ${runId} recorded as interrupted)`);
+      process.exit(EXIT.interrupted);
+    };
+  }
   const work = {
     variant: job.variant,
     bounds: job.given,
@@ -208,7 +270,8 @@ export async function exploreAndRecord(store: Store, job: RecordJob): Promise<Re
   };
   let ex: Exploration;
   try {
-    ex = process.env.MMCHECK_NO_WORKER ? await exploreHere(work, job.onProgress) : await exploreInWorker(work, job.onProgress, signals);
+    if (job.parallel) ex = await exploreOnPool(work, job.parallel, runId, onProgress, signals);
+    else ex = process.env.MMCHECK_NO_WORKER ? await exploreHere(work, onProgress) : await exploreInWorker(work, onProgress, signals);
   } finally {
     process.off('SIGINT', onSigint);
   }
@@ -227,8 +290,10 @@ export async function exploreAndRecord(store: Store, job: RecordJob): Promise<Re
     throw new ResultError(`${ex.failure?.message ?? 'internal error'} (run ${runId} recorded as ${outcome})`, ex.failure?.code ?? EXIT.internal);
   }
   const traces = r.violations.map((v) => [...fromTexts, ...v.traceText]);
+  const limit = (r as RecordedRun['result']).memoryLimit;
   const ids = store.finishRun(runId, {
     outcome: r.outcome,
+    ...(limit !== undefined ? { error: limit } : {}),
     generated: r.generated,
     distinct: r.distinct,
     depthReached: r.depthReached,
@@ -245,4 +310,60 @@ export async function exploreAndRecord(store: Store, job: RecordJob): Promise<Re
     })),
   });
   return { runId, result: r, ids, traces };
+}
+
+/**
+ * Explore on a pool of worker threads, coordinated from this thread (which
+ * stays free for SIGINT between batches). A first Ctrl-C stops the search at
+ * the next batch and keeps the last level boundary (checkpointed when
+ * checkpoints are on); a second one ends the process at once, after
+ * recording the run as interrupted.
+ */
+async function exploreOnPool(
+  job: Omit<ExploreJob, 'kind' | 'stop'>,
+  p: ParallelJob,
+  runId: number,
+  onProgress: (p: Progress) => void,
+  signals: { stop: () => void; abort: () => void },
+): Promise<Exploration> {
+  let stop = false;
+  const state: Exploration = {};
+  signals.stop = () => (stop = true);
+  try {
+    setAutoFreeze(false);
+    const model = await makeModel(job.variant, job.bounds, job.only);
+    const from = job.fromTexts.length > 0 ? replayTexts(model, model.initial(), job.fromTexts).states.at(-1) : undefined;
+    const meta: CheckpointMeta = {
+      kind: 'mmcheck-check',
+      variant: job.variant,
+      given: job.bounds,
+      fromTexts: job.fromTexts,
+      stopAtFirst: job.stopAtFirst,
+      ...(job.only !== undefined ? { only: job.only } : {}),
+    };
+    state.result = await exploreParallel(model, {
+      depth: job.depth,
+      stopAtFirst: job.stopAtFirst,
+      ...(from !== undefined ? { from, fromPrefix: job.fromTexts.length } : {}),
+      progressMs: job.progressMs,
+      onProgress: (pr) => {
+        state.lastProgress = pr;
+        onProgress(pr);
+      },
+      shouldStop: () => stop,
+      workers: p.workers,
+      spec: mmModelSpec({ variant: job.variant, bounds: job.bounds, ...(job.only !== undefined ? { only: job.only } : {}) }),
+      ...(p.maxMemoryMb !== undefined ? { maxMemoryMb: p.maxMemoryMb } : {}),
+      ...(p.checkpointEveryMs !== undefined ? { checkpoint: { path: checkpointPath(p.checkpointDir, runId), everyMs: p.checkpointEveryMs, meta } } : {}),
+      ...(p.resume ? { resume: p.resume.checkpoint } : {}),
+    });
+  } catch (e) {
+    const x = e instanceof Error ? e : new Error(String(e));
+    const isInput = x.name === 'ParseError' || x.name === 'UsageError';
+    state.failure = {
+      message: isInput ? x.message : `internal error: ${x.message}${process.env.MMCHECK_DEBUG ? `\n${x.stack}` : ''}`,
+      code: isInput ? EXIT.badInput : EXIT.internal,
+    };
+  }
+  return state;
 }

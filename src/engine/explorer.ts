@@ -15,6 +15,7 @@ import { fingerprintHex, fingerprintInto } from './hash.ts';
 import { VisitedSet } from './visited.ts';
 import { ParentLinks } from './parents.ts';
 import { replay } from './replay.ts';
+import { KindCounters, recordViolations } from './coverage.ts';
 
 export { replay, replayTexts, stateFingerprint, type Replayed } from './replay.ts';
 
@@ -107,7 +108,7 @@ export interface ExploreResult<A, S = unknown> {
 }
 
 /** A violation found during the search; the trace is rebuilt after the search, off the hot path. */
-interface Found {
+export interface Found {
   property: string;
   details: string[];
   level: number;
@@ -136,24 +137,8 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
   const links = new ParentLinks(options.initialCapacity);
   const fp = new Uint32Array(2);
 
-  // Coverage counters indexed by kind slot, so the loop does one Map lookup
-  // and two array increments per successor.
-  const kindSlot = new Map<string, number>();
-  const kindNames: string[] = [];
-  const fired: number[] = [];
-  const produced: number[] = [];
-  const slotOf = (kind: string): number => {
-    let k = kindSlot.get(kind);
-    if (k === undefined) {
-      k = kindNames.length;
-      kindSlot.set(kind, k);
-      kindNames.push(kind);
-      fired.push(0);
-      produced.push(0);
-    }
-    return k;
-  };
-  for (const kind of model.actionKinds) slotOf(kind);
+  const counters = new KindCounters(model.actionKinds);
+  const { fired, produced } = counters;
 
   // Violations. With --continue, a property already violated is no longer
   // evaluated: its shortest violation is known, and skipping it saves time.
@@ -161,19 +146,7 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
   const remaining = stopAtFirst ? undefined : new Set(model.properties.map((p) => p.id));
   const record = (s: S, level: number, index: number, hi: number, lo: number): boolean => {
     if (remaining && remaining.size === 0) return false;
-    const vs = checkProperties(model, s, remaining);
-    if (vs.length === 0) return false;
-    const byProperty = new Map<string, string[]>();
-    for (const v of vs) {
-      const list = byProperty.get(v.property);
-      if (list) list.push(v.detail);
-      else byProperty.set(v.property, [v.detail]);
-    }
-    for (const [property, details] of byProperty) {
-      found.push({ property, details, level, index, hi, lo });
-      remaining?.delete(property);
-    }
-    return true;
+    return recordViolations(found, remaining, checkProperties(model, s, remaining), { level, index, hi, lo });
   };
 
   fingerprintInto(model.encode(root), fp);
@@ -241,7 +214,7 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
       for (let k = 0; k < acts.length; k++) {
         const a = acts[k]!;
         const t = model.next(s, a);
-        const slot = slotOf(model.actionKind(a));
+        const slot = counters.slotOf(model.actionKind(a));
         fired[slot]!++;
         if ((++generated & POLL_MASK) === 0 && poll()) {
           outcome = 'interrupted';
@@ -278,8 +251,7 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
   const violations = found.map((f) => buildRecord(model, root, links, f, fromPrefix));
 
   const elapsedMs = performance.now() - t0;
-  const coverage: Record<string, Coverage> = {};
-  for (let k = 0; k < kindNames.length; k++) coverage[kindNames[k]!] = { fired: fired[k]!, newStates: produced[k]! };
+  const coverage = counters.coverage();
   const distinct = visited.size;
   return {
     outcome: outcome!,
@@ -292,14 +264,14 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
     elapsedMs,
     statesPerSec: elapsedMs > 0 ? (generated * 1000) / elapsedMs : 0,
     coverage,
-    neverFired: model.actionKinds.filter((k) => coverage[k]!.fired === 0),
+    neverFired: counters.neverFired(model),
     visitedBytesPerState: visited.bytesPerState,
     collisionProbability: (distinct * distinct) / 2 ** 65,
   };
 }
 
 /** Rebuild a violation's trace by replaying its parent links from the root. */
-function buildRecord<S, A>(model: Model<S, A>, root: S, links: ParentLinks, f: Found, fromPrefix: number): ViolationRecord<A, S> {
+export function buildRecord<S, A>(model: Model<S, A>, root: S, links: ParentLinks, f: Found, fromPrefix: number): ViolationRecord<A, S> {
   const indices = links.path(f.index);
   const { states, actions } = replay(model, root, indices);
   const state = states[states.length - 1]!;

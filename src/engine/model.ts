@@ -55,6 +55,14 @@ export interface Model<S, A> {
   readonly properties: readonly Property<S>[];
   /** All action kinds the model can offer under its bounds (to report those that never fired). */
   readonly actionKinds: readonly string[];
+  /**
+   * Optional compact serialisation, to move states between worker threads
+   * (src/engine/parallel.ts): unpack(pack(s)) must behave exactly like s
+   * under actions, next, encode and the properties. Without them the engine
+   * uses v8.serialize / v8.deserialize (src/engine/pack.ts).
+   */
+  pack?(s: S): Uint8Array;
+  unpack?(buf: Uint8Array): S;
 }
 
 /** A malformed operation or option: reported in one line, exit code 2. */

@@ -7,8 +7,10 @@
 // Fingerprint 0/0 marks an empty slot, so a real 0/0 is stored as 0/1 (one
 // extra collision in 2^64, cheaper than a separate occupancy bitmap).
 // All state lives in typed-array fields (no closures, no JS objects per
-// entry), so a later change can put `keys` in a SharedArrayBuffer
-// and insert with Atomics.compareExchange.
+// entry). With `shared`, `keys` lives in a SharedArrayBuffer: the parallel
+// explorer (src/engine/parallel.ts) inserts on the main thread between
+// levels and the workers read it during a level (`containsKey`), when
+// nobody writes it.
 //
 // The table doubles when the load factor would exceed 0.75: nothing is ever
 // dropped (unlike a bit-state/hash-compaction table), so a full search is
@@ -33,14 +35,41 @@ export class VisitedSet {
   private mask: number;
   private growAt: number;
 
-  constructor(initialCapacity = 1 << 12) {
+  /** Keys in a SharedArrayBuffer (readable from other threads). */
+  readonly shared: boolean;
+
+  constructor(initialCapacity = 1 << 12, shared = false) {
     let cap = 16;
     while (cap < initialCapacity) cap *= 2;
     if (cap > MAX_CAPACITY) throw new VisitedCapacityError(`visited set capacity ${initialCapacity} exceeds ${MAX_CAPACITY} slots`);
+    this.shared = shared;
     this.capacity = cap;
     this.mask = cap - 1;
     this.growAt = Math.floor(cap * MAX_LOAD);
-    this.keys = new Uint32Array(cap * 2);
+    this.keys = this.allocate(cap);
+  }
+
+  /** A set holding `keys` (a table written by another VisitedSet, e.g. read back from a checkpoint). */
+  static fromKeys(keys: Uint32Array, size: number, shared = false): VisitedSet {
+    const v = new VisitedSet(keys.length / 2, shared);
+    if (v.capacity * 2 !== keys.length) throw new RangeError(`visited keys of ${keys.length} words are not a power-of-two table`);
+    v.keys.set(keys);
+    v.size = size;
+    return v;
+  }
+
+  /** Bytes the next growth would allocate. */
+  get growthBytes(): number {
+    return this.capacity * 16;
+  }
+
+  /** True when the next insert of a new fingerprint doubles the table. */
+  get full(): boolean {
+    return this.size >= this.growAt;
+  }
+
+  private allocate(cap: number): Uint32Array {
+    return this.shared ? new Uint32Array(new SharedArrayBuffer(cap * 8)) : new Uint32Array(cap * 2);
   }
 
   /** Insert a fingerprint; true when it was new. */
@@ -71,20 +100,7 @@ export class VisitedSet {
   }
 
   has(hi: number, lo: number): boolean {
-    hi >>>= 0;
-    lo >>>= 0;
-    if (hi === 0 && lo === 0) lo = 1;
-    const keys = this.keys;
-    const mask = this.mask;
-    let slot = lo & mask;
-    for (;;) {
-      const j = slot << 1;
-      const h = keys[j]!;
-      const l = keys[j + 1]!;
-      if (h === 0 && l === 0) return false;
-      if (h === hi && l === lo) return true;
-      slot = (slot + 1) & mask;
-    }
+    return containsKey(this.keys, hi, lo);
   }
 
   /** Bytes held by the table arrays. */
@@ -106,7 +122,7 @@ export class VisitedSet {
     const oldKeys = this.keys;
     let keys: Uint32Array;
     try {
-      keys = new Uint32Array(cap * 2);
+      keys = this.allocate(cap);
     } catch (e) {
       throw new VisitedCapacityError(`visited set cannot grow to ${cap} slots (${(cap * 8) / 2 ** 20} MiB): ${(e as Error).message}`);
     }
@@ -124,5 +140,25 @@ export class VisitedSet {
     this.capacity = cap;
     this.mask = mask;
     this.growAt = Math.floor(cap * MAX_LOAD);
+  }
+}
+
+/**
+ * Membership in a table's keys array alone (a VisitedSet's `keys`, possibly
+ * seen from another thread through its SharedArrayBuffer).
+ */
+export function containsKey(keys: Uint32Array, hi: number, lo: number): boolean {
+  hi >>>= 0;
+  lo >>>= 0;
+  if (hi === 0 && lo === 0) lo = 1;
+  const mask = (keys.length >>> 1) - 1;
+  let slot = lo & mask;
+  for (;;) {
+    const j = slot << 1;
+    const h = keys[j]!;
+    const l = keys[j + 1]!;
+    if (h === 0 && l === 0) return false;
+    if (h === hi && l === lo) return true;
+    slot = (slot + 1) & mask;
   }
 }

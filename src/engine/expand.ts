@@ -1,0 +1,153 @@
+// One batch of a BFS level, expanded in a worker thread (DESIGN.md §5).
+// The batch is a run of consecutive frontier states, packed; each successor
+// is fingerprinted, dropped when an earlier level has it (the shared visited
+// set, read-only during a level), and otherwise offered to the level table
+// (src/engine/leveltable.ts). A successor is sent back (packed, with its
+// parent position, action index, fingerprint and violations) unless the
+// table shows that a state of smaller rank already reached it: such a
+// successor can never be the one recorded. The main thread picks the owners
+// after the level (src/engine/parallel.ts).
+import { checkProperties, type Model, type Violation } from './model.ts';
+import { fingerprintInto } from './hash.ts';
+import { containsKey } from './visited.ts';
+import { FULL, LevelTable } from './leveltable.ts';
+import { packState, PackedList, unpackState } from './pack.ts';
+import { KindCounters } from './coverage.ts';
+
+export interface ExpandTask {
+  /** Level position of the batch's first state. */
+  first: number;
+  /** The batch's packed states and their offsets (count + 1). */
+  bytes: Uint8Array;
+  offsets: Uint32Array;
+  /** The visited set's keys (fingerprints of earlier levels). */
+  visited: SharedArrayBuffer;
+  /** The level table. */
+  table: SharedArrayBuffer;
+  /** Properties to check (the ones not violated yet); undefined: all. */
+  check?: string[];
+}
+
+export interface ExpandResult {
+  /** The level table filled up: nothing else here is meaningful; grow it and re-run. */
+  full: boolean;
+  /** Actions of each state of the batch (= successors generated from it). */
+  counts: Int32Array;
+  /** Action kind of every successor generated, in order, as an index into kindNames. */
+  kinds: Uint16Array;
+  kindNames: string[];
+  /** Per candidate: parent's level position, action index, fingerprint hi, lo, kind index. */
+  cand: Int32Array;
+  /** The candidates' packed states. */
+  bytes: Uint8Array;
+  offsets: Uint32Array;
+  /** Candidates that violate a property: candidate number and checkProperties' output. */
+  violations: { c: number; vs: Violation[] }[];
+}
+
+/** Per-thread memory of one model: the action kinds seen, numbered in a stable order. */
+export class ExpandContext<S, A> {
+  readonly kinds: KindCounters;
+
+  constructor(readonly model: Model<S, A>) {
+    this.kinds = new KindCounters(model.actionKinds);
+  }
+}
+
+export const CAND_WORDS = 5;
+
+export function expandBatch<S, A>(ctx: ExpandContext<S, A>, task: ExpandTask): ExpandResult {
+  const { model } = ctx;
+  const visited = new Uint32Array(task.visited);
+  const table = new LevelTable(task.table);
+  const only = task.check ? new Set(task.check) : undefined;
+  const n = task.offsets.length - 1;
+  const counts = new Int32Array(n);
+  let kinds = new Uint16Array(n * 32);
+  let nk = 0;
+  let cand = new Int32Array(64 * CAND_WORDS);
+  let nc = 0;
+  const packed = new PackedList();
+  const violations: { c: number; vs: Violation[] }[] = [];
+  const fp = new Uint32Array(2);
+  // Fingerprints this batch sent from the current parent (a parent can reach one state by two actions).
+  const sentHi: number[] = [];
+  const sentLo: number[] = [];
+  const fullResult = (): ExpandResult => ({
+    full: true,
+    counts: new Int32Array(0),
+    kinds: new Uint16Array(0),
+    kindNames: [],
+    cand: new Int32Array(0),
+    bytes: new Uint8Array(0),
+    offsets: new Uint32Array(1),
+    violations: [],
+  });
+
+  for (let i = 0; i < n; i++) {
+    const s = unpackState(model, task.bytes.subarray(task.offsets[i]!, task.offsets[i + 1]!));
+    const pos = task.first + i;
+    const rank = pos + 1;
+    const acts = model.actions(s);
+    counts[i] = acts.length;
+    sentHi.length = 0;
+    sentLo.length = 0;
+    for (let k = 0; k < acts.length; k++) {
+      const a = acts[k]!;
+      const t = model.next(s, a);
+      const kind = ctx.kinds.slotOf(model.actionKind(a));
+      if (nk === kinds.length) {
+        const g = new Uint16Array(kinds.length * 2);
+        g.set(kinds);
+        kinds = g;
+      }
+      kinds[nk++] = kind;
+      fingerprintInto(model.encode(t), fp);
+      const hi = fp[0]!;
+      const lo = fp[1]!;
+      if (containsKey(visited, hi, lo)) continue;
+      const before = table.offer(hi, lo, rank);
+      if (before === FULL) return fullResult();
+      if (before !== 0 && before < rank) continue;
+      if (before === rank && sentFrom(sentHi, sentLo, hi, lo)) continue;
+      sentHi.push(hi);
+      sentLo.push(lo);
+      if ((nc + 1) * CAND_WORDS > cand.length) {
+        const g = new Int32Array(cand.length * 2);
+        g.set(cand);
+        cand = g;
+      }
+      const b = nc * CAND_WORDS;
+      cand[b] = pos;
+      cand[b + 1] = k;
+      cand[b + 2] = hi;
+      cand[b + 3] = lo;
+      cand[b + 4] = kind;
+      packed.push(packState(model, t));
+      const vs = checkProperties(model, t, only);
+      if (vs.length > 0) violations.push({ c: nc, vs });
+      nc++;
+    }
+  }
+  const p = packed.compact();
+  return {
+    full: false,
+    counts,
+    kinds: kinds.slice(0, nk),
+    kindNames: [...ctx.kinds.names],
+    cand: cand.slice(0, nc * CAND_WORDS),
+    bytes: p.bytes,
+    offsets: p.offsets,
+    violations,
+  };
+}
+
+function sentFrom(his: number[], los: number[], hi: number, lo: number): boolean {
+  for (let j = 0; j < his.length; j++) if (his[j] === hi && los[j] === lo) return true;
+  return false;
+}
+
+/** The buffers of a result, to transfer rather than copy. */
+export function resultBuffers(r: ExpandResult): ArrayBuffer[] {
+  return [r.counts.buffer, r.kinds.buffer, r.cand.buffer, r.bytes.buffer, r.offsets.buffer] as ArrayBuffer[];
+}

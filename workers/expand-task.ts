@@ -1,0 +1,15 @@
+// The task handler of a parallel-explorer worker: it rebuilds the model once
+// from the serialisable spec the pool was created with (piscina's
+// workerData), then expands the batches it is sent (src/engine/expand.ts)
+// and transfers the result buffers back.
+import { Piscina } from 'piscina';
+import { ExpandContext, expandBatch, resultBuffers, type ExpandTask } from '../src/engine/expand.ts';
+import { buildModel, type ModelSpec } from '../src/engine/spec.ts';
+
+let context: Promise<ExpandContext<unknown, unknown>> | undefined;
+
+export default async function expand(task: ExpandTask): Promise<unknown> {
+  context ??= buildModel(Piscina.workerData as ModelSpec).then((m) => new ExpandContext(m));
+  const r = expandBatch(await context, task);
+  return Piscina.move({ [Piscina.transferableSymbol]: resultBuffers(r), [Piscina.valueSymbol]: r } as never);
+}
