@@ -1,7 +1,6 @@
 // Every property of the anon rmap model, in a stable order (DESIGN.md §4).
-// fork-reuse-rule, walker-sees-every-mapping, failure-atomic, no-deadlock,
-// lock-discipline and relocate-exclusive need history or threads and are not
-// here yet.
+// no-deadlock needs the model's transition relation: the model replaces it
+// at lock granularity (properties/deadlock.ts). failure-atomic is not built.
 import type { Property } from '../src/engine/model.ts';
 import type { State } from '../models/mm/state.ts';
 import { closeNeverRemoved, forkReuseRule, kernelAsserts, relocateExclusive } from './asserts.ts';
@@ -16,6 +15,8 @@ import {
 import { countersExact } from './counters.ts';
 import { exclusiveMeansSingle, mapcountExact, pgoffLinear, rmapCoverage } from './folios.ts';
 import { noLeak, noUseAfterFree } from './lifetime.ts';
+import { lockDiscipline, walkerSeesEveryMapping } from './locking.ts';
+import { noDeadlock } from './deadlock.ts';
 
 export const ALL_PROPERTIES: Property<State>[] = [
   rmapCoverage,
@@ -33,6 +34,9 @@ export const ALL_PROPERTIES: Property<State>[] = [
   forkReuseRule,
   closeNeverRemoved,
   relocateExclusive,
+  walkerSeesEveryMapping,
+  noDeadlock,
+  lockDiscipline,
   noLeak,
   kernelAsserts,
 ];

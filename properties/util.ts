@@ -43,6 +43,22 @@ export function findVma(s: State, m: Mm, page: number): Vma | undefined {
   return undefined;
 }
 
+/**
+ * The VMA a PTE belongs to: the attached VMA containing it, or, while a
+ * munmap is between detaching VMAs and zapping them (lock granularity), the
+ * detached VMA of that mm still covering it, which rmap walks still reach
+ * through its AVCs (§5).
+ */
+export function vmaOfPte(s: State, m: Mm, page: number): Vma | undefined {
+  const v = findVma(s, m, page);
+  if (v !== undefined) return v;
+  for (const key in s.vmas) {
+    const d = s.vmas[key]!;
+    if (!d.attached && d.mm === m.id && d.start <= page && page < d.end) return d;
+  }
+  return undefined;
+}
+
 export interface Mapping {
   mm: Mm;
   page: number;
@@ -61,7 +77,7 @@ export function folioMappings(s: State): Mapping[] {
     for (const page of pages) {
       const pte = m.ptes[page]!;
       if (pte.folio < 0) continue;
-      out.push({ mm: m, page, pte, vma: findVma(s, m, page) });
+      out.push({ mm: m, page, pte, vma: vmaOfPte(s, m, page) });
     }
   }
   return out;

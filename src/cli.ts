@@ -30,7 +30,10 @@ function addBoundOptions(c: Command): Command {
     .option('--ops <list>', `syscalls allowed, comma separated (default ${DEFAULT_BOUNDS.ops.join(',')})`)
     .option('--enomem <n>', `ENOMEM injections (default ${DEFAULT_BOUNDS.enomem})`)
     .option('--large-folios', 'write faults may also allocate a 2-page folio')
-    .option('--relocate', 'offer mremap moves with MREMAP_RELOCATE_ANON (RFC models only accept it)');
+    .option('--relocate', 'offer mremap moves with MREMAP_RELOCATE_ANON (RFC models only accept it)')
+    .option('--granularity <g>', 'syscall: each syscall is one step; lock: syscalls split at lock points, with rmap walkers (default syscall)')
+    .option('--walkers <n>', `rmap walkers along one trace, at lock granularity (default ${DEFAULT_BOUNDS.walkers})`)
+    .option('--no-reduce', 'lock granularity: keep issuing a syscall or starting a walker as a step of its own');
 }
 
 function program(setCode: (n: number) => void): Command {

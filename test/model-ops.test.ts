@@ -97,7 +97,11 @@ describe('ParseError for malformed operations', () => {
     ['X0 fork', '"X0 fork": an operation starts with a process, like P0'],
     ['p0 fork', '"p0 fork": an operation starts with a process, like P0'],
     ['P fork', '"P fork": an operation starts with a process, like P0'],
-    ['W fork', '"W fork": rmap walkers need lock granularity, which this model does not have yet'],
+    ['W fork', '"W fork": a walker is "W reclaim P<i> <page>" or "W referenced P<i> <page>"'],
+    ['W reclaim 1', '"W reclaim 1": a walker starts on the folio mapped at a process\'s page, like P0 1'],
+    ['W reclaim P0 x', '"W reclaim P0 x": page must be a non-negative integer, got "x"'],
+    ['W0 fork', '"W0 fork": a walker thread only takes "step", like W0 step'],
+    ['P0 step 1', '"P0 step 1": unexpected "1"'],
     // Bad numbers.
     ['P0 mmap x 4', '"P0 mmap x 4": address must be a non-negative integer, got "x"'],
     ['P0 mmap -1 4', '"P0 mmap -1 4": address must be a non-negative integer, got "-1"'],

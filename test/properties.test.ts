@@ -51,6 +51,9 @@ describe('ALL_PROPERTIES', () => {
       ['fork-reuse-rule', 'always'],
       ['close-never-removed', 'always'],
       ['relocate-exclusive', 'always'],
+      ['walker-sees-every-mapping', 'always'],
+      ['no-deadlock', 'always'],
+      ['lock-discipline', 'always'],
       ['no-leak', 'end'],
       ['kernel-asserts', 'always'],
     ]);

@@ -6,7 +6,8 @@
 // that differ in one encode differently. Ties between processes of equal
 // shape fall back to id order: the encoding may then miss a symmetry, which
 // costs states but never soundness.
-import { NIL, ZERO_PAGE, type Id, type Mm, type State, type Vma } from './state.ts';
+import { formatOp, type SyscallOp } from './ops.ts';
+import { NIL, WALKER_BASE, ZERO_PAGE, type Id, type LockClass, type Mm, type State, type Thread, type Vma } from './state.ts';
 
 /** A deterministic 32-bit string hash (FNV-1a): stable across threads, unlike an intern table. */
 export function hashString(s: string): number {
@@ -31,6 +32,8 @@ function shape(s: State, m: Mm): number[] {
     out.push(Number(key), pte.writable ? 1 : 0, pte.sub, f === undefined ? -1 : f.mapcount, f === undefined ? -1 : f.index);
   }
   out.push(m.hasPinned ? 1 : 0);
+  const t = s.threads[m.id];
+  if (t !== undefined) out.push(hashString(t.pc), t.op === undefined ? 0 : hashString(t.op.kind));
   return out;
 }
 
@@ -127,7 +130,73 @@ function nameFolio(id: Id): void {
 }
 
 const ref = (map: IdIndex, id: Id): number => (id < 0 ? id : (map.get(id) ?? -3));
-const thread = (id: Id): number => (id < 0 ? id : (mmIdx.get(id) ?? 1000 + id));
+/** Walker thread ids in id order (their canonical names are 1000 + position). */
+const walkerOrder: Id[] = [];
+function thread(id: Id): number {
+  if (id < 0) return id;
+  if (id >= WALKER_BASE) {
+    const i = walkerOrder.indexOf(id);
+    return i >= 0 ? 1000 + i : 2000 + id;
+  }
+  return mmIdx.get(id) ?? 1000 + id;
+}
+const LOCK_CLASS_CODE: Record<LockClass, number> = { mmap_lock: 0, folio_lock: 1, anon_vma_rwsem: 2, page_table_lock: 3, ptl: 4 };
+
+/** The canonical id of the object a lock belongs to. */
+function lockRef(cls: LockClass, id: Id): number {
+  if (cls === 'folio_lock') return ref(folioIdx, id);
+  if (cls === 'anon_vma_rwsem') return ref(avIdx, id);
+  return ref(mmIdx, id);
+}
+
+/** The threads in canonical order: syscall threads by their process's canonical index, then walkers by id. */
+const threadOrder: Thread[] = [];
+function orderThreads(s: State): void {
+  threadOrder.length = 0;
+  walkerOrder.length = 0;
+  for (const key in s.threads) {
+    const t = s.threads[key]!;
+    threadOrder.push(t);
+    if (t.walker !== undefined) walkerOrder.push(t.id);
+  }
+  if (threadOrder.length > 1) threadOrder.sort((a, b) => (a.walker === undefined ? (mmIdx.get(a.id) ?? a.id) : a.id) - (b.walker === undefined ? (mmIdx.get(b.id) ?? b.id) : b.id));
+}
+
+/** A syscall without its process (which the encoding renames). */
+function opHash(op: SyscallOp): number {
+  return hashString(formatOp({ ...op, proc: 0 }));
+}
+
+function putThreads(): void {
+  put(threadOrder.length);
+  for (const t of threadOrder) {
+    put(t.walker === undefined ? 0 : t.walker === 'reclaim' ? 1 : 2);
+    put(ref(mmIdx, t.proc));
+    put(t.op === undefined ? 0 : opHash(t.op));
+    put(hashString(t.pc));
+    put(t.allocs);
+    put(t.failAt);
+    put(t.held.length);
+    for (const h of t.held) {
+      put(LOCK_CLASS_CODE[h.cls]);
+      put(lockRef(h.cls, h.id));
+      put(h.write ? 1 : 0);
+    }
+    put(t.mms.length);
+    for (const id of t.mms) put(ref(mmIdx, id));
+    put(t.vmas.length);
+    for (const id of t.vmas) put(ref(vmaIdx, id));
+    put(t.anonVmas.length);
+    for (const id of t.anonVmas) put(ref(avIdx, id));
+    put(t.folios.length);
+    for (const id of t.folios) put(ref(folioIdx, id));
+    put(t.nums.length);
+    for (const n of t.nums) put(n);
+    const seen = t.seen.map((p) => ref(mmIdx, p.mm) * 64 + p.sub).sort((a, b) => a - b);
+    put(seen.length);
+    for (const x of seen) put(x);
+  }
+}
 
 /** The canonical encoding of s as a flat Int32Array. */
 export function encodeState(s: State): Int32Array {
@@ -157,6 +226,12 @@ export function encodeState(s: State): Int32Array {
       }
     }
     for (const key in m.ptes) nameFolio(m.ptes[key]!.folio);
+  }
+  // What threads in flight refer to (a walker's folio may be mapped nowhere any more).
+  orderThreads(s);
+  for (const t of threadOrder) {
+    for (const id of t.anonVmas) nameAv(s, id);
+    for (const id of t.folios) nameFolio(id);
   }
   // Detached VMAs (none between syscalls in a correct model) and their AVCs.
   for (const key in s.vmas) {
@@ -189,6 +264,7 @@ export function encodeState(s: State): Int32Array {
   for (const key in s.folios) nameFolio(Number(key));
 
   put(s.budgets.enomem);
+  put(s.budgets.walkers ?? 0);
   put(s.warnings.length);
   for (const w of s.warnings) put(hashString(w));
   put(s.uaf.length);
@@ -283,5 +359,6 @@ export function encodeState(s: State): Int32Array {
     put(f.pinned ? 1 : 0);
     put(thread(f.locked));
   }
+  putThreads();
   return out.slice(0, len);
 }

@@ -3,7 +3,7 @@
 // that replaces one function changes it for every caller, DESIGN.md §6), the
 // calling thread, and the allocation counter used to inject ENOMEM.
 import { peek } from './draft.ts';
-import type { AllocKind, AnonVma, Avc, Folio, Id, Mm, Pte, State, Vma } from './state.ts';
+import type { AllocKind, AnonVma, Avc, Folio, HeldLock, Id, Mm, Pte, State, Thread, Vma } from './state.ts';
 import type { Kernel } from './kernel.ts';
 
 export interface Ctx {
@@ -11,8 +11,19 @@ export interface Ctx {
   s: State;
   /** Kernel functions; call them as c.k.fn(c, ...). */
   k: Kernel;
-  /** The calling thread (a process id for syscalls). */
+  /** The calling thread (a process id for syscalls, WALKER_BASE + n for walkers). */
   thread: Id;
+  /**
+   * Lock granularity: taking a lock another thread holds blocks (the step is
+   * not enabled) instead of being recorded as a lockdep error.
+   */
+  blocking: boolean;
+  /** Locks the thread holds, in acquisition order (for lockdep's order check). */
+  held: HeldLock[];
+  /** Lock granularity: the thread (a draft) whose step this is; lock points end the step (sched.ts). */
+  t?: Thread;
+  /** The lock point this step resumes at: passing it does not end the step. */
+  resumeAt?: string;
   /** Allocations made so far by this syscall. */
   allocs: number;
   /** The allocation (1-based) that fails with ENOMEM, or 0 for none. */
@@ -26,7 +37,7 @@ export interface Ctx {
 export { peek, readable } from './draft.ts';
 
 export function makeCtx(s: State, k: Kernel, thread: Id, failAt = 0): Ctx {
-  return { s, k, thread, allocs: 0, failAt, allocLog: [] };
+  return { s, k, thread, blocking: false, held: [], allocs: 0, failAt, allocLog: [] };
 }
 
 type TableName = 'mms' | 'vmas' | 'anonVmas' | 'avcs' | 'folios';

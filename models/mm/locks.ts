@@ -1,61 +1,145 @@
 // Locks (digest §6): mmap_lock per mm, the anon_vma root rwsem, the
 // page_table_lock and PTE lock of an mm, the folio lock. Each acquisition is
-// recorded in the state with its holder so that lock-level interleaving and
-// the kernel's lock asserts (mmap_assert_locked, ...) can be modelled. In
-// syscall granularity a syscall runs alone, so an acquisition always finds the
-// lock free unless the path itself already holds it (a double acquisition,
-// recorded as a lockdep warning).
+// recorded in the state with its holder, and in the thread's held list, so
+// that lock-level interleaving, lockdep's checks and the kernel's lock
+// asserts (mmap_assert_locked, ...) can be modelled.
+//
+// At syscall granularity a syscall runs alone, so a lock held by another
+// thread can only be a leak, recorded as a lockdep error. At lock
+// granularity (c.blocking) taking such a lock throws WouldBlock: the step is
+// not enabled in this state, and its partial effects are discarded with the
+// immer draft. Recursion, releases of locks not held and acquisitions against
+// the hierarchy of §6.1 are recorded as `lockdep:` records either way
+// (properties/locking.ts reports them as lock-discipline).
 import { av, avR, folio, mm, mmR, peek, warn, type Ctx } from './ctx.ts';
-import { NIL, type Id, type LockState } from './state.ts';
+import { NIL, RECORD, type HeldLock, type Id, type LockClass, type LockState } from './state.ts';
+
+/** The lock a step waits for: thrown by an acquisition that must sleep or spin at lock granularity. */
+export class WouldBlock {
+  constructor(
+    /** The lock, named as in the counterexample ("anon_vma->root->rwsem of A0"). */
+    readonly lock: string,
+    readonly cls: LockClass,
+    readonly id: Id,
+    /** The writer or spinlock holder, or NIL when readers hold it. */
+    readonly holder: Id,
+  ) {}
+}
+
+/** Rank in the hierarchy of §6.1 (comment at the top of mm/rmap.c), outermost first. */
+export const LOCK_RANK: Record<LockClass, number> = {
+  mmap_lock: 2,
+  folio_lock: 4,
+  anon_vma_rwsem: 8,
+  page_table_lock: 9,
+  ptl: 9,
+};
+
+const PREFIX: Record<LockClass, string> = {
+  mmap_lock: 'mmap_lock of P',
+  folio_lock: 'folio lock of F',
+  anon_vma_rwsem: 'anon_vma->root->rwsem of A',
+  page_table_lock: 'mm->page_table_lock of P',
+  ptl: 'PTE lock of P',
+};
+
+export function lockName(cls: LockClass, id: Id): string {
+  return PREFIX[cls] + id;
+}
+
+function lockdep(c: Ctx, what: string): void {
+  warn(c, `${RECORD.lockdep} ${what}`);
+}
+
+function heldIndex(c: Ctx, cls: LockClass, id: Id): number {
+  for (let i = 0; i < c.held.length; i++) if (c.held[i]!.cls === cls && c.held[i]!.id === id) return i;
+  return -1;
+}
+
+/**
+ * Record an acquisition in the thread's held list, after lockdep's checks: a
+ * lock taken while the thread holds one ranked below it in §6.1 is an order
+ * inversion. Same-rank nesting (fork's two mmap_locks, the two PTLs of
+ * copy_page_range) is the kernel's *_nested and allowed.
+ */
+function noteAcquired(c: Ctx, cls: LockClass, id: Id, write: boolean): void {
+  const rank = LOCK_RANK[cls];
+  for (const h of c.held) {
+    if (SPINLOCKS.has(h.cls) && !SPINLOCKS.has(cls))
+      lockdep(c, `${lockName(cls, id)} (a sleeping lock) taken under the spinlock ${lockName(h.cls, h.id)}`);
+    else if (LOCK_RANK[h.cls] > rank) lockdep(c, `${lockName(cls, id)} taken while holding ${lockName(h.cls, h.id)} (order, §6.1)`);
+  }
+  c.held.push({ cls, id, write });
+}
+
+/** The spinlocks: nothing that sleeps may be taken under them (might_sleep). */
+const SPINLOCKS: ReadonlySet<LockClass> = new Set(['page_table_lock', 'ptl']);
+
+function noteReleased(c: Ctx, cls: LockClass, id: Id): void {
+  const i = heldIndex(c, cls, id);
+  if (i >= 0) c.held.splice(i, 1);
+}
 
 // The rwsem helpers return the lock's new value, which the caller stores
 // (assigning one new object is cheaper than writing through a draft of it).
-function takeWrite(c: Ctx, l: Readonly<LockState>, name: string): LockState {
-  if (l.writer === c.thread) warn(c, `lockdep: recursive write acquisition of ${name}`);
-  else if (l.writer !== NIL || l.readers > 0) warn(c, `lockdep: ${name} taken for write while held`);
+function takeWrite(c: Ctx, l: Readonly<LockState>, cls: LockClass, id: Id): LockState {
+  if (l.writer === c.thread || heldIndex(c, cls, id) >= 0) lockdep(c, `recursive acquisition of ${lockName(cls, id)}`);
+  else if (l.writer !== NIL || l.readers > 0) {
+    if (c.blocking) throw new WouldBlock(lockName(cls, id), cls, id, l.writer);
+    lockdep(c, `${lockName(cls, id)} taken for write while held`);
+  }
+  noteAcquired(c, cls, id, true);
   return { writer: c.thread, readers: l.readers };
 }
 
-function releaseWrite(c: Ctx, l: Readonly<LockState>, name: string): LockState {
-  if (l.writer !== c.thread) warn(c, `lockdep: release of ${name} not held for write`);
+function releaseWrite(c: Ctx, l: Readonly<LockState>, cls: LockClass, id: Id): LockState {
+  if (l.writer !== c.thread) lockdep(c, `release of ${lockName(cls, id)} not held for write`);
+  noteReleased(c, cls, id);
   return { writer: NIL, readers: l.readers };
 }
 
-function takeRead(c: Ctx, l: Readonly<LockState>, name: string): LockState {
-  if (l.writer !== NIL) warn(c, `lockdep: ${name} taken for read while write-held`);
+function takeRead(c: Ctx, l: Readonly<LockState>, cls: LockClass, id: Id): LockState {
+  if (l.writer === c.thread || heldIndex(c, cls, id) >= 0) lockdep(c, `recursive acquisition of ${lockName(cls, id)}`);
+  else if (l.writer !== NIL) {
+    if (c.blocking) throw new WouldBlock(lockName(cls, id), cls, id, l.writer);
+    lockdep(c, `${lockName(cls, id)} taken for read while write-held`);
+  }
+  noteAcquired(c, cls, id, false);
   return { writer: l.writer, readers: l.readers + 1 };
 }
 
-function releaseRead(c: Ctx, l: Readonly<LockState>, name: string): LockState {
+function releaseRead(c: Ctx, l: Readonly<LockState>, cls: LockClass, id: Id): LockState {
   if (l.readers <= 0) {
-    warn(c, `lockdep: release of ${name} not held for read`);
+    lockdep(c, `release of ${lockName(cls, id)} not held for read`);
     return { writer: l.writer, readers: l.readers };
   }
+  noteReleased(c, cls, id);
   return { writer: l.writer, readers: l.readers - 1 };
 }
 
 // include/linux/mmap_lock.h
 export function mmap_write_lock(c: Ctx, mmId: Id): void {
   const m = mm(c, mmId);
-  m.mmapLock = takeWrite(c, peek(m, 'mmapLock'), 'mmap_lock');
+  m.mmapLock = takeWrite(c, peek(m, 'mmapLock'), 'mmap_lock', mmId);
 }
 export function mmap_write_unlock(c: Ctx, mmId: Id): void {
   const m = mm(c, mmId);
-  m.mmapLock = releaseWrite(c, peek(m, 'mmapLock'), 'mmap_lock');
+  m.mmapLock = releaseWrite(c, peek(m, 'mmapLock'), 'mmap_lock', mmId);
 }
 export function mmap_read_lock(c: Ctx, mmId: Id): void {
   const m = mm(c, mmId);
-  m.mmapLock = takeRead(c, peek(m, 'mmapLock'), 'mmap_lock');
+  m.mmapLock = takeRead(c, peek(m, 'mmapLock'), 'mmap_lock', mmId);
 }
 export function mmap_read_unlock(c: Ctx, mmId: Id): void {
   const m = mm(c, mmId);
-  m.mmapLock = releaseRead(c, peek(m, 'mmapLock'), 'mmap_lock');
+  m.mmapLock = releaseRead(c, peek(m, 'mmapLock'), 'mmap_lock', mmId);
 }
 /** mmap_write_downgrade: munmap zaps and frees page tables under the read lock (§5). */
 export function mmap_write_downgrade(c: Ctx, mmId: Id): void {
   const m = mm(c, mmId);
-  const l = releaseWrite(c, peek(m, 'mmapLock'), 'mmap_lock');
+  const l = releaseWrite(c, peek(m, 'mmapLock'), 'mmap_lock', mmId);
   l.readers++;
+  c.held.push({ cls: 'mmap_lock', id: mmId, write: false });
   m.mmapLock = l;
 }
 /** mmap_assert_locked: read or write (§2.2 step 1, §2.6 step 1). */
@@ -70,63 +154,84 @@ export function mmap_assert_write_locked(c: Ctx, mmId: Id, where: string): void 
 
 // mm/internal.h: anon_vma_lock_write/read lock the root's rwsem (§1.3).
 export function anon_vma_lock_write(c: Ctx, avId: Id): void {
-  const root = av(c, avR(c, avId, 'anon_vma_lock_write').root, 'anon_vma_lock_write(root)');
-  root.rwsem = takeWrite(c, peek(root, 'rwsem'), 'anon_vma->root->rwsem');
+  const rootId = avR(c, avId, 'anon_vma_lock_write').root;
+  const root = av(c, rootId, 'anon_vma_lock_write(root)');
+  root.rwsem = takeWrite(c, peek(root, 'rwsem'), 'anon_vma_rwsem', rootId);
 }
 export function anon_vma_unlock_write(c: Ctx, avId: Id): void {
-  const root = av(c, avR(c, avId, 'anon_vma_unlock_write').root, 'anon_vma_unlock_write(root)');
-  root.rwsem = releaseWrite(c, peek(root, 'rwsem'), 'anon_vma->root->rwsem');
+  const rootId = avR(c, avId, 'anon_vma_unlock_write').root;
+  const root = av(c, rootId, 'anon_vma_unlock_write(root)');
+  root.rwsem = releaseWrite(c, peek(root, 'rwsem'), 'anon_vma_rwsem', rootId);
 }
 export function anon_vma_lock_read(c: Ctx, avId: Id): void {
-  const root = av(c, avR(c, avId, 'anon_vma_lock_read').root, 'anon_vma_lock_read(root)');
-  root.rwsem = takeRead(c, peek(root, 'rwsem'), 'anon_vma->root->rwsem');
+  const rootId = avR(c, avId, 'anon_vma_lock_read').root;
+  const root = av(c, rootId, 'anon_vma_lock_read(root)');
+  root.rwsem = takeRead(c, peek(root, 'rwsem'), 'anon_vma_rwsem', rootId);
+}
+/** down_read_trylock(&root->rwsem) (folio_lock_anon_vma_read's fast path, §2.12): false when write-held. */
+export function anon_vma_trylock_read(c: Ctx, avId: Id): boolean {
+  const rootId = avR(c, avId, 'anon_vma_trylock_read').root;
+  const l = peek(avR(c, rootId, 'anon_vma_trylock_read(root)'), 'rwsem');
+  if (l.writer !== NIL) return false;
+  const root = av(c, rootId, 'anon_vma_trylock_read(root)');
+  root.rwsem = { writer: l.writer, readers: l.readers + 1 };
+  c.held.push({ cls: 'anon_vma_rwsem', id: rootId, write: false });
+  return true;
 }
 export function anon_vma_unlock_read(c: Ctx, avId: Id): void {
-  const root = av(c, avR(c, avId, 'anon_vma_unlock_read').root, 'anon_vma_unlock_read(root)');
-  root.rwsem = releaseRead(c, peek(root, 'rwsem'), 'anon_vma->root->rwsem');
+  const rootId = avR(c, avId, 'anon_vma_unlock_read').root;
+  const root = av(c, rootId, 'anon_vma_unlock_read(root)');
+  root.rwsem = releaseRead(c, peek(root, 'rwsem'), 'anon_vma_rwsem', rootId);
 }
 
-function spinLock(c: Ctx, holder: Id, name: string): Id {
-  if (holder === c.thread) warn(c, `lockdep: recursive acquisition of ${name}`);
-  else if (holder !== NIL) warn(c, `lockdep: ${name} taken while held`);
+function spinLock(c: Ctx, holder: Id, cls: LockClass, id: Id): Id {
+  if (holder === c.thread) lockdep(c, `recursive acquisition of ${lockName(cls, id)}`);
+  else if (holder !== NIL) {
+    if (c.blocking) throw new WouldBlock(lockName(cls, id), cls, id, holder);
+    lockdep(c, `${lockName(cls, id)} taken while held`);
+  }
+  noteAcquired(c, cls, id, true);
   return c.thread;
 }
-function spinUnlock(c: Ctx, holder: Id, name: string): Id {
-  if (holder !== c.thread) warn(c, `lockdep: release of ${name} not held`);
+function spinUnlock(c: Ctx, holder: Id, cls: LockClass, id: Id): Id {
+  if (holder !== c.thread) lockdep(c, `release of ${lockName(cls, id)} not held`);
+  noteReleased(c, cls, id);
   return NIL;
 }
 
 /** spin_lock(&mm->page_table_lock) (__anon_vma_prepare, §2.2 step 4). */
 export function page_table_lock(c: Ctx, mmId: Id): void {
   const m = mm(c, mmId);
-  m.pageTableLock = spinLock(c, m.pageTableLock, 'mm->page_table_lock');
+  m.pageTableLock = spinLock(c, m.pageTableLock, 'page_table_lock', mmId);
 }
 export function page_table_unlock(c: Ctx, mmId: Id): void {
   const m = mm(c, mmId);
-  m.pageTableLock = spinUnlock(c, m.pageTableLock, 'mm->page_table_lock');
+  m.pageTableLock = spinUnlock(c, m.pageTableLock, 'page_table_lock', mmId);
 }
 /** pte_offset_map_lock: the PTE lock of the mm's page table. */
 export function pte_lock(c: Ctx, mmId: Id): void {
   const m = mm(c, mmId);
-  m.ptl = spinLock(c, m.ptl, 'ptl');
+  m.ptl = spinLock(c, m.ptl, 'ptl', mmId);
 }
 export function pte_unlock(c: Ctx, mmId: Id): void {
   const m = mm(c, mmId);
-  m.ptl = spinUnlock(c, m.ptl, 'ptl');
+  m.ptl = spinUnlock(c, m.ptl, 'ptl', mmId);
 }
 
 export function folio_lock(c: Ctx, folioId: Id): void {
   const f = folio(c, folioId);
-  f.locked = spinLock(c, f.locked, 'folio lock');
+  f.locked = spinLock(c, f.locked, 'folio_lock', folioId);
 }
 /** folio_trylock: false when another thread holds it. */
 export function folio_trylock(c: Ctx, folioId: Id): boolean {
   const f = folio(c, folioId);
   if (f.locked !== NIL) return false;
   f.locked = c.thread;
+  // A trylock cannot deadlock, so lockdep does not check its order (do_wp_page trylocks under the PTL, §6.1).
+  c.held.push({ cls: 'folio_lock', id: folioId, write: true });
   return true;
 }
 export function folio_unlock(c: Ctx, folioId: Id): void {
   const f = folio(c, folioId);
-  f.locked = spinUnlock(c, f.locked, 'folio lock');
+  f.locked = spinUnlock(c, f.locked, 'folio_lock', folioId);
 }

@@ -1,9 +1,9 @@
 // mm/memory.c: anonymous faults, copy-on-write, fork's page copy, zap, and
 // the long-term GUP pin. Digest §2.7, §2.8, §2.11, §5.
-import { allocOk, folio, mm, pteR, vma, vmaR, warn, type Ctx } from './ctx.ts';
+import { allocOk, folio, mm, peek, pteR, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { folio_trylock, folio_unlock, mmap_read_lock, mmap_read_unlock, pte_lock, pte_unlock } from './locks.ts';
 import { EBUSY, ENOMEM } from './rmap.ts';
-import { NIL, VM_READ, VM_WRITE, ZERO_PAGE, type Id } from './state.ts';
+import { NIL, VM_READ, VM_WRITE, ZERO_PAGE, walkerHolds, type Id } from './state.ts';
 import { vma_lookup } from './vma.ts';
 
 export const VM_FAULT_OOM = -1;
@@ -21,7 +21,7 @@ export function folio_alloc(c: Ctx, nrPages = 1): Id {
 
 /** The last folio reference is dropped (after the TLB flush in zap, §5): the folio is freed. */
 export function folio_put_last(c: Ctx, folioId: Id): void {
-  if (folio(c, folioId).mapcount === 0) delete c.s.folios[folioId];
+  if (folio(c, folioId).mapcount === 0 && !walkerHolds(peek(c.s, 'threads'), folioId)) delete c.s.folios[folioId];
 }
 
 /** do_anonymous_page (memory.c; §2.8): read faults map the zero page; write faults prepare the anon_vma and map a new exclusive folio. */

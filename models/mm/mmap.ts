@@ -4,6 +4,7 @@ import { mmVmas, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { mmap_read_lock, mmap_read_unlock, mmap_write_downgrade, mmap_write_lock, mmap_write_unlock } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
 import { NIL, RECORD, freeLock, type Id } from './state.ts';
+import { lock_point } from './sched.ts';
 import { find_vma, vma_attach, vma_detach, vma_next_from, vma_prev_of, vmg_state } from './vma.ts';
 
 /** mm_alloc for a new process; the caller picks the id (the next free process slot). */
@@ -68,6 +69,21 @@ function checkForkReuse(c: Ctx, vmaId: Id, pvmaId: Id, eligible: Set<Id>): void 
 }
 
 /**
+ * dup_mm (kernel/fork.c): a new mm with the next process id never used,
+ * dup_mmap, and on failure mmput -> exit_mmap of the partial child.
+ */
+export function dup_mm(c: Ctx, parentId: Id): number {
+  const child = mm_alloc(c, c.s.nextId.mm, parentId);
+  return c.k.dup_mm_finish(c, child, c.k.dup_mmap(c, child, parentId));
+}
+
+/** dup_mm after dup_mmap: a failed fork tears the partial child down. */
+export function dup_mm_finish(c: Ctx, childId: Id, ret: number): number {
+  if (ret !== 0) c.k.exit_mmap(c, childId);
+  return ret;
+}
+
+/**
  * dup_mmap (mm/mmap.c; §2.7): under both mmap write locks, for each parent
  * VMA: vm_area_dup, anon_vma_fork, link, copy_page_range. On failure the
  * partial child is torn down (the caller's mmput -> exit_mmap).
@@ -75,29 +91,42 @@ function checkForkReuse(c: Ctx, vmaId: Id, pvmaId: Id, eligible: Set<Id>): void 
 export function dup_mmap(c: Ctx, childId: Id, parentId: Id): number {
   mmap_write_lock(c, parentId);
   mmap_write_lock(c, childId);
-  let ret = 0;
-  for (const mpnt of [...mmVmas(c, parentId)]) {
+  const ret = c.k.dup_mmap_vmas(c, childId, parentId, [...mmVmas(c, parentId)], 0);
+  return c.k.dup_mmap_finish(c, childId, parentId, ret);
+}
+
+/** The end of dup_mmap: drop both mmap locks. */
+export function dup_mmap_finish(c: Ctx, childId: Id, parentId: Id, ret: number): number {
+  mmap_write_unlock(c, childId);
+  mmap_write_unlock(c, parentId);
+  return ret;
+}
+
+/**
+ * dup_mmap's loop from the VMA at position `from` of the parent's VMAs as
+ * they were when the fork began. At lock granularity each VMA's
+ * anon_vma_fork (anon_vma lock) and copy_page_range (PTLs) start steps.
+ */
+export function dup_mmap_vmas(c: Ctx, childId: Id, parentId: Id, vmas: Id[], from: number): number {
+  for (let i = from; i < vmas.length; i++) {
+    if (i > 0) lock_point(c, 'dup_mmap_vma', { vmas: vmas.slice(i), mms: [childId, parentId] });
+    const mpnt = vmas[i]!;
     const tmp = c.k.vm_area_dup(c, mpnt);
-    if (tmp === NIL) {
-      ret = ENOMEM;
-      break;
-    }
+    if (tmp === NIL) return ENOMEM;
     vma(c, tmp).mm = childId;
     const eligible = reuseEligible(c, mpnt);
     if (c.k.anon_vma_fork(c, tmp, mpnt) !== 0) {
       c.k.vm_area_free(c, tmp);
-      ret = ENOMEM;
-      break;
+      return ENOMEM;
     }
     checkForkReuse(c, tmp, mpnt, eligible);
     // __mt_dup preallocated the tree: this store cannot fail.
     vma_attach(c, tmp);
-    ret = c.k.copy_page_range(c, tmp, mpnt);
-    if (ret !== 0) break;
+    lock_point(c, 'copy_page_range', { vmas: [tmp, ...vmas.slice(i)], mms: [childId, parentId] });
+    const ret = c.k.copy_page_range(c, tmp, mpnt);
+    if (ret !== 0) return ret;
   }
-  mmap_write_unlock(c, childId);
-  mmap_write_unlock(c, parentId);
-  return ret;
+  return 0;
 }
 
 /** exit_mmap (mm/mmap.c; §5): zap under the read lock, then free page tables and VMAs under the write lock. */
@@ -148,8 +177,27 @@ export function do_vmi_munmap(c: Ctx, mmId: Id, start: number, len: number, unlo
     detached.push(id);
   }
   // vms_complete_munmap_vmas: the point of no return.
-  if (unlock) mmap_write_downgrade(c, mmId);
+  if (unlock) {
+    mmap_write_downgrade(c, mmId);
+    lock_point(c, 'unmap_vmas', { vmas: detached });
+  }
+  return c.k.vms_clear_ptes(c, mmId, detached, unlock);
+}
+
+/**
+ * vms_clear_ptes (mm/vma.c; §5): zap the detached VMAs (PTLs), then free
+ * their page tables, which unlinks their anon_vmas (anon_vma lock), and
+ * free them. At lock granularity (the munmap syscall, downgraded to the
+ * read lock) each part starts a step.
+ */
+export function vms_clear_ptes(c: Ctx, mmId: Id, detached: Id[], unlock: boolean): number {
   c.k.unmap_vmas(c, detached);
+  if (unlock) lock_point(c, 'free_pgtables', { vmas: detached });
+  return c.k.vms_free_vmas(c, mmId, detached, unlock);
+}
+
+/** free_pgtables and remove_vma for the detached VMAs, then the read unlock (vms_complete_munmap_vmas). */
+export function vms_free_vmas(c: Ctx, mmId: Id, detached: Id[], unlock: boolean): number {
   c.k.free_pgtables(c, detached);
   for (const id of detached) c.k.vm_area_free(c, id);
   if (unlock) mmap_read_unlock(c, mmId);

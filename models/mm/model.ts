@@ -1,7 +1,9 @@
 // The mm model as the explorer sees it (src/engine/model.ts): initial state,
 // the operation alphabet over the bounds, transitions through immer, the
-// canonical encoding and the properties. Syscall granularity: each syscall
-// runs all its steps at once, so every state is quiescent.
+// canonical encoding and the properties. At syscall granularity each syscall
+// runs all its steps at once, so every state is quiescent; at lock
+// granularity syscalls run as steps of threads, with rmap walkers
+// (threads.ts).
 import { produce } from 'immer';
 import { ParseError, type Model, type Property } from '../../src/engine/model.ts';
 import { ALL_PROPERTIES } from '../../properties/index.ts';
@@ -9,8 +11,11 @@ import { encodeState } from './canon.ts';
 import { makeCtx } from './ctx.ts';
 import { mainlineKernel, type Kernel } from './kernel.ts';
 import { mm_alloc } from './mmap.ts';
-import { formatOp, OP_KINDS, parseOp, type Op, type OpKind } from './ops.ts';
-import { emptyState, NIL, VM_EXEC, VM_READ, VM_WRITE, ZERO_PAGE, type State } from './state.ts';
+import { formatOp, OP_KINDS, parseOp, threadName, type Op, type OpKind, type SyscallOp } from './ops.ts';
+import { WouldBlock } from './locks.ts';
+import { busyProcs, issueSyscall, issueWalker, runThreadStep } from './threads.ts';
+import { noDeadlock, noDeadlockWith } from '../../properties/deadlock.ts';
+import { emptyState, NIL, VM_EXEC, VM_READ, VM_WRITE, ZERO_PAGE, type State, type WalkerKind } from './state.ts';
 import { runSyscall } from './syscalls.ts';
 import type { MremapFlags } from './mremap.ts';
 import { resolveKernel } from '../variants/registry.ts';
@@ -31,15 +36,35 @@ export interface Bounds {
   largeFolios: boolean;
   /** Offer MREMAP_RELOCATE_ANON moves (only models with the RFC accept the flag). */
   relocate: boolean;
+  /** syscall: each syscall is one atomic step. lock: syscalls are split at their lock points, and rmap walkers run (threads.ts). */
+  granularity: Granularity;
+  /** rmap walkers the explorer may start along one trace (lock granularity). */
+  walkers: number;
+  /** Merge a step that touches only its thread's own data (issuing a syscall or starting a walker) into the next step. */
+  reduce: boolean;
 }
 
+export type Granularity = 'syscall' | 'lock';
+export const WALKER_KINDS: readonly WalkerKind[] = ['reclaim', 'referenced'];
+
 export const DEFAULT_OPS: OpKind[] = ['mmap', 'fault', 'fork', 'munmap', 'mprotect', 'mremap', 'exit'];
-export const DEFAULT_BOUNDS: Bounds = { procs: 2, pages: 6, maxLen: 2, ops: DEFAULT_OPS, enomem: 0, largeFolios: false, relocate: false };
+export const DEFAULT_BOUNDS: Bounds = {
+  procs: 2,
+  pages: 6,
+  maxLen: 2,
+  ops: DEFAULT_OPS,
+  enomem: 0,
+  largeFolios: false,
+  relocate: false,
+  granularity: 'syscall',
+  walkers: 1,
+  reduce: true,
+};
 
 export type MmModel = Model<State, Op> & { readonly bounds: Bounds; readonly kernel: Kernel };
 
-/** Apply one operation to a state through immer; the result records which allocations the syscall made. */
-export function applyOp(kernel: Kernel, s: State, op: Op): State {
+/** Apply one syscall to a state through immer, at syscall granularity. */
+export function applyOp(kernel: Kernel, s: State, op: SyscallOp): State {
   return produce(s, (draft) => {
     const c = makeCtx(draft, kernel, op.proc, op.enomem);
     runSyscall(c, op);
@@ -47,8 +72,41 @@ export function applyOp(kernel: Kernel, s: State, op: Op): State {
   });
 }
 
+/**
+ * Apply one action at lock granularity: issue a syscall or start a walker
+ * (and, with reduce, run its first step), or run a thread's next step.
+ * Throws WouldBlock when the step must wait for a lock.
+ */
+export function applyLockOp(kernel: Kernel, s: State, op: Op, reduce: boolean): State {
+  return produce(s, (draft) => {
+    let tid: number;
+    if (op.kind === 'step') {
+      tid = op.proc;
+      if (draft.threads[tid] === undefined) throw new ParseError(`"${formatOp(op)}": ${threadName(tid)} has nothing in flight`);
+    } else if (op.kind === 'walk') tid = issueWalker(draft, op.walker, op.proc, op.page);
+    else {
+      issueSyscall(draft, op);
+      tid = op.proc;
+      if (op.enomem > 0) draft.budgets.enomem = Math.max(0, draft.budgets.enomem - 1);
+    }
+    if (op.kind !== 'step' && !reduce) return;
+    runThreadStep(makeCtx(draft, kernel, tid), tid);
+  });
+}
+
+/** The lock thread tid's next step waits for in s, or null when the step can run. */
+export function blockedOn(kernel: Kernel, s: State, tid: number): WouldBlock | null {
+  try {
+    applyLockOp(kernel, s, { kind: 'step', proc: tid, pc: '', enomem: 0 }, true);
+    return null;
+  } catch (e) {
+    if (e instanceof WouldBlock) return e;
+    throw e;
+  }
+}
+
 /** How many allocations op makes in s (where an ENOMEM can be injected). */
-export function countAllocations(kernel: Kernel, s: State, op: Op): number {
+export function countAllocations(kernel: Kernel, s: State, op: SyscallOp): number {
   let n = 0;
   produce(s, (draft) => {
     const c = makeCtx(draft, kernel, op.proc, 0);
@@ -96,12 +154,13 @@ function alreadyProt(s: State, proc: number, a: number, len: number, prot: numbe
  * operations that cannot change the state (faults on present pages with the
  * access already allowed, munmap of empty ranges, ...).
  */
-export function enumerateOps(s: State, b: Bounds): Op[] {
-  const out: Op[] = [];
+export function enumerateOps(s: State, b: Bounds, busy?: ReadonlySet<number>): SyscallOp[] {
+  const out: SyscallOp[] = [];
   const allow = new Set(b.ops);
   const nProcs = Object.keys(s.mms).length;
   for (const key in s.mms) {
     const proc = Number(key);
+    if (busy?.has(proc)) continue;
     const m = s.mms[proc]!;
     if (allow.has('mmap')) {
       for (let a = 0; a < b.pages; a++)
@@ -165,7 +224,20 @@ export function enumerateOps(s: State, b: Bounds): Op[] {
 
 /** Check that op can be issued in s (for `mmcheck run` and --from); throws ParseError. */
 export function validateOp(s: State, b: Bounds, op: Op, text: string): void {
+  if (op.kind === 'step') {
+    if (b.granularity !== 'lock') throw new ParseError(`"${text}": steps exist at lock granularity only (--granularity lock)`);
+    if (s.threads[op.proc] === undefined) throw new ParseError(`"${text}": ${threadName(op.proc)} has nothing in flight`);
+    return;
+  }
   if (s.mms[op.proc] === undefined) throw new ParseError(`"${text}": process P${op.proc} does not exist`);
+  if (op.kind === 'walk') {
+    if (b.granularity !== 'lock') throw new ParseError(`"${text}": rmap walkers run at lock granularity only (--granularity lock)`);
+    const pte = s.mms[op.proc]!.ptes[op.page];
+    if (pte === undefined || pte.folio === ZERO_PAGE) throw new ParseError(`"${text}": P${op.proc} maps no anonymous folio at page ${op.page}`);
+    if ((s.budgets.walkers ?? 0) <= 0) throw new ParseError(`"${text}": no walker left to start (--walkers)`);
+    return;
+  }
+  if (b.granularity === 'lock' && busyProcs(s).has(op.proc)) throw new ParseError(`"${text}": P${op.proc} has a syscall in flight (or is a child being forked); step it first`);
   const range = (addr: number, len: number): void => {
     if (addr + len > b.pages) throw new ParseError(`"${text}": [${addr},${addr + len}) lies outside the ${b.pages}-page address space (--pages)`);
   };
@@ -196,7 +268,8 @@ export function validateOp(s: State, b: Bounds, op: Op, text: string): void {
 }
 
 export function initialState(b: Bounds): State {
-  return produce(emptyState({ enomem: b.enomem }), (draft) => {
+  const budgets = b.granularity === 'lock' ? { enomem: b.enomem, walkers: b.walkers } : { enomem: b.enomem };
+  return produce(emptyState(budgets), (draft) => {
     mm_alloc(makeCtx(draft, mainlineKernel, 0), 0, NIL);
   });
 }
@@ -210,37 +283,97 @@ export interface MmModelOptions {
   properties?: readonly Property<State>[];
 }
 
+/** The walkers the explorer may start in s: one per folio mapped (at its first mapping), of each kind. */
+function walkerStarts(s: State): Op[] {
+  const out: Op[] = [];
+  if ((s.budgets.walkers ?? 0) <= 0) return out;
+  const seen = new Set<number>();
+  for (const key in s.mms) {
+    const ptes = s.mms[key]!.ptes;
+    for (const p in ptes) {
+      const f = ptes[p]!.folio;
+      if (f === ZERO_PAGE || seen.has(f)) continue;
+      seen.add(f);
+      for (const walker of WALKER_KINDS) out.push({ kind: 'walk', walker, proc: Number(key), page: Number(p), enomem: 0 });
+    }
+  }
+  return out;
+}
+
 export function createMmModel(opts: MmModelOptions = {}): MmModel {
   const bounds: Bounds = { ...DEFAULT_BOUNDS, ...opts.bounds };
   const kernel = opts.kernel ?? (opts.variant !== undefined ? resolveKernel(opts.variant) : mainlineKernel);
+  const lock = bounds.granularity === 'lock';
+  /** Syscalls with their ENOMEM injections. */
+  const syscalls = (s: State, busy?: ReadonlySet<number>): SyscallOp[] => {
+    const base = enumerateOps(s, bounds, busy);
+    if (s.budgets.enomem <= 0) return base;
+    const out: SyscallOp[] = [];
+    for (const op of base) {
+      out.push(op);
+      const n = countAllocations(kernel, s, op);
+      for (let k = 1; k <= n; k++) out.push({ ...op, enomem: k });
+    }
+    return out;
+  };
+  // At lock granularity an action is enabled only if its step can take its
+  // locks, which is known by running it: the successor is kept for next().
+  const successors = new WeakMap<Op, State>();
+  const lockActions = (s: State): Op[] => {
+    const candidates: Op[] = [];
+    for (const key in s.threads) {
+      const t = s.threads[key]!;
+      candidates.push({ kind: 'step', proc: t.id, pc: t.pc, enomem: 0 });
+    }
+    candidates.push(...syscalls(s, busyProcs(s)), ...walkerStarts(s));
+    const out: Op[] = [];
+    for (const op of candidates) {
+      try {
+        successors.set(op, applyLockOp(kernel, s, op, bounds.reduce));
+        out.push(op);
+      } catch (e) {
+        if (!(e instanceof WouldBlock)) throw e;
+      }
+    }
+    return out;
+  };
+  const lockNext = (s: State, op: Op): State => {
+    const known = successors.get(op);
+    if (known !== undefined) return known;
+    try {
+      return applyLockOp(kernel, s, op, bounds.reduce);
+    } catch (e) {
+      if (e instanceof WouldBlock) throw new ParseError(`"${formatOp(op)}": blocked: waits for ${e.lock}`);
+      throw e;
+    }
+  };
+  const properties = (opts.properties ?? ALL_PROPERTIES).map((p) =>
+    p.id === noDeadlock.id && lock ? noDeadlockWith((s, tid) => blockedOn(kernel, s, tid)) : p,
+  );
   return {
     name: opts.name ?? opts.variant ?? 'mainline',
     bounds,
     kernel,
-    properties: opts.properties ?? ALL_PROPERTIES,
-    actionKinds: OP_KINDS.filter((k) => bounds.ops.includes(k)),
+    properties,
+    actionKinds: [...OP_KINDS.filter((k) => bounds.ops.includes(k)), ...(lock ? ['walk', 'step'] : [])],
     initial: () => initialState(bounds),
-    actions(s) {
-      const base = enumerateOps(s, bounds);
-      if (s.budgets.enomem <= 0) return base;
-      const out: Op[] = [];
-      for (const op of base) {
-        out.push(op);
-        const n = countAllocations(kernel, s, op);
-        for (let k = 1; k <= n; k++) out.push({ ...op, enomem: k });
-      }
-      return out;
-    },
-    next: (s, op) => applyOp(kernel, s, op),
+    actions: lock ? lockActions : (s) => syscalls(s),
+    next: lock ? lockNext : (s, op) => applyOp(kernel, s, op as SyscallOp),
     encode: encodeState,
     formatAction: (_s, op) => formatOp(op),
     parseAction(s, text) {
       const op = parseOp(text);
       validateOp(s, bounds, op, text);
+      if (op.kind === 'step') return { ...op, pc: s.threads[op.proc]!.pc };
       return op;
     },
     actionKind: (op) => op.kind,
-    isQuiescent: () => true,
-    isFinal: (s) => Object.keys(s.mms).length === 0,
+    isQuiescent: noThreads,
+    isFinal: (s) => noThreads(s) && Object.keys(s.mms).length === 0,
   };
+}
+
+function noThreads(s: State): boolean {
+  for (const _ in s.threads) return false;
+  return true;
 }

@@ -7,6 +7,7 @@ import { anon_vma_lock_write, anon_vma_unlock_write, mmap_write_lock, mmap_write
 import { ENOMEM } from './rmap.ts';
 import { NIL, type Id } from './state.ts';
 import { find_vma, vma_lookup } from './vma.ts';
+import { lock_point } from './sched.ts';
 
 export const EINVAL = -22;
 export const EFAULT = -14;
@@ -87,10 +88,35 @@ export function move_page_tables(c: Ctx, p: Pmc): number {
 }
 
 
+/** The flags of an mremap as bits (a thread's locals are numbers). */
+export function mremapFlagBits(f: MremapFlags): number {
+  return (f.maymove ? 1 : 0) | (f.fixed ? 2 : 0) | (f.dontunmap ? 4 : 0) | (f.relocate ? 8 : 0);
+}
+export function mremapFlagsOf(bits: number): MremapFlags {
+  return { maymove: (bits & 1) !== 0, fixed: (bits & 2) !== 0, dontunmap: (bits & 4) !== 0, relocate: (bits & 8) !== 0 };
+}
+
+/** What a lock point of move_vma saves: the request, the two VMAs, the move. */
+function moveLocals(vrm: Vrm, newVma: Id, p: Pmc, moved: number): { vmas: Id[]; nums: number[] } {
+  return {
+    vmas: [vrm.vma, newVma],
+    nums: [vrm.addr, vrm.oldLen, vrm.newAddr, vrm.newLen, mremapFlagBits(vrm.flags), p.needRmapLocks ? 1 : 0, moved],
+  };
+}
+
+/** The request, the new VMA, the page-table move and the pages moved, as moveLocals saved them. */
+export function restoreMove(mmId: Id, vmas: readonly Id[], n: readonly number[]): { vrm: Vrm; newVma: Id; pmc: Pmc; moved: number } {
+  const vrm: Vrm = { mm: mmId, vma: vmas[0]!, addr: n[0]!, oldLen: n[1]!, newAddr: n[2]!, newLen: n[3]!, flags: mremapFlagsOf(n[4]!) };
+  const pmc: Pmc = { old: vmas[0]!, new: vmas[1]!, oldAddr: n[0]!, newAddr: n[2]!, len: n[1]!, needRmapLocks: n[5] === 1 };
+  return { vrm, newVma: vmas[1]!, pmc, moved: n[6]! };
+}
+
 /**
  * copy_vma_and_data (mremap.c; §4): create or merge the destination, move
  * the page tables, and on failure move them back and retarget vrm at the
- * new area so that it is the one unmapped.
+ * new area so that it is the one unmapped. At lock granularity the page
+ * table move is a step of its own (it starts at take_rmap_locks or the PTL),
+ * and so is what follows it (it starts at the anon_vma lock of the unmap).
  */
 export function copy_vma_and_data(c: Ctx, vrm: Vrm): { err: number; newVma: Id } {
   const v = vmaR(c, vrm.vma);
@@ -99,17 +125,29 @@ export function copy_vma_and_data(c: Ctx, vrm: Vrm): { err: number; newVma: Id }
   if (r === null) return { err: ENOMEM, newVma: NIL };
   vrm.vma = r.vma;
   const pmc: Pmc = { old: r.vma, new: r.newVma, oldAddr: vrm.addr, newAddr: vrm.newAddr, len: vrm.oldLen, needRmapLocks: r.needRmapLocks };
+  lock_point(c, 'move_page_tables', moveLocals(vrm, r.newVma, pmc, 0));
+  return c.k.copy_vma_and_data_move(c, vrm, r.newVma, pmc);
+}
+
+/** copy_vma_and_data from move_page_tables on. */
+export function copy_vma_and_data_move(c: Ctx, vrm: Vrm, newVma: Id, pmc: Pmc): { err: number; newVma: Id } {
   const moved = c.k.move_page_tables(c, pmc);
+  lock_point(c, 'copy_vma_and_data_finish', moveLocals(vrm, newVma, pmc, moved));
+  return c.k.copy_vma_and_data_finish(c, vrm, newVma, moved);
+}
+
+/** copy_vma_and_data after the page-table move: on a short move, move back and retarget vrm at the new area. */
+export function copy_vma_and_data_finish(c: Ctx, vrm: Vrm, newVma: Id, moved: number): { err: number; newVma: Id } {
   let err = 0;
   if (moved < vrm.oldLen) err = ENOMEM;
   if (err !== 0) {
-    const revert: Pmc = { old: r.newVma, new: r.vma, oldAddr: vrm.newAddr, newAddr: vrm.addr, len: moved, needRmapLocks: true };
+    const revert: Pmc = { old: newVma, new: vrm.vma, oldAddr: vrm.newAddr, newAddr: vrm.addr, len: moved, needRmapLocks: true };
     c.k.move_page_tables(c, revert);
-    vrm.vma = r.newVma;
+    vrm.vma = newVma;
     vrm.oldLen = vrm.newLen;
     vrm.addr = vrm.newAddr;
   }
-  return { err, newVma: r.newVma };
+  return { err, newVma };
 }
 
 /** dontunmap_complete (mremap.c; §4): the whole old VMA moved: drop its anon_vma links, it stays mapped and unfaulted. */
@@ -120,7 +158,12 @@ export function dontunmap_complete(c: Ctx, vrm: Vrm, newVma: Id): void {
 
 /** move_vma (mremap.c; §4). */
 export function move_vma(c: Ctx, vrm: Vrm): number {
-  const { err, newVma } = c.k.copy_vma_and_data(c, vrm);
+  return c.k.move_vma_finish(c, vrm, c.k.copy_vma_and_data(c, vrm));
+}
+
+/** move_vma after copy_vma_and_data: DONTUNMAP's completion, or the unmap of the old range. */
+export function move_vma_finish(c: Ctx, vrm: Vrm, moved: { err: number; newVma: Id }): number {
+  const { err, newVma } = moved;
   if (err !== 0 && newVma === NIL) return err;
   if (err === 0 && vrm.flags.dontunmap) c.k.dontunmap_complete(c, vrm, newVma);
   else c.k.do_vmi_munmap(c, vrm.mm, vrm.addr, vrm.oldLen, false);

@@ -6,13 +6,15 @@
 //   P1 munmap 1 1           P1 mprotect 0 2 r|rw|rx|rwx
 //   P0 mremap OLD OLDLEN NEW NEWLEN [maymove,fixed,dontunmap,relocate]
 //   P0 pin 1
+//   W reclaim P0 1          W referenced P0 1   (start an rmap walker, lock granularity)
+//   P0 step                 W0 step             (the next step of a thread in flight)
 // Any operation may end in `enomem=K`: the K-th allocation of that syscall
 // fails with ENOMEM (an injected failure, counted against the budget).
 import { ParseError } from '../../src/engine/model.ts';
-import { VM_EXEC, VM_NOMERGE, VM_READ, VM_SPECIAL, VM_WRITE, type Id } from './state.ts';
+import { VM_EXEC, VM_NOMERGE, VM_READ, VM_SPECIAL, VM_WRITE, WALKER_BASE, type Id, type WalkerKind } from './state.ts';
 import type { MremapFlags } from './mremap.ts';
 
-export type Op =
+export type SyscallOp =
   | { kind: 'mmap'; proc: Id; addr: number; len: number; prot: number; close: boolean; special: boolean; nomerge: boolean; enomem: number }
   | { kind: 'fault'; proc: Id; page: number; write: boolean; large: boolean; enomem: number }
   | { kind: 'fork'; proc: Id; enomem: number }
@@ -22,8 +24,27 @@ export type Op =
   | { kind: 'pin'; proc: Id; page: number; enomem: number }
   | { kind: 'exit'; proc: Id; enomem: number };
 
-export type OpKind = Op['kind'];
+/**
+ * A thread action at lock granularity: start an rmap walker on the folio
+ * mapped at proc's page, or run the next step of thread `proc` (a process id,
+ * or WALKER_BASE + n for walker Wn). `pc` is the step's name, for display.
+ */
+export type ThreadOp =
+  | { kind: 'walk'; walker: WalkerKind; proc: Id; page: number; enomem: 0 }
+  | { kind: 'step'; proc: Id; pc: string; enomem: 0 };
+
+export type Op = SyscallOp | ThreadOp;
+
+/** The syscalls (the explorer's --ops alphabet). */
+export type OpKind = SyscallOp['kind'];
 export const OP_KINDS: readonly OpKind[] = ['mmap', 'fault', 'fork', 'munmap', 'mprotect', 'mremap', 'pin', 'exit'];
+
+export const isSyscall = (op: Op): op is SyscallOp => op.kind !== 'walk' && op.kind !== 'step';
+
+/** A thread's name in traces: P<i> for a syscall, W<n> for a walker. */
+export function threadName(id: Id): string {
+  return id >= WALKER_BASE ? `W${id - WALKER_BASE}` : `P${id}`;
+}
 
 const PROTS: Record<string, number> = { r: VM_READ, rw: VM_READ | VM_WRITE, rx: VM_READ | VM_EXEC, rwx: VM_READ | VM_WRITE | VM_EXEC };
 
@@ -68,10 +89,27 @@ export function parseOp(text: string): Op {
     toks = toks.slice(0, -1);
   }
   const [who, kind, ...args] = toks;
-  if (who === 'W') throw new ParseError(`"${op}": rmap walkers need lock granularity, which this model does not have yet`);
+  if (who === 'W') {
+    if (kind !== 'reclaim' && kind !== 'referenced') throw new ParseError(`"${op}": a walker is "W reclaim P<i> <page>" or "W referenced P<i> <page>"`);
+    const at = args[0];
+    if (at === undefined || !/^P\d+$/.test(at)) throw new ParseError(`"${op}": a walker starts on the folio mapped at a process's page, like P0 1`);
+    const page = int(op, 'page', args[1]);
+    noMore(op, args.slice(2));
+    if (enomem > 0) throw new ParseError(`"${op}": a walker allocates nothing (no enomem=K)`);
+    return { kind: 'walk', walker: kind, proc: Number(at.slice(1)), page, enomem: 0 };
+  }
+  if (who !== undefined && /^W\d+$/.test(who)) {
+    if (kind !== 'step') throw new ParseError(`"${op}": a walker thread only takes "step", like ${who} step`);
+    noMore(op, args);
+    return { kind: 'step', proc: WALKER_BASE + Number(who.slice(1)), pc: '', enomem: 0 };
+  }
   if (who === undefined || !/^P\d+$/.test(who)) throw new ParseError(`"${op}": an operation starts with a process, like P0`);
   const proc = Number(who.slice(1));
   switch (kind) {
+    case 'step':
+      noMore(op, args);
+      if (enomem > 0) throw new ParseError(`"${op}": enomem=K goes on the syscall, not on a step`);
+      return { kind: 'step', proc, pc: '', enomem: 0 };
     case 'mmap': {
       const addr = int(op, 'address', args[0]);
       const len = int(op, 'length', args[1]);
@@ -143,9 +181,11 @@ export function parseOp(text: string): Op {
   }
 }
 
-/** Print an operation in the syntax parseOp reads. */
+/** Print an operation in the syntax parseOp reads (a step's name follows as a comment). */
 export function formatOp(op: Op): string {
   const p = `P${op.proc}`;
+  if (op.kind === 'walk') return `W ${op.walker} ${p} ${op.page}`;
+  if (op.kind === 'step') return `${threadName(op.proc)} step${op.pc ? `  # ${op.pc}` : ''}`;
   const suffix = op.enomem > 0 ? ` enomem=${op.enomem}` : '';
   switch (op.kind) {
     case 'mmap': {

@@ -2,6 +2,8 @@
 // Objects refer to each other by id, never by pointer, so a state is plain
 // data that can be encoded, hashed, stored and compared.
 
+import type { SyscallOp } from './ops.ts';
+
 export type Id = number;
 /** A NULL pointer. */
 export const NIL: Id = -1;
@@ -121,12 +123,15 @@ export interface Folio {
  * Prefixes of s.warnings entries that are not kernel asserts but records a
  * property reads: a merge removed a VMA with ->close; a relocation rewrote a
  * folio not mapped exactly once; a fork adopted an anon_vma the reuse rule
- * forbids.
+ * forbids; an uncontended try_to_unmap walk left a mapping it should have
+ * seen; a lock was taken or released against lockdep's rules.
  */
 export const RECORD = {
   closeRemoved: 'close-removed:',
   relocateShared: 'relocate-shared:',
   forkReuse: 'fork-reuse:',
+  walkerMissed: 'walker-missed:',
+  lockdep: 'lockdep:',
 } as const;
 
 /** Allocation points that can be made to fail with ENOMEM. */
@@ -135,7 +140,55 @@ export type AllocKind = 'avc' | 'anon_vma' | 'vma' | 'prealloc' | 'folio' | 'pte
 export interface Budgets {
   /** ENOMEM injections still allowed. */
   enomem: number;
+  /** rmap walkers that may still be started (lock granularity; absent: none). */
+  walkers?: number;
 }
+
+/** A lock a thread holds across steps (lock granularity), for lockdep's order check. */
+export type LockClass = 'mmap_lock' | 'folio_lock' | 'anon_vma_rwsem' | 'page_table_lock' | 'ptl';
+
+export interface HeldLock {
+  cls: LockClass;
+  /** The mm, folio or root anon_vma the lock belongs to. */
+  id: Id;
+  write: boolean;
+}
+
+/** Thread ids of rmap walkers start here; a syscall thread's id is its process id. */
+export const WALKER_BASE = 1 << 16;
+
+export type WalkerKind = 'reclaim' | 'referenced';
+
+/**
+ * A thread in flight at lock granularity (DESIGN.md §2): a syscall between
+ * two of its steps, or an rmap walker. pc names the kernel function the next
+ * step starts in; the locals are what that step needs from the earlier ones.
+ */
+export interface Thread {
+  id: Id;
+  /** The process a syscall runs in; the process a walker was started from (for display). */
+  proc: Id;
+  /** The syscall a process thread runs. */
+  op?: SyscallOp;
+  /** What a walker thread runs. */
+  walker?: WalkerKind;
+  pc: string;
+  /** Locks held across steps, in acquisition order. */
+  held: HeldLock[];
+  /** Allocations made by earlier steps (ENOMEM injection counts across steps). */
+  allocs: number;
+  failAt: number;
+  /** Id-valued locals by kind (renamed by the canonical encoding). */
+  mms: Id[];
+  vmas: Id[];
+  anonVmas: Id[];
+  folios: Id[];
+  /** Plain numeric locals. */
+  nums: number[];
+  /** A walker's snapshot: the (process, page-of-folio) pairs mapping its folio when the walk began. */
+  seen: { mm: Id; sub: number }[];
+}
+
 
 export interface State {
   mms: Record<Id, Mm>;
@@ -144,8 +197,10 @@ export interface State {
   avcs: Record<Id, Avc>;
   folios: Record<Id, Folio>;
   /** Next free id per table; not part of the canonical form. */
-  nextId: { mm: Id; vma: Id; anonVma: Id; avc: Id; folio: Id };
+  nextId: { mm: Id; vma: Id; anonVma: Id; avc: Id; folio: Id; walker: Id };
   budgets: Budgets;
+  /** Threads in flight at lock granularity, by thread id (empty at syscall granularity). */
+  threads: Record<Id, Thread>;
   /** Kernel asserts (WARN/BUG) that fired, by name, in order, without repeats. */
   warnings: string[];
   /** Accesses to freed anon_vmas made by a kernel path (a use-after-free), in order. */
@@ -159,11 +214,21 @@ export function emptyState(budgets: Budgets = { enomem: 0 }): State {
     anonVmas: {},
     avcs: {},
     folios: {},
-    nextId: { mm: 0, vma: 0, anonVma: 0, avc: 0, folio: 0 },
+    nextId: { mm: 0, vma: 0, anonVma: 0, avc: 0, folio: 0, walker: 0 },
     budgets,
+    threads: {},
     warnings: [],
     uaf: [],
   };
+}
+
+/** A walker holds a reference on its folio: the folio is not freed while walked (§2.12). */
+export function walkerHolds(threads: Record<Id, Thread>, folioId: Id): boolean {
+  for (const key in threads) {
+    const t = threads[key]!;
+    if (t.walker !== undefined && t.folios[0] === folioId) return true;
+  }
+  return false;
 }
 
 export const freeLock = (): LockState => ({ writer: NIL, readers: 0 });

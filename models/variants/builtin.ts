@@ -3,6 +3,7 @@ import { registerVariant } from './registry.ts';
 import { b1aPrepareReuse2010, seed001AnonVmaMerge, seed001MergeDropsChain } from './corpus/b1a-prepare-reuse-2010.ts';
 import { b2DegreeBuggy, b2DegreeFixed } from './corpus/b2-degree.ts';
 import { b3bCloneEnomemBuggy, b3bCloneEnomemFixed } from './corpus/b3b-clone-enomem.ts';
+import { b5aMremapNoRmapLocks } from './corpus/b5a-mremap-no-rmap-locks.ts';
 import { b8ePutRootFirst } from './corpus/b8e-put-root-first.ts';
 import { seed000CleanupNoReset } from './corpus/seed000-cleanup-no-reset.ts';
 import { relocateChildrenOnly, relocateRfcV2, relocateV3 } from './relocate/relocate-anon.ts';
@@ -15,6 +16,7 @@ for (const v of [
   b2DegreeFixed,
   b3bCloneEnomemBuggy,
   b3bCloneEnomemFixed,
+  b5aMremapNoRmapLocks,
   b8ePutRootFirst,
   seed000CleanupNoReset,
   relocateRfcV2,

@@ -47,6 +47,10 @@ export interface BoundOptions {
   enomem?: string;
   largeFolios?: boolean;
   relocate?: boolean;
+  granularity?: string;
+  walkers?: string;
+  /** commander's --no-reduce: false when given. */
+  reduce?: boolean;
 }
 
 export function parseCount(name: string, text: string | undefined, min: number): number | undefined {
@@ -74,6 +78,15 @@ export function parseBounds(o: BoundOptions): { given: Partial<Bounds>; bounds: 
   if (enomem !== undefined) given.enomem = enomem;
   if (o.largeFolios) given.largeFolios = true;
   if (o.relocate) given.relocate = true;
+  if (o.granularity !== undefined) {
+    if (o.granularity !== 'syscall' && o.granularity !== 'lock') throw new UsageError(`--granularity must be syscall or lock, got "${o.granularity}"`);
+    given.granularity = o.granularity;
+  }
+  const walkers = parseCount('walkers', o.walkers, 0);
+  if (walkers !== undefined) given.walkers = walkers;
+  if (o.reduce === false) given.reduce = false;
+  if (given.granularity !== 'lock' && (walkers !== undefined || o.reduce === false))
+    throw new UsageError(`--walkers and --no-reduce need --granularity lock`);
   if (o.ops !== undefined) {
     const ops = o.ops
       .split(',')

@@ -1,0 +1,51 @@
+// no-deadlock (DESIGN.md §4; kernel-semantics §6): some thread is in flight
+// and none can take its next step. Whether a step can run depends on the
+// kernel variant's code, so the model supplies that oracle; the property is
+// a pure function of the state given it. At syscall granularity there are
+// no threads in flight, and nothing can deadlock.
+import type { Property } from '../src/engine/model.ts';
+import type { Id, LockClass, State, Thread } from '../models/mm/state.ts';
+import { threadName } from '../models/mm/ops.ts';
+
+/** The lock a thread's next step waits for, as the model's WouldBlock reports it. */
+export interface Waiting {
+  lock: string;
+  cls: LockClass;
+  id: Id;
+  /** The writer or spinlock holder, or -1 when readers hold it. */
+  holder: Id;
+}
+
+/** null when thread tid's next step can run in s. */
+export type BlockedOracle = (s: State, tid: Id) => Waiting | null;
+
+/** Who holds the lock w waits for: its writer, or the threads holding it for read. */
+function holders(s: State, w: Waiting): string {
+  if (w.holder >= 0) return threadName(w.holder) + (s.threads[w.holder] === undefined ? ' (not running: the lock leaked)' : '');
+  const readers = Object.values(s.threads).filter((t: Thread) => t.held.some((h) => h.cls === w.cls && h.id === w.id));
+  return readers.length > 0 ? readers.map((t) => `${threadName(t.id)} (read)`).join(', ') : 'readers not running (the lock leaked)';
+}
+
+export function noDeadlockWith(blocked: BlockedOracle): Property<State> {
+  return {
+    id: 'no-deadlock',
+    description: 'whenever a thread is in flight, some thread can take its next step',
+    rule: 'kernel-semantics §6.1 (the lock hierarchy every path follows), §6.2 (who holds what)',
+    when: 'always',
+    check(s) {
+      const waits: string[] = [];
+      for (const key in s.threads) {
+        const t = s.threads[key]!;
+        const w = blocked(s, t.id);
+        if (w === null) return [];
+        const held = t.held.map((h) => `${h.cls} ${h.id}${h.write ? '' : ' (read)'}`).join(', ') || 'nothing';
+        waits.push(`${threadName(t.id)} at ${t.pc} holds ${held} and waits for ${w.lock}, held by ${holders(s, w)}`);
+      }
+      if (waits.length === 0) return [];
+      return [`deadlock: ${waits.join('; ')}`];
+    },
+  };
+}
+
+/** At syscall granularity nothing is ever in flight; the model replaces this at lock granularity. */
+export const noDeadlock = noDeadlockWith(() => null);
