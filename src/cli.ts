@@ -97,7 +97,8 @@ function program(setCode: (n: number) => void): Command {
     .description('the performance benchmark: fixed configurations, states per second, bytes per state, peak memory')
     .option('--only <name>', 'one configuration')
     .option('--json', 'print JSON')
-    .action((o: { only?: string; json?: boolean }) => setCode(cmdBench(o)));
+    .option('--no-naive', 'skip the naive baseline')
+    .action(async (o: { only?: string; json?: boolean; naive?: boolean }) => setCode(await cmdBench(o)));
 
   p.command('list')
     .description('recorded runs and violations, newest first')

@@ -1,11 +1,20 @@
-// `mmcheck bench` (`npm run bench`): fixed configurations explored in this
-// thread, reporting generated and distinct states per second, bytes per
-// visited state and peak memory. A measurement, not a test: run it on an
-// otherwise idle machine and compare runs on the same machine.
+// `mmcheck bench` (`npm run bench`): fixed configurations, each explored
+//   - by the parallel explorer with 1 and with 2 workers (generated and
+//     distinct states per second, the 2-worker speed-up, bytes per visited
+//     state in the fingerprint table, peak memory), and
+//   - by a NAIVE baseline: immer states from model.next, no canonical
+//     renaming, JSON.stringify(state) as the key of a Set<string>, plain
+//     BFS (the properties are checked on each new state, as the explorer
+//     does), with the ratio of its time to the 1-worker time.
+// A measurement, not a test: run it on an otherwise idle machine (it prints
+// the load average; another process on a core halves what 2 workers can do)
+// and compare runs on the same machine.
+import { loadavg, availableParallelism } from 'node:os';
 import { setAutoFreeze } from 'immer';
-import { explore } from '../engine/explorer.ts';
-import { createMmModel, type Bounds } from '../../models/mm/model.ts';
-import { resolveKernel } from '../../models/variants/registry.ts';
+import { checkProperties, type Model } from '../engine/model.ts';
+import { exploreParallel } from '../engine/parallel.ts';
+import type { Bounds } from '../../models/mm/model.ts';
+import { buildMmModel, mmModelSpec, type MmSpec } from './model-spec.ts';
 import { EXIT, UsageError, num, out } from './common.ts';
 
 export interface BenchConfig {
@@ -20,49 +29,126 @@ export const BENCH_CONFIGS: readonly BenchConfig[] = [
   { name: 'deep', model: 'mainline', bounds: { procs: 2, pages: 4, maxLen: 2 }, depth: 5 },
   { name: 'fork-heavy', model: 'mainline', bounds: { procs: 3, pages: 2, maxLen: 1, ops: ['mmap', 'fault', 'fork', 'munmap', 'exit'] }, depth: 7 },
   { name: 'enomem', model: 'mainline', bounds: { procs: 2, pages: 3, maxLen: 2, enomem: 1 }, depth: 4 },
+  // Lock granularity: syscalls split at their lock points, one rmap walker.
+  { name: 'lock', model: 'mainline', bounds: { procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1 }, depth: 8 },
 ];
+
+/** The naive baseline gives up after this long (its ratio is then a lower bound). */
+const NAIVE_LIMIT_MS = 300_000;
 
 export interface BenchRow {
   name: string;
   generated: number;
   distinct: number;
-  seconds: number;
-  generatedPerSec: number;
-  distinctPerSec: number;
+  /** Seconds with 1 and 2 workers. */
+  seconds1: number;
+  seconds2: number;
+  generatedPerSec1: number;
+  distinctPerSec1: number;
+  generatedPerSec2: number;
+  distinctPerSec2: number;
+  speedup2: number;
+  /** Fingerprint-table bytes per visited state. */
   bytesPerState: number;
   peakRssMb: number;
+  naiveSeconds: number;
+  naiveDistinct: number;
+  /** false when the baseline hit NAIVE_LIMIT_MS (then the ratio is a lower bound). */
+  naiveFinished: boolean;
+  /** Naive seconds / 1-worker seconds. */
+  naiveRatio: number;
 }
 
-export function runBench(c: BenchConfig): BenchRow {
+/** The naive baseline: plain BFS with JSON.stringify keys in a Set; returns seconds, distinct states, finished. */
+export function naiveBfs<S, A>(model: Model<S, A>, depth: number, limitMs = NAIVE_LIMIT_MS): { seconds: number; distinct: number; generated: number; finished: boolean } {
+  const t0 = performance.now();
+  const root = model.initial();
+  const seen = new Set<string>([JSON.stringify(root)]);
+  checkProperties(model, root);
+  let frontier: S[] = [root];
+  let generated = 0;
+  for (let d = 0; d < depth && frontier.length > 0; d++) {
+    const next: S[] = [];
+    for (const s of frontier) {
+      for (const a of model.actions(s)) {
+        const t = model.next(s, a);
+        generated++;
+        const key = JSON.stringify(t);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        checkProperties(model, t);
+        next.push(t);
+      }
+      if (performance.now() - t0 > limitMs) return { seconds: (performance.now() - t0) / 1000, distinct: seen.size, generated, finished: false };
+    }
+    frontier = next;
+  }
+  return { seconds: (performance.now() - t0) / 1000, distinct: seen.size, generated, finished: true };
+}
+
+export async function runBench(c: BenchConfig, naive = true): Promise<BenchRow> {
   setAutoFreeze(false);
-  const model = createMmModel({ name: c.model, kernel: resolveKernel(c.model), bounds: c.bounds });
-  const r = explore(model, { depth: c.depth, stopAtFirst: false });
-  const seconds = r.elapsedMs / 1000;
+  const spec: MmSpec = { variant: c.model, bounds: c.bounds };
+  const model = await buildMmModel(spec);
+  const run = (workers: number) => exploreParallel(model, { depth: c.depth, stopAtFirst: false, workers, spec: mmModelSpec(spec) });
+  const r1 = await run(1);
+  const r2 = await run(2);
+  const nv = naive ? naiveBfs(model, c.depth) : { seconds: NaN, distinct: NaN, generated: NaN, finished: false };
+  const s1 = r1.elapsedMs / 1000;
+  const s2 = r2.elapsedMs / 1000;
   return {
     name: c.name,
-    generated: r.generated,
-    distinct: r.distinct,
-    seconds,
-    generatedPerSec: r.generated / seconds,
-    distinctPerSec: r.distinct / seconds,
-    bytesPerState: r.visitedBytesPerState,
-    peakRssMb: process.resourceUsage().maxRSS / 1024,
+    generated: r1.generated,
+    distinct: r1.distinct,
+    seconds1: s1,
+    seconds2: s2,
+    generatedPerSec1: r1.generated / s1,
+    distinctPerSec1: r1.distinct / s1,
+    generatedPerSec2: r2.generated / s2,
+    distinctPerSec2: r2.distinct / s2,
+    speedup2: s1 / s2,
+    bytesPerState: r1.visitedBytesPerState,
+    peakRssMb: Math.max(r1.peakRssMb, r2.peakRssMb),
+    naiveSeconds: nv.seconds,
+    naiveDistinct: nv.distinct,
+    naiveFinished: nv.finished,
+    naiveRatio: nv.seconds / s1,
   };
 }
 
-export function cmdBench(o: { only?: string; json?: boolean }): number {
+const TARGETS = '>=100k generated/s per worker, 2 workers >= 1.7x one, <= 16 B per visited state, >= 10x faster than naive';
+
+export async function cmdBench(o: { only?: string; json?: boolean; naive?: boolean }): Promise<number> {
   const configs = o.only === undefined ? BENCH_CONFIGS : BENCH_CONFIGS.filter((c) => c.name === o.only);
   if (configs.length === 0) throw new UsageError(`no benchmark "${o.only}" (${BENCH_CONFIGS.map((c) => c.name).join(', ')})`);
   const rows: BenchRow[] = [];
-  if (!o.json) out(`${'config'.padEnd(12)} ${'generated'.padStart(10)} ${'distinct'.padStart(9)} ${'seconds'.padStart(8)} ${'gen/s'.padStart(9)} ${'distinct/s'.padStart(10)} ${'B/state'.padStart(8)} ${'peak RSS MB'.padStart(11)}`);
+  const load = loadavg().map((l) => l.toFixed(2)).join(' ');
+  if (!o.json) {
+    out(`${availableParallelism()} cores, load average ${load} (another busy process slows the 2-worker runs)`);
+    out(`targets: ${TARGETS}`);
+    out(
+      `${'config'.padEnd(11)} ${'generated'.padStart(10)} ${'distinct'.padStart(9)} | ${'1w s'.padStart(6)} ${'gen/s'.padStart(7)} ${'dist/s'.padStart(7)} | ${'2w s'.padStart(6)} ${'gen/s'.padStart(7)} ${'dist/s'.padStart(7)} ${'x2w'.padStart(5)} | ${'B/state'.padStart(7)} ${'peak MB'.padStart(7)} | ${'naive s'.padStart(8)} ${'naive distinct'.padStart(14)} ${'ratio'.padStart(6)}`,
+    );
+  }
   for (const c of configs) {
-    const r = runBench(c);
+    const r = await runBench(c, o.naive !== false);
     rows.push(r);
     if (!o.json)
       out(
-        `${r.name.padEnd(12)} ${num(r.generated).padStart(10)} ${num(r.distinct).padStart(9)} ${r.seconds.toFixed(1).padStart(8)} ${num(r.generatedPerSec).padStart(9)} ${num(r.distinctPerSec).padStart(10)} ${r.bytesPerState.toFixed(1).padStart(8)} ${num(r.peakRssMb).padStart(11)}`,
+        `${r.name.padEnd(11)} ${num(r.generated).padStart(10)} ${num(r.distinct).padStart(9)} | ${r.seconds1.toFixed(1).padStart(6)} ${num(r.generatedPerSec1).padStart(7)} ${num(r.distinctPerSec1).padStart(7)} | ${r.seconds2.toFixed(1).padStart(6)} ${num(r.generatedPerSec2).padStart(7)} ${num(r.distinctPerSec2).padStart(7)} ${r.speedup2.toFixed(2).padStart(5)} | ${r.bytesPerState.toFixed(1).padStart(7)} ${num(r.peakRssMb).padStart(7)} | ${(r.naiveFinished ? '' : '>') + r.naiveSeconds.toFixed(1).padStart(r.naiveFinished ? 8 : 7)} ${num(r.naiveDistinct).padStart(14)} ${((r.naiveFinished ? '' : '>') + r.naiveRatio.toFixed(1)).padStart(6)}`,
       );
   }
-  if (o.json) out(JSON.stringify(rows, null, 2));
+  if (o.json) out(JSON.stringify({ loadavg: loadavg(), cores: availableParallelism(), rows }, null, 2));
+  else {
+    const met = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+    const minGen = Math.min(...rows.map((r) => r.generatedPerSec1));
+    const minSpeed = Math.min(...rows.map((r) => r.speedup2));
+    const maxBytes = Math.max(...rows.map((r) => r.bytesPerState));
+    const minRatio = Math.min(...rows.map((r) => r.naiveRatio));
+    out(`generated/s per worker >= 100k: ${met(minGen >= 100_000)} (lowest ${num(minGen)})`);
+    out(`2 workers >= 1.7x one: ${met(minSpeed >= 1.7)} (lowest ${minSpeed.toFixed(2)}x)`);
+    out(`<= 16 bytes per visited state: ${met(maxBytes <= 16)} (highest ${maxBytes.toFixed(1)})`);
+    if (o.naive !== false) out(`>= 10x faster than naive: ${met(minRatio >= 10)} (lowest ${minRatio.toFixed(1)}x)`);
+  }
   return EXIT.ok;
 }

@@ -169,7 +169,7 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
       out(`fingerprint collision probability: ${r.collisionProbability.toExponential(1)} (${num(r.distinct)} states, 64-bit fingerprints: n^2/2^65)`);
       if (r.checkpoint !== undefined) {
         const at = (resume?.checkpoint.fromPrefix ?? fromTexts.length) + r.checkpointLevel!;
-        out(`checkpoint: ${r.checkpoint} (depth ${at}); continue with: mmcheck check --resume ${runId} --depth ${at + 1}${o.db === DEFAULT_DB_PATH ? '' : ` --db ${o.db}`}`);
+        out(`checkpoint: ${r.checkpoint} (depth ${at}); continue with: mmcheck check --resume ${runId} --depth ${Math.max(depth, at + 1)}${o.db === DEFAULT_DB_PATH ? '' : ` --db ${o.db}`}`);
       }
       r.violations.forEach((v, i) => {
         out();

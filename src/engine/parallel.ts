@@ -326,9 +326,14 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
       // ---- 3: merge in canonical order.
       let candidates = 0;
       for (const r of results) candidates += r.cand.length / CAND_WORDS;
-      // The visited set may have to double for this level: check the bound first.
+      // The visited set may have to grow for this level: check the bound first.
       let growBytes = 0;
-      for (let cap = visited.capacity, size2 = visited.size + candidates; size2 >= cap * 0.75; cap *= 2) growBytes += cap * 16;
+      for (let cap = visited.capacity; visited.size + candidates >= cap * VisitedSet.MAX_LOAD; ) {
+        const grown = VisitedSet.grown(cap);
+        if (grown === cap) break;
+        cap = grown;
+        growBytes += cap * 8;
+      }
       if (overMemory(growBytes)) {
         outcome = 'interrupted';
         resumable = true;

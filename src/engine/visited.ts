@@ -12,13 +12,26 @@
 // levels and the workers read it during a level (`containsKey`), when
 // nobody writes it.
 //
-// The table doubles when the load factor would exceed 0.75: nothing is ever
-// dropped (unlike a bit-state/hash-compaction table), so a full search is
-// exhaustive up to fingerprint collisions only.
+// The table grows by half when the load factor would exceed 0.75: nothing
+// is ever dropped (unlike a bit-state/hash-compaction table), so a full
+// search is exhaustive up to fingerprint collisions only. Growing by half
+// rather than doubling keeps the load between 0.5 and 0.75, so the table
+// costs 10.7 to 16 bytes a state. The capacity is then not a power of two:
+// a fingerprint's home slot is lo scaled to the capacity (floor(lo * cap /
+// 2^32), the "fastrange" reduction), which uses lo's high bits.
 
 const MAX_LOAD = 0.75;
 /** 2^30 slots = 8 GiB of table: beyond that a typed array cannot be addressed with `slot << 1`. */
 const MAX_CAPACITY = 2 ** 30;
+const GROWTH = 1.5;
+
+/** The home slot of a fingerprint whose lo half is `lo`, in a table of `cap` slots. */
+function home(lo: number, cap: number): number {
+  // lo * cap < 2^62 is rounded to a double the same way on every thread; the
+  // floor is below cap except when that rounding reaches 2^32 * cap exactly.
+  const s = Math.floor((lo * cap) / 4294967296);
+  return s < cap ? s : cap - 1;
+}
 
 /** The table cannot grow any further (a resource limit, not a bug). */
 export class VisitedCapacityError extends Error {
@@ -28,23 +41,20 @@ export class VisitedCapacityError extends Error {
 export class VisitedSet {
   /** hi, lo per slot; 0/0 = empty. */
   keys: Uint32Array;
-  /** Number of slots (a power of two). */
+  /** Number of slots. */
   capacity: number;
   /** Number of fingerprints stored. */
   size = 0;
-  private mask: number;
   private growAt: number;
 
   /** Keys in a SharedArrayBuffer (readable from other threads). */
   readonly shared: boolean;
 
   constructor(initialCapacity = 1 << 12, shared = false) {
-    let cap = 16;
-    while (cap < initialCapacity) cap *= 2;
+    const cap = Math.max(16, Math.ceil(initialCapacity));
     if (cap > MAX_CAPACITY) throw new VisitedCapacityError(`visited set capacity ${initialCapacity} exceeds ${MAX_CAPACITY} slots`);
     this.shared = shared;
     this.capacity = cap;
-    this.mask = cap - 1;
     this.growAt = Math.floor(cap * MAX_LOAD);
     this.keys = this.allocate(cap);
   }
@@ -52,21 +62,19 @@ export class VisitedSet {
   /** A set holding `keys` (a table written by another VisitedSet, e.g. read back from a checkpoint). */
   static fromKeys(keys: Uint32Array, size: number, shared = false): VisitedSet {
     const v = new VisitedSet(keys.length / 2, shared);
-    if (v.capacity * 2 !== keys.length) throw new RangeError(`visited keys of ${keys.length} words are not a power-of-two table`);
+    if (v.capacity * 2 !== keys.length) throw new RangeError(`visited keys of ${keys.length} words are not a table`);
     v.keys.set(keys);
     v.size = size;
     return v;
   }
 
-  /** Bytes the next growth would allocate. */
-  get growthBytes(): number {
-    return this.capacity * 16;
+  /** Slots after the next growth. */
+  static grown(capacity: number): number {
+    return Math.min(MAX_CAPACITY, Math.ceil(capacity * GROWTH));
   }
 
-  /** True when the next insert of a new fingerprint doubles the table. */
-  get full(): boolean {
-    return this.size >= this.growAt;
-  }
+  /** The load at which a table grows. */
+  static readonly MAX_LOAD = MAX_LOAD;
 
   private allocate(cap: number): Uint32Array {
     return this.shared ? new Uint32Array(new SharedArrayBuffer(cap * 8)) : new Uint32Array(cap * 2);
@@ -81,9 +89,8 @@ export class VisitedSet {
     if (hi === 0 && lo === 0) lo = 1;
     if (this.size >= this.growAt) this.grow();
     const keys = this.keys;
-    const mask = this.mask;
-    // lo is the fully avalanched xxhash lane: its low bits pick the slot.
-    let slot = lo & mask;
+    const cap = this.capacity;
+    let slot = home(lo, cap);
     for (;;) {
       const j = slot << 1;
       const h = keys[j]!;
@@ -95,7 +102,7 @@ export class VisitedSet {
         return true;
       }
       if (h === hi && l === lo) return false;
-      slot = (slot + 1) & mask;
+      if (++slot === cap) slot = 0;
     }
   }
 
@@ -113,10 +120,10 @@ export class VisitedSet {
     return this.size === 0 ? 0 : this.bytes / this.size;
   }
 
-  /** Double the table and re-insert every entry. */
+  /** Grow the table by half and re-insert every entry. */
   private grow(): void {
-    const cap = this.capacity * 2;
-    if (cap > MAX_CAPACITY) {
+    const cap = VisitedSet.grown(this.capacity);
+    if (cap <= this.capacity) {
       throw new VisitedCapacityError(`visited set full: ${this.size} states; it cannot grow beyond ${MAX_CAPACITY} slots`);
     }
     const oldKeys = this.keys;
@@ -124,21 +131,19 @@ export class VisitedSet {
     try {
       keys = this.allocate(cap);
     } catch (e) {
-      throw new VisitedCapacityError(`visited set cannot grow to ${cap} slots (${(cap * 8) / 2 ** 20} MiB): ${(e as Error).message}`);
+      throw new VisitedCapacityError(`visited set cannot grow to ${cap} slots (${Math.round((cap * 8) / 2 ** 20)} MiB): ${(e as Error).message}`);
     }
-    const mask = cap - 1;
     for (let s = 0; s < this.capacity; s++) {
       const hi = oldKeys[s << 1]!;
       const lo = oldKeys[(s << 1) + 1]!;
       if (hi === 0 && lo === 0) continue;
-      let slot = lo & mask;
-      while (keys[slot << 1] !== 0 || keys[(slot << 1) + 1] !== 0) slot = (slot + 1) & mask;
+      let slot = home(lo, cap);
+      while (keys[slot << 1] !== 0 || keys[(slot << 1) + 1] !== 0) if (++slot === cap) slot = 0;
       keys[slot << 1] = hi;
       keys[(slot << 1) + 1] = lo;
     }
     this.keys = keys;
     this.capacity = cap;
-    this.mask = mask;
     this.growAt = Math.floor(cap * MAX_LOAD);
   }
 }
@@ -151,14 +156,14 @@ export function containsKey(keys: Uint32Array, hi: number, lo: number): boolean 
   hi >>>= 0;
   lo >>>= 0;
   if (hi === 0 && lo === 0) lo = 1;
-  const mask = (keys.length >>> 1) - 1;
-  let slot = lo & mask;
+  const cap = keys.length >>> 1;
+  let slot = home(lo, cap);
   for (;;) {
     const j = slot << 1;
     const h = keys[j]!;
     const l = keys[j + 1]!;
     if (h === 0 && l === 0) return false;
     if (h === hi && l === lo) return true;
-    slot = (slot + 1) & mask;
+    if (++slot === cap) slot = 0;
   }
 }
