@@ -6,7 +6,8 @@
 //     renaming, JSON.stringify(state) as the key of a Set<string>, plain
 //     BFS (the properties are checked on each new state, as the explorer
 //     does), with the ratio of its time to the 1-worker time.
-// A measurement, not a test: run it on an otherwise idle machine (it prints
+// Times exclude starting the pool (its threads and the model built in each,
+// 0.3-1 s, printed apart). A measurement, not a test: run it on an otherwise idle machine (it prints
 // the load average; another process on a core halves what 2 workers can do)
 // and compare runs on the same machine.
 import { loadavg, availableParallelism } from 'node:os';
@@ -40,7 +41,10 @@ export interface BenchRow {
   name: string;
   generated: number;
   distinct: number;
-  /** Seconds with 1 and 2 workers. */
+  /** Seconds to start the pool of 1 and of 2 workers (not in seconds1, seconds2). */
+  startup1: number;
+  startup2: number;
+  /** Seconds of search with 1 and 2 workers, the pool started. */
   seconds1: number;
   seconds2: number;
   generatedPerSec1: number;
@@ -94,10 +98,12 @@ export async function runBench(c: BenchConfig, naive = true): Promise<BenchRow> 
   const r1 = await run(1);
   const r2 = await run(2);
   const nv = naive ? naiveBfs(model, c.depth) : { seconds: NaN, distinct: NaN, generated: NaN, finished: false };
-  const s1 = r1.elapsedMs / 1000;
-  const s2 = r2.elapsedMs / 1000;
+  const s1 = (r1.elapsedMs - r1.startupMs) / 1000;
+  const s2 = (r2.elapsedMs - r2.startupMs) / 1000;
   return {
     name: c.name,
+    startup1: r1.startupMs / 1000,
+    startup2: r2.startupMs / 1000,
     generated: r1.generated,
     distinct: r1.distinct,
     seconds1: s1,
@@ -126,6 +132,7 @@ export async function cmdBench(o: { only?: string; json?: boolean; naive?: boole
   if (!o.json) {
     out(`${availableParallelism()} cores, load average ${load} (another busy process slows the 2-worker runs)`);
     out(`targets: ${TARGETS}`);
+    out('seconds exclude starting the pool; peak MB is the sampled resident memory of the whole process');
     out(
       `${'config'.padEnd(11)} ${'generated'.padStart(10)} ${'distinct'.padStart(9)} | ${'1w s'.padStart(6)} ${'gen/s'.padStart(7)} ${'dist/s'.padStart(7)} | ${'2w s'.padStart(6)} ${'gen/s'.padStart(7)} ${'dist/s'.padStart(7)} ${'x2w'.padStart(5)} | ${'B/state'.padStart(7)} ${'peak MB'.padStart(7)} | ${'naive s'.padStart(8)} ${'naive distinct'.padStart(14)} ${'ratio'.padStart(6)}`,
     );

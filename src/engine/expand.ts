@@ -28,6 +28,26 @@ export interface ExpandTask {
   check?: string[];
 }
 
+/**
+ * Sent once to each worker of a new pool: build the model, then wait until
+ * every worker has (so each worker takes exactly one), and answer null.
+ * The pool is then warm, and the search's time does not include start-up.
+ */
+export interface WarmUpTask {
+  warmup: SharedArrayBuffer;
+  workers: number;
+}
+
+/** Count this worker ready and wait (up to 60 s) for the others. */
+export function warmUp(task: WarmUpTask): null {
+  const w = new Int32Array(task.warmup);
+  Atomics.add(w, 0, 1);
+  Atomics.notify(w, 0);
+  const deadline = Date.now() + 60_000;
+  for (let c = Atomics.load(w, 0); c < task.workers && Date.now() < deadline; c = Atomics.load(w, 0)) Atomics.wait(w, 0, c, 1000);
+  return null;
+}
+
 export interface ExpandResult {
   /** The level table filled up: nothing else here is meaningful; grow it and re-run. */
   full: boolean;

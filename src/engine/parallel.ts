@@ -41,7 +41,7 @@ import { fingerprintInto } from './hash.ts';
 import { VisitedSet } from './visited.ts';
 import { ParentLinks } from './parents.ts';
 import { LevelTable } from './leveltable.ts';
-import { CAND_WORDS, type ExpandResult, type ExpandTask } from './expand.ts';
+import { CAND_WORDS, type ExpandResult, type ExpandTask, type WarmUpTask } from './expand.ts';
 import { packState, PackedList } from './pack.ts';
 import { buildRecord, type Coverage, type ExploreOptions, type ExploreResult, type Found, type Outcome, type Progress } from './explorer.ts';
 import { writeCheckpoint, type Checkpoint } from './checkpoint.ts';
@@ -76,8 +76,10 @@ export interface ParallelResult<A, S> extends ExploreResult<A, S> {
   /** Levels expanded when the last checkpoint was written. */
   checkpointLevel?: number;
   workers: number;
-  /** Peak resident memory of the process (all threads). */
+  /** Peak resident memory of the process (all threads), sampled after every batch. */
   peakRssMb: number;
+  /** Part of elapsedMs spent starting the pool (threads, model built in each). */
+  startupMs: number;
 }
 
 interface Frontier {
@@ -206,6 +208,7 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
   // Set when the search ended at a level boundary with a frontier left to expand: worth a checkpoint.
   let resumable = false;
   let exhausted = false;
+  let startupMs = 0;
   try {
     search: while (outcome === undefined) {
       if (level >= maxLevels) {
@@ -224,14 +227,21 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
         resumable = true;
         break;
       }
-      pool ??= new Piscina({
-        filename: WORKER_FILE,
-        workerData: options.spec,
-        minThreads: workers,
-        maxThreads: workers,
-        idleTimeout: 60_000,
-        concurrentTasksPerWorker: 1,
-      });
+      if (pool === undefined) {
+        const ts = performance.now();
+        pool = new Piscina({
+          filename: WORKER_FILE,
+          workerData: options.spec,
+          minThreads: workers,
+          maxThreads: workers,
+          idleTimeout: 60_000,
+          concurrentTasksPerWorker: 1,
+        });
+        const ready = new SharedArrayBuffer(4);
+        const p0 = pool;
+        await Promise.all(Array.from({ length: workers }, () => p0.run({ warmup: ready, workers } satisfies WarmUpTask)));
+        startupMs = performance.now() - ts;
+      }
 
       // ---- 1, 2: expand the level in batches.
       const n = frontier.length;
@@ -405,7 +415,6 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
   const coverage = coverageNow();
   const distinct = visited.size;
   const sessionGenerated = generated - (resume?.generated ?? 0);
-  peakRss = Math.max(peakRss, process.resourceUsage().maxRSS / 1024);
   return {
     outcome: outcome!,
     exhausted,
@@ -424,5 +433,6 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
     ...(checkpointPath !== undefined ? { checkpoint: checkpointPath, checkpointLevel: checkpointLevel! } : {}),
     workers,
     peakRssMb: peakRss,
+    startupMs,
   };
 }
