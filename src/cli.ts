@@ -7,7 +7,7 @@
 // explorer polls through shouldStop), to print progress, and to survive the
 // worker running out of memory (recorded as an error, exit 3).
 
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { isMainThread } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { ParseError } from './engine/model.ts';
@@ -98,7 +98,8 @@ function program(setCode: (n: number) => void): Command {
     .option('--only <name>', 'one configuration')
     .option('--json', 'print JSON')
     .option('--no-naive', 'skip the naive baseline')
-    .action(async (o: { only?: string; json?: boolean; naive?: boolean }) => setCode(await cmdBench(o)));
+    .addOption(new Option('--phase <phase>', 'one measurement (1, 2 or naive) of --only, as JSON: what the bench runs in each child process').hideHelp())
+    .action(async (o: { only?: string; json?: boolean; naive?: boolean; phase?: string }) => setCode(await cmdBench(o)));
 
   p.command('list')
     .description('recorded runs and violations, newest first')

@@ -10,7 +10,9 @@
 // 0.3-1 s, printed apart). A measurement, not a test: run it on an otherwise idle machine (it prints
 // the load average; another process on a core halves what 2 workers can do)
 // and compare runs on the same machine.
+import { spawnSync } from 'node:child_process';
 import { loadavg, availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { setAutoFreeze } from 'immer';
 import { checkProperties, type Model } from '../engine/model.ts';
 import { exploreParallel } from '../engine/parallel.ts';
@@ -59,6 +61,7 @@ export interface BenchRow {
   naiveDistinct: number;
   /** false when the baseline hit NAIVE_LIMIT_MS (then the ratio is a lower bound). */
   naiveFinished: boolean;
+  naivePeakRssMb: number;
   /** Naive seconds / 1-worker seconds. */
   naiveRatio: number;
 }
@@ -90,59 +93,104 @@ export function naiveBfs<S, A>(model: Model<S, A>, depth: number, limitMs = NAIV
   return { seconds: (performance.now() - t0) / 1000, distinct: seen.size, generated, finished: true };
 }
 
-export async function runBench(c: BenchConfig, naive = true): Promise<BenchRow> {
+/** One measurement, in this process: a search with 1 or 2 workers, or the naive baseline. */
+export type BenchPhase = '1' | '2' | 'naive';
+export interface PhaseResult {
+  generated: number;
+  distinct: number;
+  /** Search seconds (pool start-up excluded). */
+  seconds: number;
+  startup: number;
+  bytesPerState: number;
+  /** false: the naive baseline hit its time limit. */
+  finished: boolean;
+  /** This process's peak resident memory. */
+  peakRssMb: number;
+}
+
+export async function runPhase(c: BenchConfig, phase: BenchPhase): Promise<PhaseResult> {
   setAutoFreeze(false);
   const spec: MmSpec = { variant: c.model, bounds: c.bounds };
   const model = await buildMmModel(spec);
-  const run = (workers: number) => exploreParallel(model, { depth: c.depth, stopAtFirst: false, workers, spec: mmModelSpec(spec) });
-  const r1 = await run(1);
-  const r2 = await run(2);
-  const nv = naive ? naiveBfs(model, c.depth) : { seconds: NaN, distinct: NaN, generated: NaN, finished: false };
-  const s1 = (r1.elapsedMs - r1.startupMs) / 1000;
-  const s2 = (r2.elapsedMs - r2.startupMs) / 1000;
+  const peak = (): number => process.resourceUsage().maxRSS / 1024;
+  if (phase === 'naive') {
+    const nv = naiveBfs(model, c.depth);
+    return { generated: nv.generated, distinct: nv.distinct, seconds: nv.seconds, startup: 0, bytesPerState: NaN, finished: nv.finished, peakRssMb: peak() };
+  }
+  const r = await exploreParallel(model, { depth: c.depth, stopAtFirst: false, workers: Number(phase), spec: mmModelSpec(spec) });
+  return {
+    generated: r.generated,
+    distinct: r.distinct,
+    seconds: (r.elapsedMs - r.startupMs) / 1000,
+    startup: r.startupMs / 1000,
+    bytesPerState: r.visitedBytesPerState,
+    finished: true,
+    peakRssMb: peak(),
+  };
+}
+
+/** Each phase in a fresh process, so that peak memory and the heap are its own. */
+function runPhaseIsolated(c: BenchConfig, phase: BenchPhase): PhaseResult {
+  const bin = fileURLToPath(new URL('../../bin/mmcheck.js', import.meta.url));
+  const r = spawnSync(process.execPath, [bin, 'bench', '--only', c.name, '--phase', phase, '--json'], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (r.status !== 0) throw new Error(`bench ${c.name} phase ${phase} failed: ${r.stderr.trim().split('\n').at(-1) ?? r.status}`);
+  return JSON.parse(r.stdout) as PhaseResult;
+}
+
+export function runBench(c: BenchConfig, naive = true): BenchRow {
+  const r1 = runPhaseIsolated(c, '1');
+  const r2 = runPhaseIsolated(c, '2');
+  if (r1.generated !== r2.generated || r1.distinct !== r2.distinct) throw new Error(`bench ${c.name}: 1 and 2 workers disagree`);
+  const nv = naive ? runPhaseIsolated(c, 'naive') : undefined;
   return {
     name: c.name,
-    startup1: r1.startupMs / 1000,
-    startup2: r2.startupMs / 1000,
+    startup1: r1.startup,
+    startup2: r2.startup,
     generated: r1.generated,
     distinct: r1.distinct,
-    seconds1: s1,
-    seconds2: s2,
-    generatedPerSec1: r1.generated / s1,
-    distinctPerSec1: r1.distinct / s1,
-    generatedPerSec2: r2.generated / s2,
-    distinctPerSec2: r2.distinct / s2,
-    speedup2: s1 / s2,
-    bytesPerState: r1.visitedBytesPerState,
+    seconds1: r1.seconds,
+    seconds2: r2.seconds,
+    generatedPerSec1: r1.generated / r1.seconds,
+    distinctPerSec1: r1.distinct / r1.seconds,
+    generatedPerSec2: r2.generated / r2.seconds,
+    distinctPerSec2: r2.distinct / r2.seconds,
+    speedup2: r1.seconds / r2.seconds,
+    bytesPerState: r1.bytesPerState,
     peakRssMb: Math.max(r1.peakRssMb, r2.peakRssMb),
-    naiveSeconds: nv.seconds,
-    naiveDistinct: nv.distinct,
-    naiveFinished: nv.finished,
-    naiveRatio: nv.seconds / s1,
+    naiveSeconds: nv?.seconds ?? NaN,
+    naiveDistinct: nv?.distinct ?? NaN,
+    naiveFinished: nv?.finished ?? false,
+    naivePeakRssMb: nv?.peakRssMb ?? NaN,
+    naiveRatio: (nv?.seconds ?? NaN) / r1.seconds,
   };
 }
 
 const TARGETS = '>=100k generated/s per worker, 2 workers >= 1.7x one, <= 16 B per visited state, >= 10x faster than naive';
 
-export async function cmdBench(o: { only?: string; json?: boolean; naive?: boolean }): Promise<number> {
+export async function cmdBench(o: { only?: string; json?: boolean; naive?: boolean; phase?: string }): Promise<number> {
   const configs = o.only === undefined ? BENCH_CONFIGS : BENCH_CONFIGS.filter((c) => c.name === o.only);
   if (configs.length === 0) throw new UsageError(`no benchmark "${o.only}" (${BENCH_CONFIGS.map((c) => c.name).join(', ')})`);
+  if (o.phase !== undefined) {
+    if (o.only === undefined || !['1', '2', 'naive'].includes(o.phase)) throw new UsageError('--phase is 1, 2 or naive, with --only');
+    out(JSON.stringify(await runPhase(configs[0]!, o.phase as BenchPhase)));
+    return EXIT.ok;
+  }
   const rows: BenchRow[] = [];
   const load = loadavg().map((l) => l.toFixed(2)).join(' ');
   if (!o.json) {
     out(`${availableParallelism()} cores, load average ${load} (another busy process slows the 2-worker runs)`);
     out(`targets: ${TARGETS}`);
-    out('seconds exclude starting the pool; peak MB is the sampled resident memory of the whole process');
+    out('each measurement in a fresh process; seconds exclude starting the pool; peak MB: the 1- or 2-worker process (naive: its own)');
     out(
-      `${'config'.padEnd(11)} ${'generated'.padStart(10)} ${'distinct'.padStart(9)} | ${'1w s'.padStart(6)} ${'gen/s'.padStart(7)} ${'dist/s'.padStart(7)} | ${'2w s'.padStart(6)} ${'gen/s'.padStart(7)} ${'dist/s'.padStart(7)} ${'x2w'.padStart(5)} | ${'B/state'.padStart(7)} ${'peak MB'.padStart(7)} | ${'naive s'.padStart(8)} ${'naive distinct'.padStart(14)} ${'ratio'.padStart(6)}`,
+      `${'config'.padEnd(11)} ${'generated'.padStart(10)} ${'distinct'.padStart(9)} | ${'1w s'.padStart(6)} ${'gen/s'.padStart(7)} ${'dist/s'.padStart(7)} | ${'2w s'.padStart(6)} ${'gen/s'.padStart(7)} ${'dist/s'.padStart(7)} ${'x2w'.padStart(5)} | ${'B/state'.padStart(7)} ${'peak MB'.padStart(7)} | ${'naive s'.padStart(8)} ${'naive distinct'.padStart(14)} ${'MB'.padStart(6)} ${'ratio'.padStart(6)}`,
     );
   }
   for (const c of configs) {
-    const r = await runBench(c, o.naive !== false);
+    const r = runBench(c, o.naive !== false);
     rows.push(r);
     if (!o.json)
       out(
-        `${r.name.padEnd(11)} ${num(r.generated).padStart(10)} ${num(r.distinct).padStart(9)} | ${r.seconds1.toFixed(1).padStart(6)} ${num(r.generatedPerSec1).padStart(7)} ${num(r.distinctPerSec1).padStart(7)} | ${r.seconds2.toFixed(1).padStart(6)} ${num(r.generatedPerSec2).padStart(7)} ${num(r.distinctPerSec2).padStart(7)} ${r.speedup2.toFixed(2).padStart(5)} | ${r.bytesPerState.toFixed(1).padStart(7)} ${num(r.peakRssMb).padStart(7)} | ${(r.naiveFinished ? '' : '>') + r.naiveSeconds.toFixed(1).padStart(r.naiveFinished ? 8 : 7)} ${num(r.naiveDistinct).padStart(14)} ${((r.naiveFinished ? '' : '>') + r.naiveRatio.toFixed(1)).padStart(6)}`,
+        `${r.name.padEnd(11)} ${num(r.generated).padStart(10)} ${num(r.distinct).padStart(9)} | ${r.seconds1.toFixed(1).padStart(6)} ${num(r.generatedPerSec1).padStart(7)} ${num(r.distinctPerSec1).padStart(7)} | ${r.seconds2.toFixed(1).padStart(6)} ${num(r.generatedPerSec2).padStart(7)} ${num(r.distinctPerSec2).padStart(7)} ${r.speedup2.toFixed(2).padStart(5)} | ${r.bytesPerState.toFixed(1).padStart(7)} ${num(r.peakRssMb).padStart(7)} | ${(r.naiveFinished ? '' : '>') + r.naiveSeconds.toFixed(1).padStart(r.naiveFinished ? 8 : 7)} ${num(r.naiveDistinct).padStart(14)} ${num(r.naivePeakRssMb).padStart(6)} ${((r.naiveFinished ? '' : '>') + r.naiveRatio.toFixed(1)).padStart(6)}`,
       );
   }
   if (o.json) out(JSON.stringify({ loadavg: loadavg(), cores: availableParallelism(), rows }, null, 2));
