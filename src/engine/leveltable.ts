@@ -108,6 +108,19 @@ export class LevelTable {
     }
   }
 
+  /** The rank stored for (hi, lo) (0 when absent); final once every state of smaller rank is expanded. */
+  rankOf(hi: number, lo: number): number {
+    const w = this.words;
+    const h = hi | 0 || 1;
+    const l = lo | 0 || 1;
+    for (let slot = l & this.mask; ; slot = (slot + 1) & this.mask) {
+      const base = HEADER + slot * 3;
+      const cur = Atomics.load(w, base);
+      if (cur === 0) return 0;
+      if (cur === l && Atomics.load(w, base + 1) === h) return Atomics.load(w, base + 2);
+    }
+  }
+
   /** Main thread, no worker running: a table twice the size with the same entries and ranks. */
   grow(): LevelTable {
     const t = LevelTable.create(this.capacity * 2 * MAX_LOAD);

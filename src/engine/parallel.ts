@@ -80,6 +80,8 @@ export interface ParallelResult<A, S> extends ExploreResult<A, S> {
   peakRssMb: number;
   /** Part of elapsedMs spent starting the pool (threads, model built in each). */
   startupMs: number;
+  /** Successors the workers packed and sent back: the new states, and the duplicates that raced with them. */
+  sent: number;
 }
 
 interface Frontier {
@@ -209,6 +211,7 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
   let resumable = false;
   let exhausted = false;
   let startupMs = 0;
+  let sent = 0;
   try {
     search: while (outcome === undefined) {
       if (level >= maxLevels) {
@@ -251,6 +254,8 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
       let table = LevelTable.create(options.levelTableSize ?? Math.max(1024, levelSizes.at(-1)! * 4));
       const check = remaining ? [...remaining] : undefined;
       let levelGenerated = 0;
+      // Batches the merge needs: all, unless a violation is found (stopping at the first).
+      let needed = nb;
       let done = 0;
       const poll = (): 'stop' | 'memory' | undefined => {
         if (shouldStop?.()) return 'stop';
@@ -281,6 +286,24 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
         let grow = false;
         let stop: 'stop' | 'memory' | undefined;
         let failed = false;
+        // Stopping at the first violation: batches [0, prefix) are complete,
+        // and none of their new states violates. Once a complete batch holds
+        // a violating successor that owns its fingerprint, later batches
+        // cannot change that (their ranks are larger): they are not needed.
+        let prefix = 0;
+        const scanPrefix = (): void => {
+          while (prefix < needed && results[prefix] !== undefined) {
+            const r = results[prefix]!;
+            for (const v of r.violations) {
+              const j = v.c * CAND_WORDS;
+              if (table.rankOf(r.cand[j + 2]!, r.cand[j + 3]!) === r.cand[j]! + 1) {
+                needed = prefix + 1;
+                return;
+              }
+            }
+            prefix++;
+          }
+        };
         const pump = (): void => {
           if (failed) return;
           stop ??= poll();
@@ -293,6 +316,7 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
             table = table.grow();
             grow = false;
           }
+          while (queue.length > 0 && queue[queue.length - 1]! >= needed) queue.pop();
           while (inFlight < workers * 2 && queue.length > 0) dispatch(queue.pop()!);
           if (inFlight === 0 && queue.length === 0) resolve(undefined);
         };
@@ -315,6 +339,7 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
                 results[b] = r;
                 done++;
                 for (let i = 0; i < r.counts.length; i++) levelGenerated += r.counts[i]!;
+                if (stopAtFirst) scanPrefix();
               }
               pump();
             },
@@ -335,7 +360,8 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
 
       // ---- 3: merge in canonical order.
       let candidates = 0;
-      for (const r of results) candidates += r.cand.length / CAND_WORDS;
+      for (let b = 0; b < needed; b++) candidates += results[b]!.cand.length / CAND_WORDS;
+      sent += candidates;
       // The visited set may have to grow for this level: check the bound first.
       let growBytes = 0;
       for (let cap = visited.capacity; visited.size + candidates >= cap * VisitedSet.MAX_LOAD; ) {
@@ -351,7 +377,7 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
       }
       const next = new PackedList(1 << 16, Math.max(64, candidates));
       let stopAt: { b: number; pos: number; k: number } | undefined;
-      merge: for (let b = 0; b < nb; b++) {
+      merge: for (let b = 0; b < needed; b++) {
         const r = results[b]!;
         const map = r.kindNames.map(slotOf);
         let vi = 0;
@@ -375,7 +401,7 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
       }
       // Successors generated (and fired per kind): all of the level, or, at
       // a violation, those the single-thread BFS generated before stopping.
-      for (let b = 0; b < nb; b++) {
+      for (let b = 0; b < needed; b++) {
         const r = results[b]!;
         const map = r.kindNames.map(slotOf);
         let upto = r.kinds.length;
@@ -434,5 +460,6 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
     workers,
     peakRssMb: peakRss,
     startupMs,
+    sent,
   };
 }
