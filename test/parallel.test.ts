@@ -76,7 +76,7 @@ describe('parallel explorer: checkpoints', () => {
 
   it('a depth-bounded run resumes to the counts of an uninterrupted one', async () => {
     const model = await buildMmModel(spec);
-    const want = summary(await exploreParallel(model, { depth: 5, stopAtFirst: false, workers: 2, spec: mmModelSpec(spec) }));
+    const want = summary(explore(model, { depth: 5, stopAtFirst: false }));
     const path = join(tmp, 'bounded.ckpt');
     const first = await exploreParallel(model, { depth: 3, stopAtFirst: false, workers: 2, spec: mmModelSpec(spec), checkpoint: { path, everyMs: 1e9, meta: { what: 'test' } } });
     expect(first.outcome).toBe('depth-reached');
