@@ -2,10 +2,10 @@
 // registers tsx. Exit codes: 0 no violation, 1 violation, 2 bad input (one
 // line, nothing written), 3 resource limit or internal error, 130 interrupted.
 //
-// `check` explores in a worker thread: the explorer is synchronous, so the
-// main thread stays free to receive SIGINT (it sets a shared flag that the
-// explorer polls through shouldStop), to print progress, and to survive the
-// worker running out of memory (recorded as an error, exit 3).
+// `check` explores on a pool of worker threads (--workers) coordinated from
+// the main thread between batches; `gate` runs the synchronous explorer in
+// one worker thread. Either way the main thread stays free to receive
+// SIGINT, which stops the search cleanly (src/cli/exploration.ts).
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { isMainThread } from 'node:worker_threads';

@@ -1,7 +1,10 @@
-// Running the explorer for a command. The explorer is synchronous, so it
-// runs in a worker thread: the main thread stays free to receive SIGINT
-// (which sets a shared flag the explorer polls through shouldStop), to
-// print progress, and to survive the worker running out of memory.
+// Running the explorer for a command. `check` uses the parallel explorer
+// (src/engine/parallel.ts): its pool of worker threads expands the states
+// and this thread coordinates between batches, so it stays free to receive
+// SIGINT. `gate` runs the synchronous single-thread explorer in one worker
+// thread: the main thread stays free to receive SIGINT (which sets a shared
+// flag the explorer polls through shouldStop), to print progress, and to
+// survive the worker running out of memory.
 import { setAutoFreeze } from 'immer';
 import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
