@@ -2,14 +2,15 @@
 // one: for 1, 2 and 4 workers the same distinct states per level, totals,
 // coverage, violations and traces; checkpoints resume to the counts of an
 // uninterrupted run. Untimed, small bounds.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { setAutoFreeze } from 'immer';
 import { explore, type ExploreResult } from '../src/engine/explorer.ts';
 import { exploreParallel } from '../src/engine/parallel.ts';
-import { readCheckpoint } from '../src/engine/checkpoint.ts';
+import { CheckpointError, readCheckpoint } from '../src/engine/checkpoint.ts';
+import { FULL, LevelTable } from '../src/engine/leveltable.ts';
 import type { ModelSpec } from '../src/engine/spec.ts';
 import { buildMmModel, mmModelSpec, type MmSpec } from '../src/cli/model-spec.ts';
 import { toyModel, type ToyOptions } from './toy-model.ts';
@@ -115,5 +116,37 @@ describe('parallel explorer: checkpoints', () => {
     expect(r.outcome).toBe('interrupted');
     expect(r.memoryLimit).toMatch(/memory limit of 1 MB/);
     expect(r.distinct).toBe(1);
+  });
+});
+
+describe('level table and checkpoint files', () => {
+  it('keeps the smallest rank per fingerprint, through growth; take() hands each out once', () => {
+    let t = LevelTable.create(4);
+    const fps: [number, number][] = Array.from({ length: 200 }, (_, i) => [i * 2654435761, (i * 40503) ^ 0x5bd1e995]);
+    for (let pass = 0; pass < 2; pass++)
+      for (let i = 0; i < fps.length; i++) {
+        const [hi, lo] = fps[i]!;
+        let before = t.offer(hi, lo, 1000 - i + pass);
+        if (before === FULL) {
+          t = t.grow();
+          before = t.offer(hi, lo, 1000 - i + pass);
+        }
+        expect(before).not.toBe(FULL);
+      }
+    expect(t.size).toBe(200);
+    for (let i = 0; i < fps.length; i++) {
+      const [hi, lo] = fps[i]!;
+      expect(t.rankOf(hi, lo)).toBe(1000 - i);
+      expect(t.take(hi, lo, 1001 - i)).toBe(false);
+      expect(t.take(hi, lo, 1000 - i)).toBe(true);
+      expect(t.take(hi, lo, 1000 - i)).toBe(false);
+    }
+  });
+
+  it('a file that is not a checkpoint, or a truncated one, is refused', () => {
+    const bad = join(tmp, 'bad.ckpt');
+    writeFileSync(bad, 'hello');
+    expect(() => readCheckpoint(bad)).toThrow(CheckpointError);
+    expect(() => readCheckpoint(join(tmp, 'missing.ckpt'))).toThrow(/cannot read/);
   });
 });
