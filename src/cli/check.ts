@@ -3,7 +3,7 @@ import { replayTexts } from '../engine/explorer.ts';
 import { recordedModelSpec } from '../../models/variants/load.ts';
 import { openStore } from '../store/db.ts';
 import { exploreAndRecord, progressLine, boundsText } from './exploration.ts';
-import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, parseCount, parseBounds, makeModel, readOps, out, err, event, num, traceLines } from './common.ts';
+import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, parseCount, parseBounds, parsePropertyList, makeModel, readOps, out, err, event, num, traceLines } from './common.ts';
 
 // ---------------------------------------------------------------- check
 
@@ -12,6 +12,7 @@ export interface CheckOptions extends BoundOptions {
   depth?: string;
   from?: string;
   continue?: boolean;
+  properties?: string;
   db: string;
   json?: boolean;
 }
@@ -22,7 +23,8 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
   const variant = recordedModelSpec(o.model);
   const { given, bounds } = parseBounds(o);
   const depth = parseCount('depth', o.depth, 0) ?? DEFAULT_CHECK_DEPTH;
-  const model = await makeModel(variant, given);
+  const only = parsePropertyList(o.properties);
+  const model = await makeModel(variant, given, only);
   const fromTexts = o.from !== undefined ? readOps(o.from, '--from') : [];
   if (fromTexts.length > 0) replayTexts(model, model.initial(), fromTexts); // ParseError: exit 2
   if (fromTexts.length > depth)
@@ -42,6 +44,7 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
       depth,
       stopAtFirst: !o.continue,
       fromTexts,
+      ...(only !== undefined ? { only } : {}),
       onStart: (id) => {
         if (!o.json) out(`mmcheck check: model ${model.name}, depth ${depth}, ${boundsText(bounds)} (run ${id})`);
       },
