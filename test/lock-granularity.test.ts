@@ -62,6 +62,24 @@ describe('threads and steps', () => {
     expect(stateFingerprint(m, run(noWalkers, B5A_PREFIX))).toBe(stateFingerprint(atOnce, run(atOnce, 'P0 mmap 0 2; P0 fault 1 w; P0 mremap 1 1 3 1 maymove,fixed')));
   });
 
+  it('fork is a step per parent VMA for anon_vma_fork and one for copy_page_range; the child runs nothing until it is done', () => {
+    const m = model('mainline', { procs: 2, pages: 4, maxLen: 1 });
+    const prefix = 'P0 mmap 0 1; P0 mmap 2 1; P0 fault 0 w; P0 fault 2 w; P0 fork';
+    const pcs: string[] = [];
+    let s = run(m, prefix);
+    for (let i = 0; s.threads[0] !== undefined; i++) {
+      pcs.push(s.threads[0]!.pc);
+      expect(enabled(m, s).some((a) => a.startsWith('P1'))).toBe(false);
+      s = run(m, prefix + '; P0 step'.repeat(i + 1));
+    }
+    expect(pcs).toEqual(['copy_page_range', 'dup_mmap_vma', 'copy_page_range']);
+    expect(Object.keys(s.mms[1]!.ptes)).toEqual(['0', '2']);
+    // A walker between the second VMA's steps unmaps the parent's page before the child copies it.
+    s = run(m, `${prefix}; P0 step; W reclaim P0 2; W0 step; W0 step; P0 step; P0 step`);
+    expect(Object.keys(s.mms[1]!.ptes)).toEqual(['0']);
+    expect(checkProperties(m, s)).toEqual([]);
+  });
+
   it('a walker that finds the anon_vma write-locked pins it and sleeps; its step is not enabled until the lock is free', () => {
     const m = model('mainline', B5A_BOUNDS);
     // The second mremap holds the anon_vma write lock (need_rmap_locks) between take_rmap_locks and the PTL.
