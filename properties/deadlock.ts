@@ -6,6 +6,7 @@
 import type { Property } from '../src/engine/model.ts';
 import type { Id, LockClass, State, Thread } from '../models/mm/state.ts';
 import { threadName } from '../models/mm/ops.ts';
+import { lockName } from '../models/mm/locks.ts';
 
 /** The lock a thread's next step waits for, as the model's WouldBlock reports it. */
 export interface Waiting {
@@ -38,7 +39,7 @@ export function noDeadlockWith(blocked: BlockedOracle): Property<State> {
         const t = s.threads[key]!;
         const w = blocked(s, t.id);
         if (w === null) return [];
-        const held = t.held.map((h) => `${h.cls} ${h.id}${h.write ? '' : ' (read)'}`).join(', ') || 'nothing';
+        const held = t.held.map((h) => `${lockName(h.cls, h.id)}${h.write ? '' : ' (read)'}`).join(', ') || 'nothing';
         waits.push(`${threadName(t.id)} at ${t.pc} holds ${held} and waits for ${w.lock}, held by ${holders(s, w)}`);
       }
       if (waits.length === 0) return [];

@@ -65,6 +65,7 @@ function program(setCode: (n: number) => void): Command {
       .option('--depth <n>', `maximum number of operations (default ${DEFAULT_CHECK_DEPTH})`)
       .option('--from <ops-or-file>', 'start from the state these operations reach (counted in the depth)')
       .option('--continue', 'keep going after the first violation (shortest violation per property)')
+      .option('--properties <list>', 'check only these properties, comma separated (see mmcheck properties)')
       .option('--db <path>', 'results database', DEFAULT_DB_PATH)
       .option('--json', 'one JSON event per line on stdout (progress, violation, done)')
       .option('--workers <n>', `worker threads (default: the number of cores, ${availableParallelism()} here); results do not depend on it`)

@@ -9,6 +9,7 @@ import * as mprotect from './mprotect.ts';
 import * as mremap from './mremap.ts';
 import * as rmap from './rmap.ts';
 import * as vma from './vma.ts';
+import { registerMainline } from './sched.ts';
 
 function functionsOf<T extends object>(mod: T): { [K in keyof T as T[K] extends (...args: never[]) => unknown ? K : never]: T[K] } {
   const out: Record<string, unknown> = {};
@@ -24,6 +25,8 @@ export const mainlineKernel = Object.freeze({
   ...functionsOf(mprotect),
   ...functionsOf(mremap),
 });
+
+registerMainline(mainlineKernel);
 
 export type Kernel = typeof mainlineKernel;
 export type KernelFunctionName = keyof Kernel;

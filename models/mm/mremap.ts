@@ -40,6 +40,8 @@ export interface Pmc {
   needRmapLocks: boolean;
   /** The VMA whose anon_vma is write-locked for MREMAP_RELOCATE_ANON (RFC, seed 002); mainline never sets it. */
   relocateLocked?: Id;
+  /** The error fallback's move back (copy_vma_and_data_finish): it runs within the step that decides it. */
+  revert?: boolean;
 }
 
 /** The range [start, start + len) holds no VMA of mm. */
@@ -65,8 +67,17 @@ export function drop_rmap_locks(c: Ctx, p: Pmc): void {
  * move each present PTE from old to new. No folio field changes.
  */
 export function move_ptes(c: Ctx, p: Pmc): void {
+  if (p.needRmapLocks) {
+    c.k.take_rmap_locks(c, p);
+    // The PTL is taken with the anon_vma lock held: a walker's trylock can find it write-held (§2.12 slow path).
+    if (!p.revert) lock_point(c, 'move_ptes');
+  }
+  c.k.move_ptes_pte_locked(c, p);
+}
+
+/** move_ptes from the PTL on: move the PTEs, then drop the PTL and the rmap locks. */
+export function move_ptes_pte_locked(c: Ctx, p: Pmc): void {
   const m = mm(c, vmaR(c, p.old).mm);
-  if (p.needRmapLocks) c.k.take_rmap_locks(c, p);
   pte_lock(c, m.id);
   for (let i = 0; i < p.len; i++) {
     const pte = m.ptes[p.oldAddr + i];
@@ -131,7 +142,11 @@ export function copy_vma_and_data(c: Ctx, vrm: Vrm): { err: number; newVma: Id }
 
 /** copy_vma_and_data from move_page_tables on. */
 export function copy_vma_and_data_move(c: Ctx, vrm: Vrm, newVma: Id, pmc: Pmc): { err: number; newVma: Id } {
-  const moved = c.k.move_page_tables(c, pmc);
+  return c.k.copy_vma_and_data_moved(c, vrm, newVma, pmc, c.k.move_page_tables(c, pmc));
+}
+
+/** copy_vma_and_data once move_page_tables moved `moved` pages: the rest starts at the unmap's locks. */
+export function copy_vma_and_data_moved(c: Ctx, vrm: Vrm, newVma: Id, pmc: Pmc, moved: number): { err: number; newVma: Id } {
   lock_point(c, 'copy_vma_and_data_finish', moveLocals(vrm, newVma, pmc, moved));
   return c.k.copy_vma_and_data_finish(c, vrm, newVma, moved);
 }
@@ -141,7 +156,7 @@ export function copy_vma_and_data_finish(c: Ctx, vrm: Vrm, newVma: Id, moved: nu
   let err = 0;
   if (moved < vrm.oldLen) err = ENOMEM;
   if (err !== 0) {
-    const revert: Pmc = { old: newVma, new: vrm.vma, oldAddr: vrm.newAddr, newAddr: vrm.addr, len: moved, needRmapLocks: true };
+    const revert: Pmc = { old: newVma, new: vrm.vma, oldAddr: vrm.newAddr, newAddr: vrm.addr, len: moved, needRmapLocks: true, revert: true };
     c.k.move_page_tables(c, revert);
     vrm.vma = newVma;
     vrm.oldLen = vrm.newLen;

@@ -79,7 +79,8 @@ function noMore(op: string, rest: string[]): void {
 
 /** Parse one operation; throws ParseError naming the operation and the problem. */
 export function parseOp(text: string): Op {
-  const op = text.trim();
+  // A trailing comment (a step's name in a stored trace) is not part of the operation.
+  const op = text.replace(/#.*/, '').trim();
   let toks = op.split(/\s+/);
   let enomem = 0;
   const last = toks[toks.length - 1];

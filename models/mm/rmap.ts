@@ -1,7 +1,7 @@
 // mm/rmap.c and the anon_vma helpers of mm/internal.h: anon_vma lifetime,
 // anon_vma_chain links, clone/fork/unlink, folio rmap accounting and the
 // anonymous rmap walk. Digest §1.3-§1.5 and §2.1-§2.13.
-import { allocOk, av, avR, avc, avcR, folio, mmR, peek, vma, vmaR, warn, type Ctx } from './ctx.ts';
+import { allocOk, av, avR, avc, avcR, folio, mm, mmR, peek, pteR, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import {
   anon_vma_lock_write,
   anon_vma_unlock_write,
@@ -9,6 +9,8 @@ import {
   mmap_assert_write_locked,
   page_table_lock,
   page_table_unlock,
+  pte_lock,
+  pte_unlock,
 } from './locks.ts';
 import { NIL, freeLock, linearPageIndex, vmaPages, type Id, type State, type Vma } from './state.ts';
 
@@ -411,6 +413,55 @@ export function vma_address(v: Vma, pgoff: number, nrPages: number): number {
   }
   if (pgoff + nrPages - 1 >= v.pgoff) return v.start;
   return EFAULT;
+}
+
+/**
+ * The PTEs of folioId in vmaId at vma_address, under the PTL
+ * (page_vma_mapped_walk, §2.12): the pages found, by address. A walk that
+ * gets -EFAULT from vma_address hits the kernel's VM_BUG_ON.
+ */
+function page_vma_mapped_walk(c: Ctx, folioId: Id, vmaId: Id): number[] {
+  const f = folio(c, folioId);
+  const v = vmaR(c, vmaId);
+  if (vma_address(v, f.index, f.nrPages) === EFAULT) {
+    warn(c, 'rmap_walk_anon: vma_address -EFAULT');
+    return [];
+  }
+  const found: number[] = [];
+  for (let sub = 0; sub < f.nrPages; sub++) {
+    const at = v.start + (f.index + sub - v.pgoff);
+    if (at < v.start || at >= v.end) continue;
+    const pte = pteR(c, v.mm, at);
+    if (pte !== undefined && pte.folio === folioId && pte.sub === sub) found.push(at);
+  }
+  return found;
+}
+
+/**
+ * try_to_unmap_one (rmap.c; §2.12): under the VMA's PTL, clear each PTE of
+ * the folio in the VMA and drop its mapcount. The swap entry the kernel
+ * leaves is not modelled: the page reads as not present. Returns the PTEs
+ * cleared.
+ */
+export function try_to_unmap_one(c: Ctx, folioId: Id, vmaId: Id): number {
+  const mmId = vmaR(c, vmaId).mm;
+  pte_lock(c, mmId);
+  const found = page_vma_mapped_walk(c, folioId, vmaId);
+  for (const at of found) {
+    delete mm(c, mmId).ptes[at];
+    c.k.folio_remove_rmap_pte(c, folioId);
+  }
+  pte_unlock(c, mmId);
+  return found.length;
+}
+
+/** folio_referenced_one (rmap.c; §2.12): under the PTL, the PTEs of the folio in the VMA (young bits are not modelled). */
+export function folio_referenced_one(c: Ctx, folioId: Id, vmaId: Id): number {
+  const mmId = vmaR(c, vmaId).mm;
+  pte_lock(c, mmId);
+  const found = page_vma_mapped_walk(c, folioId, vmaId);
+  pte_unlock(c, mmId);
+  return found.length;
 }
 
 export interface RmapVisit {

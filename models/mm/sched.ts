@@ -25,17 +25,43 @@ export interface Locals {
 }
 
 /**
- * End the current step here at lock granularity, resuming at `pc` with
- * `locals`. A step that resumes at pc passes it once (c.resumeAt).
+ * The kernel functions on the stack at each lock point whose mainline code
+ * the step resuming there stands for (threads.ts). When a variant replaces
+ * one of them, the lock point does not end the step: the variant's path runs
+ * on within it, as at syscall granularity.
  */
-export function lock_point(c: Ctx, pc: string, locals: Locals): void {
+const CALLERS: Record<string, readonly string[]> = {
+  move_page_tables: ['do_mremap', 'mremap_to', 'mremap_at', 'move_vma', 'copy_vma_and_data'],
+  move_ptes: ['do_mremap', 'mremap_to', 'mremap_at', 'move_vma', 'copy_vma_and_data', 'copy_vma_and_data_move', 'move_page_tables', 'move_ptes'],
+  copy_vma_and_data_finish: ['do_mremap', 'mremap_to', 'mremap_at', 'move_vma', 'copy_vma_and_data', 'copy_vma_and_data_move', 'copy_vma_and_data_moved'],
+  dup_mmap_vma: ['dup_mm', 'dup_mmap', 'dup_mmap_vmas'],
+  copy_page_range: ['dup_mm', 'dup_mmap', 'dup_mmap_vmas'],
+  unmap_vmas: ['vm_munmap', 'do_vmi_munmap'],
+  free_pgtables: ['vm_munmap', 'do_vmi_munmap', 'vms_clear_ptes'],
+};
+
+let mainline: Readonly<Record<string, unknown>> | undefined;
+/** kernel.ts registers the mainline table (a direct import would be a cycle). */
+export function registerMainline(k: Readonly<Record<string, unknown>>): void {
+  mainline = k;
+}
+
+/**
+ * End the current step here at lock granularity, resuming at `pc` with
+ * `locals` (without locals, the thread keeps those of its last lock point).
+ * A step that resumes at pc passes it once (c.resumeAt).
+ */
+export function lock_point(c: Ctx, pc: string, locals?: Locals): void {
   const t = c.t;
   if (t === undefined) return;
   if (c.resumeAt === pc) {
     c.resumeAt = undefined;
     return;
   }
+  const k = c.k as unknown as Record<string, unknown>;
+  if (mainline !== undefined && CALLERS[pc]?.some((name) => k[name] !== mainline![name])) return;
   t.pc = pc;
+  if (locals === undefined) throw SUSPEND;
   t.mms = locals.mms ?? [];
   t.vmas = locals.vmas ?? [];
   t.anonVmas = locals.anonVmas ?? [];

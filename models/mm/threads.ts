@@ -10,15 +10,14 @@
 // continuations below call the function that follows a lock point and then
 // what its callers had left to do, so the path is the same code at both
 // granularities:
-//   mremap (a move):  copy_vma | move_page_tables | the rest (unmap of the old range)
+//   mremap (a move):  copy_vma | move_page_tables [take_rmap_locks | PTL] | the rest (unmap of the old range)
 //   fork:             per parent VMA, anon_vma_fork | copy_page_range
 //   munmap:           split and detach | unmap_vmas (zap) | free_pgtables (unlink_anon_vmas)
 //   fault, mmap, mprotect, pin, exit, and the other mremaps: one step.
-import { avR, folio, mm, peek, pteR, vmaR, warn, type Ctx } from './ctx.ts';
-import { anon_vma_lock_read, anon_vma_trylock_read, anon_vma_unlock_read, folio_trylock, folio_unlock, mmap_write_unlock, pte_lock, pte_unlock } from './locks.ts';
+import { avR, folio, peek, vmaR, warn, type Ctx } from './ctx.ts';
+import { anon_vma_lock_read, anon_vma_trylock_read, anon_vma_unlock_read, folio_trylock, folio_unlock, mmap_write_unlock } from './locks.ts';
 import { folio_put_last } from './memory.ts';
 import { restoreMove } from './mremap.ts';
-import { EFAULT, vma_address } from './rmap.ts';
 import { SUSPEND } from './sched.ts';
 import { runSyscall } from './syscalls.ts';
 import { NIL, RECORD, WALKER_BASE, vmaPages, type Id, type State, type Thread, type WalkerKind } from './state.ts';
@@ -55,6 +54,11 @@ const SYSCALL_STEPS: Record<string, Step> = {
   move_page_tables: (c, t) => {
     const { vrm, newVma, pmc } = restoreMove(t.proc, t.vmas, t.nums);
     return mremapTail(c, t, c.k.copy_vma_and_data_move(c, vrm, newVma, pmc), vrm);
+  },
+  move_ptes: (c, t) => {
+    const { vrm, newVma, pmc } = restoreMove(t.proc, t.vmas, t.nums);
+    c.k.move_ptes_pte_locked(c, pmc);
+    return mremapTail(c, t, c.k.copy_vma_and_data_moved(c, vrm, newVma, pmc, pmc.len), vrm);
   },
   copy_vma_and_data_finish: (c, t) => {
     const { vrm, newVma, moved } = restoreMove(t.proc, t.vmas, t.nums);
@@ -155,42 +159,6 @@ function nextInTree(c: Ctx, t: Thread): number {
   return -1;
 }
 
-/**
- * One VMA of the walk: vma_address, then under the VMA's PTL the PTEs of
- * the folio at that address (page_vma_mapped_walk). try_to_unmap_one clears
- * them and drops the mapcount (the swap entry it leaves is not modelled: the
- * page reads as not present); folio_referenced_one only counts them.
- * Returns the PTEs found.
- */
-function rmap_one(c: Ctx, t: Thread, pos: number, unmap: boolean): number {
-  const f = folio(c, t.folios[0]!);
-  const tree = peek(avR(c, t.anonVmas[0]!, 'rmap_walk_anon'), 'tree');
-  const v = vmaR(c, c.s.avcs[tree[pos]!]!.vma);
-  const address = vma_address(v, f.index, f.nrPages);
-  if (address === EFAULT) {
-    warn(c, 'rmap_walk_anon: vma_address -EFAULT');
-    return 0;
-  }
-  const mmId = v.mm;
-  const folioId = f.id;
-  const nr = f.nrPages;
-  pte_lock(c, mmId);
-  let found = 0;
-  for (let sub = 0; sub < nr; sub++) {
-    const at = v.start + (f.index + sub - v.pgoff);
-    if (at < v.start || at >= v.end) continue;
-    const pte = pteR(c, mmId, at);
-    if (pte === undefined || pte.folio !== folioId || pte.sub !== sub) continue;
-    found++;
-    if (unmap) {
-      delete mm(c, mmId).ptes[at];
-      c.k.folio_remove_rmap_pte(c, folioId);
-    }
-  }
-  pte_unlock(c, mmId);
-  return found;
-}
-
 /** walker-sees-every-mapping (§2.12): an uncontended try_to_unmap leaves no mapping that was there when it began. */
 function checkUnmapWalk(c: Ctx, t: Thread): void {
   const folioId = t.folios[0]!;
@@ -212,7 +180,9 @@ function walkStep(unmap: boolean): Step {
   return (c, t) => {
     const pos = nextInTree(c, t);
     if (pos >= 0) {
-      const found = rmap_one(c, t, pos, unmap);
+      const tree = peek(avR(c, t.anonVmas[0]!, 'rmap_walk_anon'), 'tree');
+      const vmaId = c.s.avcs[tree[pos]!]!.vma;
+      const found = unmap ? c.k.try_to_unmap_one(c, t.folios[0]!, vmaId) : c.k.folio_referenced_one(c, t.folios[0]!, vmaId);
       t.nums[0] = pos + 1;
       if (!unmap) t.nums[1] = t.nums[1]! - found;
       // try_to_unmap's done() is folio_not_mapped; folio_referenced stops when it found every mapping.

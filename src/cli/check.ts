@@ -8,7 +8,7 @@ import { recordedModelSpec } from '../../models/variants/load.ts';
 import { DEFAULT_BOUNDS } from '../../models/mm/model.ts';
 import { DEFAULT_DB_PATH, openStore, type Store } from '../store/db.ts';
 import { exploreAndRecord, progressLine, boundsText, checkpointMeta, checkpointPath, type ParallelJob } from './exploration.ts';
-import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, type Bounds, parseCount, parseBounds, makeModel, readOps, out, err, event, num, traceLines } from './common.ts';
+import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, type Bounds, parseCount, parseBounds, parsePropertyList, makeModel, readOps, out, err, event, num, traceLines } from './common.ts';
 
 // ---------------------------------------------------------------- check
 
@@ -17,6 +17,7 @@ export interface CheckOptions extends BoundOptions {
   depth?: string;
   from?: string;
   continue?: boolean;
+  properties?: string;
   db: string;
   json?: boolean;
   workers?: string;
@@ -65,7 +66,7 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
     } finally {
       existing.close();
     }
-    // The model, bounds, --from and --continue are the run's.
+    // The model, bounds, --from, --continue and --properties are the run's.
     const meta = checkpointMeta(resume.checkpoint, resume.runId);
     ({ variant, given, fromTexts, stopAtFirst, only } = meta);
     bounds = { ...DEFAULT_BOUNDS, ...given };
@@ -75,6 +76,7 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
   } else {
     variant = recordedModelSpec(o.model);
     ({ given, bounds } = parseBounds(o));
+    only = parsePropertyList(o.properties);
     fromTexts = o.from !== undefined ? readOps(o.from, '--from') : [];
   }
   const model = await makeModel(variant, given, only);

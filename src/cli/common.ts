@@ -105,6 +105,20 @@ export function parseBounds(o: BoundOptions): { given: Partial<Bounds>; bounds: 
   return { given, bounds };
 }
 
+/** --properties a,b: known property ids; undefined when not given. */
+export function parsePropertyList(text: string | undefined): string[] | undefined {
+  if (text === undefined) return undefined;
+  const ids = text
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
+  const known = ALL_PROPERTIES.map((p) => p.id);
+  const unknown = ids.filter((p) => !known.includes(p));
+  if (unknown.length > 0) throw new UsageError(`--properties: unknown property ${unknown.map((p) => `"${p}"`).join(', ')} (see mmcheck properties)`);
+  if (ids.length === 0) throw new UsageError('--properties must name at least one property (see mmcheck properties)');
+  return [...new Set(ids)];
+}
+
 /** Build the model from --model (a built-in name or a variant file); a broken variant is bad input. */
 export async function makeModel(spec: string, bounds: Partial<Bounds>, only?: readonly string[]): Promise<MmModel> {
   try {

@@ -144,7 +144,8 @@ export function progressLine(p: Progress): string {
 }
 
 export function boundsText(b: Bounds): string {
-  return `procs ${b.procs}, pages ${b.pages}, max-len ${b.maxLen}, ops ${b.ops.join(',')}, enomem ${b.enomem}`;
+  const lock = b.granularity === 'lock' ? `, granularity lock, walkers ${b.walkers}${b.reduce ? '' : ', no reduction'}` : '';
+  return `procs ${b.procs}, pages ${b.pages}, max-len ${b.maxLen}, ops ${b.ops.join(',')}, enomem ${b.enomem}${lock}`;
 }
 
 // The worker thread's entry: this module, imported with the job as workerData.

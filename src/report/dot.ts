@@ -12,7 +12,7 @@
 // those same ids, so a violated object is matched by its name directly.
 
 import { NIL, ZERO_PAGE, values, type AnonVma, type Avc, type Folio, type Id, type Mm, type State, type Vma } from '../../models/mm/state.ts';
-import { displayNames, mmAlive, protString, vmaMarks, type Names } from './json.ts';
+import { displayNames, mmAlive, protString, threadToJson, vmaMarks, type Names } from './json.ts';
 
 export interface PictureViolation {
   property: string;
@@ -474,6 +474,34 @@ export function stepDot(before: State | null, after: State, opts: StepDotOptions
         })};`,
       );
     }
+  }
+
+  // Threads in flight (lock granularity): where each is, and an edge to every lock it holds.
+  const threads = values(s.threads).sort((a, b) => a.id - b.id);
+  if (threads.length > 0) {
+    out.push('  subgraph cluster_threads {');
+    out.push(`    graph${attrs({ label: 'threads', style: 'rounded,dashed', color: '#888888' })};`);
+    for (const t of threads) {
+      const j = threadToJson(t);
+      const isNew = before !== null && JSON.stringify(before.threads[t.id] && threadToJson(before.threads[t.id]!)) !== JSON.stringify(j);
+      out.push(
+        `    thread_${t.id}${attrs({
+          shape: 'cds',
+          style: 'filled',
+          fillcolor: isNew ? CHANGED_FILL : '#fff8e1',
+          color: isNew ? CHANGED : 'black',
+          label: `${j.id} ${j.syscall !== undefined ? j.syscall.replace(/^P\d+ /, '') : `${j.walker} ${j.folio}`}\nat ${j.at}`,
+        })};`,
+      );
+    }
+    out.push('  }');
+    for (const t of threads)
+      for (const hl of t.held) {
+        const target = hl.cls === 'anon_vma_rwsem' ? avRef(hl.id) : hl.cls === 'folio_lock' ? folioNode(hl.id) : s.mms[hl.id] ? mmNode(hl.id) : null;
+        if (target === null) continue;
+        const label = `${hl.cls === 'anon_vma_rwsem' ? 'rwsem' : hl.cls.replace('_lock', '')}${hl.write ? '' : ' (read)'}`;
+        out.push(`  thread_${t.id} -> ${target}${attrs({ style: 'bold', color: '#e65100', fontcolor: '#e65100', label, constraint: 'false' })};`);
+      }
   }
 
   out.push('}');

@@ -16,8 +16,11 @@ import {
   values,
   type Id,
   type State,
+  type Thread,
   type Vma,
 } from '../../models/mm/state.ts';
+import { formatOp, threadName } from '../../models/mm/ops.ts';
+import { lockName } from '../../models/mm/locks.ts';
 
 /** Display names of one state's objects. The one naming helper of src/report/. */
 export interface Names {
@@ -113,8 +116,34 @@ export interface StateJson {
     pinned: boolean;
     nrPages: number;
   }[];
+  /** Threads in flight at lock granularity. */
+  threads: ThreadJson[];
   warnings: string[];
   violations: Violation[];
+}
+
+export interface ThreadJson {
+  /** P<i> for a syscall, W<n> for a walker. */
+  id: string;
+  /** The syscall in the operation syntax. */
+  syscall?: string;
+  walker?: string;
+  /** The walker's folio. */
+  folio?: string;
+  /** The kernel function its next step starts in. */
+  at: string;
+  /** Locks held across steps, in acquisition order. */
+  holds: string[];
+}
+
+export function threadToJson(t: Thread): ThreadJson {
+  return {
+    id: threadName(t.id),
+    ...(t.op !== undefined ? { syscall: formatOp(t.op) } : {}),
+    ...(t.walker !== undefined ? { walker: t.walker, folio: `F${t.folios[0] ?? '?'}` } : {}),
+    at: t.pc,
+    holds: t.held.map((h) => `${lockName(h.cls, h.id)}${h.write ? '' : ' (read)'}`),
+  };
 }
 
 /** The state in the public JSON shape of DESIGN.md §2, with canonical display ids. */
@@ -170,6 +199,9 @@ export function stateToJson(s: State, violations: readonly Violation[] = []): St
         pinned: f.pinned,
         nrPages: f.nrPages,
       })),
+    threads: values(s.threads)
+      .sort((a, b) => a.id - b.id)
+      .map(threadToJson),
     warnings: [...s.warnings],
     violations: violations.map((v) => ({ property: v.property, detail: v.detail })),
   };

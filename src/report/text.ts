@@ -3,7 +3,7 @@
 // text and the JSON of a state always agree.
 
 import { NIL, values, type AnonVma, type Folio, type Id, type State, type Vma } from '../../models/mm/state.ts';
-import { chainAnonVmas, displayNames, mmAlive, protString, vmaMarks, type Names } from './json.ts';
+import { chainAnonVmas, displayNames, mmAlive, protString, threadToJson, vmaMarks, type Names } from './json.ts';
 
 function vmaLine(s: State, n: Names, v: Vma): string {
   const parts = [`[${v.start},${v.end})`, `pgoff ${v.pgoff}`, protString(v.flags) || '---'];
@@ -101,8 +101,21 @@ export function renderState(s: State): string {
     out.push('folios');
     for (const f of folios) out.push(`  ${folioLine(n, f)}`);
   }
+  const threads = threadLines(s);
+  if (threads.length > 0) out.push('threads', ...threads.map((t) => `  ${t}`));
   if (s.warnings.length > 0) out.push(`warnings ${s.warnings.join(', ')}`);
   return out.join('\n');
+}
+
+/** Threads in flight (lock granularity): what each runs, where it is, what it holds. */
+function threadLines(s: State): string[] {
+  return values(s.threads)
+    .sort((a, b) => a.id - b.id)
+    .map((t) => {
+      const j = threadToJson(t);
+      const what = j.syscall !== undefined ? `in ${j.syscall.replace(/^P\d+ /, '')}` : `${j.walker} of ${j.folio}`;
+      return `${j.id} ${what} at ${j.at}${j.holds.length > 0 ? `, holds ${j.holds.join(', ')}` : ''}`;
+    });
 }
 
 
@@ -222,6 +235,11 @@ export function renderDiff(before: State, after: State): string {
         out.push(`~ ${name}${was.slice(nb.folio(id).length)}  =>  ${now.slice(na.folio(id).length + 1)}`);
     }
   }
+
+  const was = new Map(threadLines(before).map((l) => [l.split(' ')[0]!, l]));
+  const now = new Map(threadLines(after).map((l) => [l.split(' ')[0]!, l]));
+  for (const [id, l] of was) if (!now.has(id)) out.push(`- thread ${id} finished`);
+  for (const [id, l] of now) if (was.get(id) !== l) out.push(`${was.has(id) ? '~' : '+'} thread ${l}`);
 
   const oldWarnings = new Set(before.warnings);
   for (const w of after.warnings) if (!oldWarnings.has(w)) out.push(`! warning ${w}`);
