@@ -165,6 +165,13 @@ export function runBench(c: BenchConfig, naive = true): BenchRow {
   };
 }
 
+/** The naive columns: '>' marks a baseline stopped at its time limit; '-' a skipped one. */
+function naiveColumns(r: BenchRow): string {
+  if (Number.isNaN(r.naiveSeconds)) return `${'-'.padStart(8)} ${'-'.padStart(14)} ${'-'.padStart(6)} ${'-'.padStart(6)}`;
+  const mark = r.naiveFinished ? '' : '>';
+  return `${(mark + r.naiveSeconds.toFixed(1)).padStart(8)} ${num(r.naiveDistinct).padStart(14)} ${num(r.naivePeakRssMb).padStart(6)} ${(mark + r.naiveRatio.toFixed(1)).padStart(6)}`;
+}
+
 const TARGETS = '>=100k generated/s per worker, 2 workers >= 1.7x one, <= 16 B per visited state, >= 10x faster than naive';
 
 export async function cmdBench(o: { only?: string; json?: boolean; naive?: boolean; phase?: string }): Promise<number> {
@@ -190,7 +197,7 @@ export async function cmdBench(o: { only?: string; json?: boolean; naive?: boole
     rows.push(r);
     if (!o.json)
       out(
-        `${r.name.padEnd(11)} ${num(r.generated).padStart(10)} ${num(r.distinct).padStart(9)} | ${r.seconds1.toFixed(1).padStart(6)} ${num(r.generatedPerSec1).padStart(7)} ${num(r.distinctPerSec1).padStart(7)} | ${r.seconds2.toFixed(1).padStart(6)} ${num(r.generatedPerSec2).padStart(7)} ${num(r.distinctPerSec2).padStart(7)} ${r.speedup2.toFixed(2).padStart(5)} | ${r.bytesPerState.toFixed(1).padStart(7)} ${num(r.peakRssMb).padStart(7)} | ${(r.naiveFinished ? '' : '>') + r.naiveSeconds.toFixed(1).padStart(r.naiveFinished ? 8 : 7)} ${num(r.naiveDistinct).padStart(14)} ${num(r.naivePeakRssMb).padStart(6)} ${((r.naiveFinished ? '' : '>') + r.naiveRatio.toFixed(1)).padStart(6)}`,
+        `${r.name.padEnd(11)} ${num(r.generated).padStart(10)} ${num(r.distinct).padStart(9)} | ${r.seconds1.toFixed(1).padStart(6)} ${num(r.generatedPerSec1).padStart(7)} ${num(r.distinctPerSec1).padStart(7)} | ${r.seconds2.toFixed(1).padStart(6)} ${num(r.generatedPerSec2).padStart(7)} ${num(r.distinctPerSec2).padStart(7)} ${r.speedup2.toFixed(2).padStart(5)} | ${r.bytesPerState.toFixed(1).padStart(7)} ${num(r.peakRssMb).padStart(7)} | ${naiveColumns(r)}`,
       );
   }
   if (o.json) out(JSON.stringify({ loadavg: loadavg(), cores: availableParallelism(), rows }, null, 2));
