@@ -91,33 +91,28 @@ export class LevelTable {
    * with the same fingerprint is not taken twice.
    */
   take(hi: number, lo: number, rank: number): boolean {
-    const w = this.words;
-    const h = hi | 0 || 1;
-    const l = lo | 0 || 1;
-    let slot = l & this.mask;
-    for (;;) {
-      const base = HEADER + slot * 3;
-      const cur = w[base]!;
-      if (cur === 0) return false;
-      if (cur === l && w[base + 1] === h) {
-        if (w[base + 2] !== rank) return false;
-        w[base + 2] = -rank;
-        return true;
-      }
-      slot = (slot + 1) & this.mask;
-    }
+    const base = this.find(hi, lo);
+    if (base < 0 || this.words[base + 2] !== rank) return false;
+    this.words[base + 2] = -rank;
+    return true;
   }
 
   /** The rank stored for (hi, lo) (0 when absent); final once every state of smaller rank is expanded. */
   rankOf(hi: number, lo: number): number {
+    const base = this.find(hi, lo);
+    return base < 0 ? 0 : Atomics.load(this.words, base + 2);
+  }
+
+  /** The word index of (hi, lo)'s slot, or -1 (main thread: slots it asks for are published). */
+  private find(hi: number, lo: number): number {
     const w = this.words;
     const h = hi | 0 || 1;
     const l = lo | 0 || 1;
     for (let slot = l & this.mask; ; slot = (slot + 1) & this.mask) {
       const base = HEADER + slot * 3;
       const cur = Atomics.load(w, base);
-      if (cur === 0) return 0;
-      if (cur === l && Atomics.load(w, base + 1) === h) return Atomics.load(w, base + 2);
+      if (cur === 0) return -1;
+      if (cur === l && Atomics.load(w, base + 1) === h) return base;
     }
   }
 
