@@ -350,7 +350,7 @@ describe('reports (what run, replay and the store print)', () => {
 describe('Ctrl-C', () => {
   it('SIGINT during a check stops it cleanly: exit 130, the run recorded as interrupted, the database consistent', async () => {
     const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, [BIN, 'check', '--db', db, '--depth', '9', '--procs', '3'], { cwd: dir });
+    const child = spawn(process.execPath, [BIN, 'check', '--db', db, '--depth', '9', '--procs', '3', '--checkpoint-every', '0'], { cwd: dir });
     let stdout = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     // Wait until the run is recorded and the search is under way.
@@ -368,6 +368,12 @@ describe('Ctrl-C', () => {
     const conn = new Database(db, { readonly: true });
     expect(conn.pragma('integrity_check', { simple: true })).toBe('ok');
     conn.close();
+    // The checkpoint is the last level boundary, whole (temp file + rename), and matches the recorded run.
+    const { readCheckpoint } = await import('../src/engine/checkpoint.ts');
+    const c = readCheckpoint(join(dir, 'checkpoints', '1.ckpt'));
+    expect(c.visitedSize).toBe(list.runs[0].distinct_states);
+    expect(c.generated).toBe(list.runs[0].generated);
+    expect(readdirSync(join(dir, 'checkpoints'))).toEqual(['1.ckpt']);
   });
 });
 
