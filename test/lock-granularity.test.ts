@@ -150,11 +150,25 @@ describe('walker-sees-every-mapping (bug-corpus B5a)', () => {
 describe('no-use-after-free across steps (bug-corpus B8e)', () => {
   it('__put_anon_vma dropping the root first is caught at lock granularity', () => {
     const bounds: Partial<Bounds> = { procs: 3, pages: 1, maxLen: 1, ops: ['mmap', 'fault', 'fork', 'exit'] };
-    const r = explore(model('b8e-put-root-first', bounds, ['no-use-after-free']), { depth: 9 });
+    const r = explore(model('b8e-put-root-first', bounds, ['no-use-after-free']), { depth: 12 });
     expect(r.outcome).toBe('violation');
     expect(r.violations[0]!.detail).toBe('use-after-free: A0 in anon_vma_free(root->rwsem)');
-    expect(r.violations[0]!.traceText).toContain('P0 step  # copy_page_range');
-    expect(explore(model('mainline', bounds, ['no-use-after-free']), { depth: 9 }).violations).toEqual([]);
+    // Forks and exits are two steps each here: the syscall-granularity trace of B8e, stepped.
+    expect(r.violations[0]!.traceText).toEqual([
+      'P0 mmap 0 1',
+      'P0 fault 0 w',
+      'P0 fork',
+      'P0 step  # copy_page_range',
+      'P0 exit',
+      'P0 step  # exit_mmap_free',
+      'P1 fork',
+      'P1 step  # copy_page_range',
+      'P1 exit',
+      'P1 step  # exit_mmap_free',
+      'P2 exit',
+      'P2 step  # exit_mmap_free',
+    ]);
+    expect(explore(model('mainline', bounds, ['no-use-after-free']), { depth: 12 }).violations).toEqual([]);
   });
 });
 

@@ -18,6 +18,7 @@ import { produce } from 'immer';
 import { describe, expect, it } from 'vitest';
 import { checkProperties } from '../src/engine/model.ts';
 import { makeCtx, type Ctx } from '../models/mm/ctx.ts';
+import { anon_vma_lock_write, anon_vma_unlock_write } from '../models/mm/locks.ts';
 import { mainlineKernel } from '../models/mm/kernel.ts';
 import { mmap_write_lock, mmap_write_unlock } from '../models/mm/locks.ts';
 import { createMmModel } from '../models/mm/model.ts';
@@ -95,7 +96,9 @@ function attachAnon(c: Ctx, vmaId: Id, avId: Id): void {
   const avc = c.k.anon_vma_chain_alloc(c);
   c.s.vmas[vmaId]!.anonVma = avId;
   c.k.anon_vma_chain_assign(c, vmaId, avc, avId);
+  anon_vma_lock_write(c, avId);
   c.k.anon_vma_interval_tree_insert(c, avc, avId);
+  anon_vma_unlock_write(c, avId);
   c.s.anonVmas[avId]!.numActiveVmas++;
 }
 

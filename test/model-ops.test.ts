@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ParseError } from '../src/engine/model.ts';
 import { createMmModel, validateOp } from '../models/mm/model.ts';
 import { OP_KINDS, formatOp, mmapFlags, parseOp, splitOps, type Op } from '../models/mm/ops.ts';
-import { VM_EXEC, VM_NOMERGE, VM_READ, VM_SPECIAL, VM_WRITE, type State } from '../models/mm/state.ts';
+import { VM_EXEC, VM_NOMERGE, VM_READ, VM_SPECIAL, VM_WRITE, WALKER_BASE, type State } from '../models/mm/state.ts';
 
 const RW = VM_READ | VM_WRITE;
 const NOFLAGS = { maymove: false, fixed: false, dontunmap: false, relocate: false };
@@ -46,6 +46,10 @@ const CANONICAL: [string, Op][] = [
   ],
   ['P0 pin 1', { kind: 'pin', proc: 0, page: 1, enomem: 0 }],
   ['P12 pin 0 enomem=1', { kind: 'pin', proc: 12, page: 0, enomem: 1 }],
+  ['W reclaim P0 1', { kind: 'walk', walker: 'reclaim', proc: 0, page: 1, enomem: 0 }],
+  ['W referenced P2 0', { kind: 'walk', walker: 'referenced', proc: 2, page: 0, enomem: 0 }],
+  ['P1 step', { kind: 'step', proc: 1, pc: '', enomem: 0 }],
+  ['W3 step', { kind: 'step', proc: WALKER_BASE + 3, pc: '', enomem: 0 }],
 ];
 
 describe('parseOp / formatOp', () => {
@@ -56,7 +60,13 @@ describe('parseOp / formatOp', () => {
   });
 
   it('covers every syscall kind', () => {
-    expect(new Set(CANONICAL.map(([, op]) => op.kind))).toEqual(new Set(OP_KINDS));
+    expect(new Set(CANONICAL.map(([, op]) => op.kind))).toEqual(new Set([...OP_KINDS, 'walk', 'step']));
+  });
+
+  it("a step prints its name as a comment, which parsing drops (stored traces replay)", () => {
+    const op: Op = { kind: 'step', proc: WALKER_BASE, pc: 'try_to_unmap_one', enomem: 0 };
+    expect(formatOp(op)).toBe('W0 step  # try_to_unmap_one');
+    expect(parseOp(formatOp(op))).toEqual({ ...op, pc: '' });
   });
 
   it.each([

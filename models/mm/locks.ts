@@ -178,6 +178,17 @@ export function anon_vma_trylock_read(c: Ctx, avId: Id): boolean {
   c.held.push({ cls: 'anon_vma_rwsem', id: rootId, write: false });
   return true;
 }
+/**
+ * The interval tree of an anon_vma changes only under its root's rwsem held
+ * for write (include/linux/rmap.h, struct anon_vma: rb_root is protected by
+ * the root's rwsem); a walker reading it under the read lock relies on it.
+ */
+export function anon_vma_assert_tree_locked(c: Ctx, avId: Id, where: string): void {
+  const rootId = avR(c, avId, where).root;
+  const root = avR(c, rootId, `${where}(root)`);
+  if (peek(root, 'rwsem').writer !== c.thread) lockdep(c, `${where}: the tree of A${avId} changed without ${lockName('anon_vma_rwsem', rootId)} held for write`);
+}
+
 export function anon_vma_unlock_read(c: Ctx, avId: Id): void {
   const rootId = avR(c, avId, 'anon_vma_unlock_read').root;
   const root = av(c, rootId, 'anon_vma_unlock_read(root)');

@@ -129,12 +129,22 @@ export function dup_mmap_vmas(c: Ctx, childId: Id, parentId: Id, vmas: Id[], fro
   return 0;
 }
 
-/** exit_mmap (mm/mmap.c; §5): zap under the read lock, then free page tables and VMAs under the write lock. */
+/**
+ * exit_mmap (mm/mmap.c; §5): zap under the read lock, then free page tables
+ * and VMAs under the write lock. At lock granularity the second part, which
+ * takes the anon_vma locks in unlink_anon_vmas, is a step of its own.
+ */
 export function exit_mmap(c: Ctx, mmId: Id): void {
   mmap_read_lock(c, mmId);
   const vmas = [...mmVmas(c, mmId)];
   c.k.unmap_vmas(c, vmas);
   mmap_read_unlock(c, mmId);
+  lock_point(c, 'exit_mmap_free', { mms: [mmId], vmas });
+  c.k.exit_mmap_free(c, mmId, vmas);
+}
+
+/** exit_mmap after the zap: free_pgtables and the VMAs under the write lock, then the mm goes. */
+export function exit_mmap_free(c: Ctx, mmId: Id, vmas: readonly Id[]): void {
   mmap_write_lock(c, mmId);
   c.k.free_pgtables(c, vmas);
   for (const id of vmas) {

@@ -3,6 +3,7 @@
 // anonymous rmap walk. Digest §1.3-§1.5 and §2.1-§2.13.
 import { allocOk, av, avR, avc, avcR, folio, mm, mmR, peek, pteR, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import {
+  anon_vma_assert_tree_locked,
   anon_vma_lock_write,
   anon_vma_unlock_write,
   mmap_assert_locked,
@@ -109,6 +110,7 @@ export function anon_vma_interval_tree_insert(c: Ctx, avcId: Id, avId: Id): void
   const a = avc(c, avcId);
   const v = vmaR(c, a.vma);
   const anon = av(c, avId, 'anon_vma_interval_tree_insert');
+  anon_vma_assert_tree_locked(c, avId, 'anon_vma_interval_tree_insert');
   const start = v.pgoff;
   const tree = peek(anon, 'tree');
   let i = 0;
@@ -122,6 +124,7 @@ export function anon_vma_interval_tree_insert(c: Ctx, avcId: Id, avId: Id): void
 /** anon_vma_interval_tree_remove (mm/interval_tree.c). */
 export function anon_vma_interval_tree_remove(c: Ctx, avcId: Id, avId: Id): void {
   const anon = av(c, avId, 'anon_vma_interval_tree_remove');
+  anon_vma_assert_tree_locked(c, avId, 'anon_vma_interval_tree_remove');
   const tree = peek(anon, 'tree');
   const i = tree.indexOf(avcId);
   if (i < 0) warn(c, 'anon_vma_interval_tree_remove: avc not in tree');

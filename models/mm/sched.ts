@@ -37,6 +37,7 @@ const CALLERS: Record<string, readonly string[]> = {
   dup_mmap_vma: ['dup_mm', 'dup_mmap', 'dup_mmap_vmas'],
   copy_page_range: ['dup_mm', 'dup_mmap', 'dup_mmap_vmas'],
   unmap_vmas: ['vm_munmap', 'do_vmi_munmap'],
+  exit_mmap_free: ['exit_mmap', 'dup_mm_finish'],
   free_pgtables: ['vm_munmap', 'do_vmi_munmap', 'vms_clear_ptes'],
 };
 

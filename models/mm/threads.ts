@@ -13,7 +13,8 @@
 //   mremap (a move):  copy_vma | move_page_tables [take_rmap_locks | PTL] | the rest (unmap of the old range)
 //   fork:             per parent VMA, anon_vma_fork | copy_page_range
 //   munmap:           split and detach | unmap_vmas (zap) | free_pgtables (unlink_anon_vmas)
-//   fault, mmap, mprotect, pin, exit, and the other mremaps: one step.
+//   exit:             zap | free_pgtables and the VMAs (unlink_anon_vmas)
+//   fault, mmap, mprotect, pin, and the other mremaps: one step.
 import { avR, folio, peek, vmaR, warn, type Ctx } from './ctx.ts';
 import { anon_vma_lock_read, anon_vma_trylock_read, anon_vma_unlock_read, folio_trylock, folio_unlock, mmap_write_unlock } from './locks.ts';
 import { folio_put_last } from './memory.ts';
@@ -79,6 +80,11 @@ const SYSCALL_STEPS: Record<string, Step> = {
   },
   unmap_vmas: (c, t) => {
     c.k.vms_clear_ptes(c, t.proc, [...t.vmas], true);
+    return true;
+  },
+  exit_mmap_free: (c, t) => {
+    // exit(2), or the teardown of a failed fork's child: nothing follows exit_mmap in either.
+    c.k.exit_mmap_free(c, t.mms[0]!, [...t.vmas]);
     return true;
   },
   free_pgtables: (c, t) => {

@@ -179,14 +179,8 @@ export function relocateVariant(name: string, description: string, rules: Reloca
             const merged = c.k.vma_merge_existing_range(c, g);
             if (merged !== NIL) newVma = merged;
           }
-          if (err !== 0) {
-            const revert: Pmc = { old: newVma, new: r.vma, oldAddr: vrm.newAddr, newAddr: vrm.addr, len: moved, needRmapLocks: true };
-            c.k.move_page_tables(c, revert);
-            vrm.vma = newVma;
-            vrm.oldLen = vrm.newLen;
-            vrm.addr = vrm.newAddr;
-          }
-          return { err, newVma };
+          // The error fallback is mainline's: move the page tables back, unmap the new area.
+          return c.k.copy_vma_and_data_finish(c, vrm, newVma, moved);
         }
       },
     }),
