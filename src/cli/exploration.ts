@@ -242,7 +242,10 @@ export async function exploreAndRecord(store: Store, job: RecordJob): Promise<Re
       signals.stop();
     } else signals.abort();
   };
+  // SIGTERM (a CI timeout, `timeout`, systemd) stops the search the same way,
+  // so the run is recorded instead of being left 'running'.
   process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
   let lastProgress: Progress | undefined;
   const onProgress = (p: Progress): void => {
     lastProgress = p;
@@ -278,6 +281,7 @@ export async function exploreAndRecord(store: Store, job: RecordJob): Promise<Re
     else ex = process.env.MMCHECK_NO_WORKER ? await exploreHere(work, onProgress) : await exploreInWorker(work, onProgress, signals);
   } finally {
     process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
   }
   const r = ex.result;
   if (!r) {
