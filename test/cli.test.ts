@@ -375,6 +375,21 @@ describe('Ctrl-C', () => {
     expect(c.generated).toBe(list.runs[0].generated);
     expect(readdirSync(join(dir, 'checkpoints'))).toEqual(['1.ckpt']);
   });
+
+  it('SIGTERM (a timeout, a CI runner) stops it the same way: the run recorded as interrupted', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [BIN, 'check', '--db', db, '--depth', '9', '--procs', '3'], { cwd: dir });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const started = Date.now();
+    while (!/\(run \d+\)/.test(stdout) && Date.now() - started < 30_000) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect(code).toBe(130);
+    const list = JSON.parse(mmcheck('list', '--db', db, '--json').stdout);
+    expect(list.runs.map((r: { outcome: string }) => r.outcome)).toEqual(['interrupted']);
+  });
 });
 
 describe('check on worker threads: --resume, --max-memory', () => {
