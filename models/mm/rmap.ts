@@ -5,6 +5,8 @@ import { allocOk, av, avR, avc, avcR, folio, mm, mmR, peek, pteR, vma, vmaR, war
 import {
   anon_vma_assert_tree_locked,
   anon_vma_lock_write,
+  anon_vma_trylock_read,
+  anon_vma_unlock_read,
   anon_vma_unlock_write,
   mmap_assert_locked,
   mmap_assert_write_locked,
@@ -416,6 +418,38 @@ export function vma_address(v: Vma, pgoff: number, nrPages: number): number {
   }
   if (pgoff + nrPages - 1 >= v.pgoff) return v.start;
   return EFAULT;
+}
+
+/** folio_lock_anon_vma_read's answer when rwc->try_lock finds the lock contended. */
+export const ANON_LOCK_CONTENDED = -1000;
+
+/**
+ * folio_lock_anon_vma_read (rmap.c; §2.12), up to the sleep: returns the
+ * anon_vma read-locked (the trylock fast path), NIL when there is nothing to
+ * walk, ANON_LOCK_CONTENDED with try_lock, or -2 - id for the slow path: the
+ * anon_vma whose refcount it pinned and on whose lock the caller now sleeps
+ * (a step of its own at lock granularity, walkers.ts).
+ */
+export function folio_lock_anon_vma_read(c: Ctx, folioId: Id, tryLock: boolean): number {
+  const f = folio(c, folioId);
+  if (f.anonVma === NIL || f.mapcount <= 0) return NIL;
+  const anon = f.anonVma;
+  avR(c, avR(c, anon, 'folio_lock_anon_vma_read').root, 'folio_lock_anon_vma_read(root)');
+  if (anon_vma_trylock_read(c, anon)) {
+    if (folio(c, folioId).mapcount > 0) return anon;
+    anon_vma_unlock_read(c, anon);
+    return NIL;
+  }
+  if (tryLock) return ANON_LOCK_CONTENDED;
+  // Slow path: atomic_inc_not_zero(&anon_vma->refcount), recheck folio_mapped.
+  const a = avR(c, anon, 'folio_lock_anon_vma_read(refcount)');
+  if (a.refcount === 0) return NIL;
+  c.k.get_anon_vma(c, anon);
+  if (folio(c, folioId).mapcount <= 0) {
+    c.k.put_anon_vma(c, anon);
+    return NIL;
+  }
+  return -2 - anon;
 }
 
 /**

@@ -11,7 +11,19 @@
 // kept); a lock the step could not take aborts the whole step instead
 // (locks.ts WouldBlock), so a step is all-or-nothing up to its lock point.
 import type { Ctx } from './ctx.ts';
-import type { Id } from './state.ts';
+import type { Id, Thread } from './state.ts';
+
+/** The pc of a thread that has been issued and has not run yet. */
+export const ISSUED = 'issued';
+
+/** A step of a thread: true when the thread has finished. */
+export type Step = (c: Ctx, t: Thread) => boolean;
+
+/** A thread with no locals, about to run its first step. */
+export function emptyThread(id: Id, proc: Id): Thread {
+  return { id, proc, pc: ISSUED, held: [], allocs: 0, failAt: 0, mms: [], vmas: [], anonVmas: [], folios: [], nums: [], seen: [] };
+}
+
 
 /** Thrown by lock_point to end a step; caught by the step runner. */
 export const SUSPEND: unique symbol = Symbol('suspend');

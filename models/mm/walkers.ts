@@ -1,0 +1,151 @@
+// rmap walkers at lock granularity (kernel-semantics §2.12; issue 4):
+// reclaim's try_to_unmap and folio_referenced as threads, one step per lock
+// and one step per VMA of the interval tree. A walker reads only what the
+// kernel reads: folio->mapping, the anon_vma's root and refcount, the tree
+// of that anon_vma at each step, vma_address, and PTEs under the PTL.
+//
+// Locals: folios [the folio]; anonVmas [the locked anon_vma]; nums [tree
+// cursor, referenced: mappings left to find]; seen: the snapshot that
+// walker-sees-every-mapping compares against.
+import { avR, folio, peek, vmaR, warn, type Ctx } from './ctx.ts';
+import { anon_vma_lock_read, anon_vma_unlock_read, folio_trylock, folio_unlock } from './locks.ts';
+import { folio_put_last } from './memory.ts';
+import { ANON_LOCK_CONTENDED } from './rmap.ts';
+import { threadName } from './ops.ts';
+import { ISSUED, emptyThread, type Step } from './sched.ts';
+import { NIL, RECORD, WALKER_BASE, vmaPages, type Id, type State, type Thread, type WalkerKind } from './state.ts';
+
+/** The (process, page of folio) pairs that map folioId. */
+function mappingsOf(s: State, folioId: Id): { mm: Id; sub: number }[] {
+  const out: { mm: Id; sub: number }[] = [];
+  for (const key in s.mms) {
+    const ptes = s.mms[key]!.ptes;
+    for (const p in ptes) if (ptes[p]!.folio === folioId) out.push({ mm: Number(key), sub: ptes[p]!.sub });
+  }
+  return out;
+}
+
+/** The walker drops its folio reference (the folio is freed if nothing maps it) and ends. */
+function walkerEnd(c: Ctx, t: Thread): boolean {
+  const f = t.folios[0]!;
+  t.folios = [];
+  if (c.s.folios[f] !== undefined) folio_put_last(c, f);
+  return true;
+}
+
+/** Unlock the anon_vma and the folio at the end of a walk (rmap_walk_anon's unlock; try_to_unmap's caller). */
+function walkUnlock(c: Ctx, t: Thread): void {
+  anon_vma_unlock_read(c, t.anonVmas[0]!);
+  folio_unlock(c, t.folios[0]!);
+}
+
+/** The next AVC of the locked tree at or after the cursor whose VMA overlaps the folio's pages, or -1. */
+function nextInTree(c: Ctx, t: Thread): number {
+  const f = folio(c, t.folios[0]!);
+  const tree = peek(avR(c, t.anonVmas[0]!, 'anon_vma_interval_tree_foreach'), 'tree');
+  for (let i = t.nums[0]!; i < tree.length; i++) {
+    const v = vmaR(c, c.s.avcs[tree[i]!]!.vma);
+    if (v.pgoff + vmaPages(v) - 1 >= f.index && v.pgoff <= f.index + f.nrPages - 1) return i;
+  }
+  return -1;
+}
+
+/** walker-sees-every-mapping (§2.12): an uncontended try_to_unmap leaves no mapping that was there when it began. */
+function checkUnmapWalk(c: Ctx, t: Thread): void {
+  const folioId = t.folios[0]!;
+  for (const { mm: m, sub } of t.seen) {
+    const mmState = c.s.mms[m];
+    if (mmState === undefined) continue;
+    for (const p in mmState.ptes) {
+      const pte = mmState.ptes[p]!;
+      if (pte.folio === folioId && pte.sub === sub)
+        warn(c, `${RECORD.walkerMissed} ${threadName(t.id)} (try_to_unmap of F${folioId}) finished uncontended but P${m} still maps page ${sub} of it at ${p}`);
+    }
+  }
+}
+
+/** The walk after the anon_vma is locked: one VMA per step, then unlock. */
+function walkStep(unmap: boolean): Step {
+  return (c, t) => {
+    const pos = nextInTree(c, t);
+    if (pos >= 0) {
+      const tree = peek(avR(c, t.anonVmas[0]!, 'rmap_walk_anon'), 'tree');
+      const vmaId = c.s.avcs[tree[pos]!]!.vma;
+      const found = unmap ? c.k.try_to_unmap_one(c, t.folios[0]!, vmaId) : c.k.folio_referenced_one(c, t.folios[0]!, vmaId);
+      t.nums[0] = pos + 1;
+      if (!unmap) t.nums[1] = t.nums[1]! - found;
+      // try_to_unmap's done() is folio_not_mapped; folio_referenced stops when it found every mapping.
+      const done = unmap ? folio(c, t.folios[0]!).mapcount <= 0 : t.nums[1]! <= 0;
+      if (!done && nextInTree(c, t) >= 0) return false;
+    }
+    walkUnlock(c, t);
+    if (unmap) checkUnmapWalk(c, t);
+    return walkerEnd(c, t);
+  };
+}
+
+/** After folio_lock_anon_vma_read: go on walking, or end. */
+function afterAnonLock(c: Ctx, t: Thread, r: number, unmap: boolean): boolean {
+  if (r === NIL || r === ANON_LOCK_CONTENDED) {
+    // Nothing to walk, or folio_referenced's try_lock gave up (contended: no property check).
+    folio_unlock(c, t.folios[0]!);
+    return walkerEnd(c, t);
+  }
+  if (r <= -2) {
+    t.anonVmas = [-2 - r];
+    t.pc = 'anon_vma_lock_read';
+    return false;
+  }
+  t.anonVmas = [r];
+  t.nums = [0, t.nums[1] ?? 0];
+  t.pc = unmap ? 'try_to_unmap_one' : 'folio_referenced_one';
+  return false;
+}
+
+export const WALKER_STEPS: Record<string, Step> = {
+  /** shrink_folio_list's folio_trylock, then try_to_unmap's folio_lock_anon_vma_read. */
+  [`reclaim:${ISSUED}`]: (c, t) => {
+    if (!folio_trylock(c, t.folios[0]!)) return walkerEnd(c, t);
+    t.pc = 'folio_lock_anon_vma_read';
+    return false;
+  },
+  /** folio_referenced: folio_trylock (a locked folio counts as referenced), then the try_lock walk. */
+  [`referenced:${ISSUED}`]: (c, t) => {
+    t.nums = [0, folio(c, t.folios[0]!).mapcount];
+    if (t.nums[1]! <= 0 || !folio_trylock(c, t.folios[0]!)) return walkerEnd(c, t);
+    return afterAnonLock(c, t, c.k.folio_lock_anon_vma_read(c, t.folios[0]!, true), false);
+  },
+  folio_lock_anon_vma_read: (c, t) => afterAnonLock(c, t, c.k.folio_lock_anon_vma_read(c, t.folios[0]!, false), true),
+  /** The slow path sleeps on the lock, then drops its refcount pin: if that was the last, the anon_vma goes. */
+  anon_vma_lock_read: (c, t) => {
+    const anon = t.anonVmas[0]!;
+    anon_vma_lock_read(c, anon);
+    const a = avR(c, anon, 'folio_lock_anon_vma_read(put)');
+    if (a.refcount - 1 === 0) {
+      anon_vma_unlock_read(c, anon);
+      c.k.put_anon_vma(c, anon);
+      folio_unlock(c, t.folios[0]!);
+      return walkerEnd(c, t);
+    }
+    c.k.put_anon_vma(c, anon);
+    t.nums = [0, 0];
+    t.pc = 'try_to_unmap_one';
+    return false;
+  },
+  try_to_unmap_one: walkStep(true),
+  folio_referenced_one: walkStep(false),
+};
+
+/** A walker on the folio mapped at proc's page, with its snapshot; returns its thread id. */
+export function issueWalker(s: State, kind: WalkerKind, proc: Id, page: number): Id {
+  const pte = s.mms[proc]!.ptes[page]!;
+  const id = WALKER_BASE + s.nextId.walker++;
+  const t = emptyThread(id, proc);
+  t.walker = kind;
+  t.pc = `${kind}:${ISSUED}`;
+  t.folios = [pte.folio];
+  if (kind === 'reclaim') t.seen = mappingsOf(s, pte.folio);
+  s.threads[id] = t;
+  s.budgets.walkers = (s.budgets.walkers ?? 0) - 1;
+  return id;
+}
