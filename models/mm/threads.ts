@@ -17,14 +17,13 @@
 //   exit:             zap | free_pgtables and the VMAs (unlink_anon_vmas)
 //   fault, mmap, mprotect, pin, and the other mremaps: one step.
 import { warn, type Ctx } from './ctx.ts';
-import { mmap_write_unlock } from './locks.ts';
+import { lockName, mmap_write_unlock } from './locks.ts';
 import { restoreMove } from './mremap.ts';
 import { threadName, type SyscallOp } from './ops.ts';
 import { ISSUED, SUSPEND, emptyThread, type Step } from './sched.ts';
 import { runSyscall } from './syscalls.ts';
 import { NIL, RECORD, type Id, type State, type Thread } from './state.ts';
 import { WALKER_STEPS } from './walkers.ts';
-
 
 // ---------------------------------------------------------------------------
 // Syscall continuations: resume after a lock point.
@@ -127,11 +126,10 @@ export function runThreadStep(c: Ctx, tid: Id): void {
     finished = false;
   }
   if (finished) {
-    if (t.held.length > 0) warn(c, `${RECORD.lockdep} ${threadName(t.id)} ended holding ${t.held.map((h) => `${h.cls} ${h.id}`).join(', ')}`);
+    if (t.held.length > 0) warn(c, `${RECORD.lockdep} ${threadName(t.id)} ended holding ${t.held.map((h) => lockName(h.cls, h.id)).join(', ')}`);
     delete c.s.threads[tid];
   } else t.allocs = c.allocs;
 }
-
 
 /** Processes that cannot issue a syscall: one in flight, or a child a fork in flight is still building. */
 export function busyProcs(s: State): Set<Id> {
