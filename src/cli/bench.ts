@@ -32,6 +32,8 @@ export const BENCH_CONFIGS: readonly BenchConfig[] = [
   { name: 'deep', model: 'mainline', bounds: { procs: 2, pages: 4, maxLen: 2 }, depth: 5 },
   { name: 'fork-heavy', model: 'mainline', bounds: { procs: 3, pages: 2, maxLen: 1, ops: ['mmap', 'fault', 'fork', 'munmap', 'exit'] }, depth: 7 },
   { name: 'enomem', model: 'mainline', bounds: { procs: 2, pages: 3, maxLen: 2, enomem: 1 }, depth: 4 },
+  // Four interchangeable processes: what process symmetry and canonical renaming save over the naive search.
+  { name: 'symmetric', model: 'mainline', bounds: { procs: 4, pages: 1, maxLen: 1, ops: ['mmap', 'fault', 'fork', 'munmap', 'exit'] }, depth: 9 },
   // Lock granularity: syscalls split at their lock points, one rmap walker.
   { name: 'lock', model: 'mainline', bounds: { procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1 }, depth: 8 },
 ];
