@@ -191,6 +191,18 @@ describe('no-deadlock and lock-discipline', () => {
     expect(l.traceText).toEqual(['P0 mmap 0 1', 'P0 fault 0 w', 'W reclaim P0 0', 'W0 step  # folio_lock_anon_vma_read', 'W0 step  # try_to_unmap_one']);
   });
 
+  it('a lock that leaked (held by no thread in flight) deadlocks the thread that needs it', () => {
+    const m = model('mainline', { procs: 1, pages: 2, maxLen: 1 }, ['no-deadlock']);
+    const s = structuredClone(run(m, 'P0 mmap 0 1; P0 fault 0 w; W reclaim P0 0'));
+    expect(checkProperties(m, s)).toEqual([]);
+    s.anonVmas[0]!.rwsem = { writer: 7, readers: 0 };
+    // The trylock fails: the walker pins the anon_vma and goes to sleep on the lock, which nobody will release.
+    const asleep = m.next(s, m.parseAction(s, 'W0 step'));
+    expect(checkProperties(m, asleep).map((v) => v.detail)).toEqual([
+      'deadlock: W0 at anon_vma_lock_read holds folio lock of F0 and waits for anon_vma->root->rwsem of A0, held by P7 (not running: the lock leaked)',
+    ]);
+  });
+
   it('mainline at the same bounds: no deadlock, no lock error', () => {
     const r = explore(model('mainline', bounds, ['no-deadlock', 'lock-discipline']), { depth: 8, stopAtFirst: false });
     expect(r.violations).toEqual([]);
