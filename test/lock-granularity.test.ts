@@ -80,6 +80,15 @@ describe('threads and steps', () => {
     expect(checkProperties(m, s)).toEqual([]);
   });
 
+  it('a variant replacing a function on the path of a lock point runs that path within one step', () => {
+    const wrapped = { ...resolveKernel('mainline') };
+    wrapped.copy_vma_and_data = (c, vrm) => resolveKernel('mainline').copy_vma_and_data(c, vrm);
+    const m = createMmModel({ name: 'wrapped', kernel: wrapped, bounds: { ...LOCK, ...B5A_BOUNDS } });
+    const s = run(m, 'P0 mmap 0 2; P0 fault 1 w; P0 mremap 1 1 3 1 maymove,fixed');
+    expect(s.threads).toEqual({});
+    expect(stateFingerprint(m, s)).toBe(stateFingerprint(m, run(model('mainline', B5A_BOUNDS), B5A_PREFIX)));
+  });
+
   it('a walker that finds the anon_vma write-locked pins it and sleeps; its step is not enabled until the lock is free', () => {
     const m = model('mainline', B5A_BOUNDS);
     // The second mremap holds the anon_vma write lock (need_rmap_locks) between take_rmap_locks and the PTL.

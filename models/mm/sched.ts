@@ -59,6 +59,18 @@ export function registerMainline(k: Readonly<Record<string, unknown>>): void {
   mainline = k;
 }
 
+/** Per kernel table (fixed for a model), the lock points whose callers a variant replaced: computed once. */
+const replaced = new WeakMap<object, ReadonlySet<string>>();
+function replacedCallers(kernel: object): ReadonlySet<string> {
+  let out = replaced.get(kernel);
+  if (out === undefined) {
+    const k = kernel as Record<string, unknown>;
+    out = new Set(Object.keys(CALLERS).filter((pc) => mainline !== undefined && CALLERS[pc]!.some((name) => k[name] !== mainline![name])));
+    replaced.set(kernel, out);
+  }
+  return out;
+}
+
 /**
  * End the current step here at lock granularity, resuming at `pc` with
  * `locals` (without locals, the thread keeps those of its last lock point).
@@ -71,8 +83,7 @@ export function lock_point(c: Ctx, pc: string, locals?: Locals): void {
     c.resumeAt = undefined;
     return;
   }
-  const k = c.k as unknown as Record<string, unknown>;
-  if (mainline !== undefined && CALLERS[pc]?.some((name) => k[name] !== mainline![name])) return;
+  if (replacedCallers(c.k).has(pc)) return;
   t.pc = pc;
   if (locals === undefined) throw SUSPEND;
   t.mms = locals.mms ?? [];
