@@ -181,7 +181,7 @@ export function anon_vma_trylock_read(c: Ctx, avId: Id): boolean {
 /**
  * The interval tree of an anon_vma changes only under its root's rwsem held
  * for write (include/linux/rmap.h, struct anon_vma: rb_root is protected by
- * the root's rwsem); a walker reading it under the read lock relies on it.
+ * the root's rwsem; §1.3, §6.1); a walker reading it under the read lock relies on it.
  */
 export function anon_vma_assert_tree_locked(c: Ctx, avId: Id, where: string): void {
   const rootId = avR(c, avId, where).root;

@@ -77,7 +77,7 @@ export function dup_mm(c: Ctx, parentId: Id): number {
   return c.k.dup_mm_finish(c, child, c.k.dup_mmap(c, child, parentId));
 }
 
-/** dup_mm after dup_mmap: a failed fork tears the partial child down. */
+/** dup_mm (kernel/fork.c; §2.7) after dup_mmap: a failed fork tears the partial child down (mmput). */
 export function dup_mm_finish(c: Ctx, childId: Id, ret: number): number {
   if (ret !== 0) c.k.exit_mmap(c, childId);
   return ret;
@@ -95,7 +95,7 @@ export function dup_mmap(c: Ctx, childId: Id, parentId: Id): number {
   return c.k.dup_mmap_finish(c, childId, parentId, ret);
 }
 
-/** The end of dup_mmap: drop both mmap locks. */
+/** The end of dup_mmap (mm/mmap.c; §2.7): drop both mmap locks. */
 export function dup_mmap_finish(c: Ctx, childId: Id, parentId: Id, ret: number): number {
   mmap_write_unlock(c, childId);
   mmap_write_unlock(c, parentId);
@@ -103,9 +103,9 @@ export function dup_mmap_finish(c: Ctx, childId: Id, parentId: Id, ret: number):
 }
 
 /**
- * dup_mmap's loop from the VMA at position `from` of the parent's VMAs as
- * they were when the fork began. At lock granularity each VMA's
- * anon_vma_fork (anon_vma lock) and copy_page_range (PTLs) start steps.
+ * dup_mmap's loop (mm/mmap.c; §2.7) from the VMA at position `from` of the
+ * parent's VMAs as they were when the fork began. At lock granularity each
+ * VMA's anon_vma_fork (anon_vma lock) and copy_page_range (PTLs) start steps.
  */
 export function dup_mmap_vmas(c: Ctx, childId: Id, parentId: Id, vmas: Id[], from: number): number {
   for (let i = from; i < vmas.length; i++) {
@@ -143,7 +143,7 @@ export function exit_mmap(c: Ctx, mmId: Id): void {
   c.k.exit_mmap_free(c, mmId, vmas);
 }
 
-/** exit_mmap after the zap: free_pgtables and the VMAs under the write lock, then the mm goes. */
+/** exit_mmap (mm/mmap.c; §5) after the zap: free_pgtables and the VMAs under the write lock, then the mm goes. */
 export function exit_mmap_free(c: Ctx, mmId: Id, vmas: readonly Id[]): void {
   mmap_write_lock(c, mmId);
   c.k.free_pgtables(c, vmas);
@@ -206,7 +206,7 @@ export function vms_clear_ptes(c: Ctx, mmId: Id, detached: Id[], unlock: boolean
   return c.k.vms_free_vmas(c, mmId, detached, unlock);
 }
 
-/** free_pgtables and remove_vma for the detached VMAs, then the read unlock (vms_complete_munmap_vmas). */
+/** free_pgtables and remove_vma for the detached VMAs, then the read unlock (vms_complete_munmap_vmas, mm/vma.c; §5). */
 export function vms_free_vmas(c: Ctx, mmId: Id, detached: Id[], unlock: boolean): number {
   c.k.free_pgtables(c, detached);
   for (const id of detached) c.k.vm_area_free(c, id);

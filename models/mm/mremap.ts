@@ -75,7 +75,7 @@ export function move_ptes(c: Ctx, p: Pmc): void {
   c.k.move_ptes_pte_locked(c, p);
 }
 
-/** move_ptes from the PTL on: move the PTEs, then drop the PTL and the rmap locks. */
+/** move_ptes (mremap.c; §4, §6.1) from the PTL on: move the PTEs, then drop the PTL and the rmap locks. */
 export function move_ptes_pte_locked(c: Ctx, p: Pmc): void {
   const m = mm(c, vmaR(c, p.old).mm);
   pte_lock(c, m.id);
@@ -140,18 +140,18 @@ export function copy_vma_and_data(c: Ctx, vrm: Vrm): { err: number; newVma: Id }
   return c.k.copy_vma_and_data_move(c, vrm, r.newVma, pmc);
 }
 
-/** copy_vma_and_data from move_page_tables on. */
+/** copy_vma_and_data (mremap.c; §4) from move_page_tables on. */
 export function copy_vma_and_data_move(c: Ctx, vrm: Vrm, newVma: Id, pmc: Pmc): { err: number; newVma: Id } {
   return c.k.copy_vma_and_data_moved(c, vrm, newVma, pmc, c.k.move_page_tables(c, pmc));
 }
 
-/** copy_vma_and_data once move_page_tables moved `moved` pages: the rest starts at the unmap's locks. */
+/** copy_vma_and_data (mremap.c; §4) once move_page_tables moved `moved` pages: the rest starts at the unmap's locks. */
 export function copy_vma_and_data_moved(c: Ctx, vrm: Vrm, newVma: Id, pmc: Pmc, moved: number): { err: number; newVma: Id } {
   lock_point(c, 'copy_vma_and_data_finish', moveLocals(vrm, newVma, pmc, moved));
   return c.k.copy_vma_and_data_finish(c, vrm, newVma, moved);
 }
 
-/** copy_vma_and_data after the page-table move: on a short move, move back and retarget vrm at the new area. */
+/** copy_vma_and_data (mremap.c; §4) after the page-table move: on a short move, move back and retarget vrm at the new area. */
 export function copy_vma_and_data_finish(c: Ctx, vrm: Vrm, newVma: Id, moved: number): { err: number; newVma: Id } {
   let err = 0;
   if (moved < vrm.oldLen) err = ENOMEM;
