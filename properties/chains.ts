@@ -1,8 +1,8 @@
 // The VMA <-> anon_vma graph: anon_vma_chain lists and interval trees
 // (kernel-semantics §1.4, §7.3 I1-I5, I10; bug-corpus §0.3 I3).
 import type { Property } from '../src/engine/model.ts';
-import { NIL, values, vmaPages, type Id, type State } from '../models/mm/state.ts';
-import { avName, avcName, chainAnonVmas, chainNames, vmaName } from './util.ts';
+import { NIL, vmaPages, type Id, type State } from '../models/mm/state.ts';
+import { avName, avcName, chainAnonVmas, chainNames, vmaName, stateView } from './util.ts';
 
 export const chainTreeConsistent: Property<State> = {
   id: 'chain-tree-consistent',
@@ -12,7 +12,7 @@ export const chainTreeConsistent: Property<State> = {
   check(s) {
     const out: string[] = [];
     const onChain = new Set<Id>();
-    for (const v of values(s.vmas)) {
+    for (const v of stateView(s).vmas) {
       for (const id of v.chain) {
         onChain.add(id);
         const c = s.avcs[id];
@@ -27,7 +27,7 @@ export const chainTreeConsistent: Property<State> = {
       }
     }
     const inTree = new Set<Id>();
-    for (const a of values(s.anonVmas)) {
+    for (const a of stateView(s).anonVmas) {
       for (const id of a.tree) {
         if (inTree.has(id)) out.push(`${avName(a.id)}: ${avcName(s, id)} is in a tree twice`);
         inTree.add(id);
@@ -43,7 +43,7 @@ export const chainTreeConsistent: Property<State> = {
           out.push(`${avName(a.id)}: ${avcName(s, id)} is in the tree but not on ${vmaName(s, c.vma)}'s chain`);
       }
     }
-    for (const c of values(s.avcs))
+    for (const c of stateView(s).avcs)
       if (!onChain.has(c.id) && !inTree.has(c.id)) out.push(`${avcName(s, c.id)} is on no chain and in no tree (leaked)`);
     return out;
   },
@@ -56,7 +56,7 @@ export const ownAnonVmaLinked: Property<State> = {
   when: 'quiescent',
   check(s) {
     const out: string[] = [];
-    for (const v of values(s.vmas)) {
+    for (const v of stateView(s).vmas) {
       if (v.anonVma === NIL) {
         if (v.chain.length > 0) out.push(`${vmaName(s, v.id)}: anon_vma is NULL but the chain is ${chainNames(s, v)}`);
         continue;
@@ -76,7 +76,7 @@ export const singleRoot: Property<State> = {
   when: 'quiescent',
   check(s) {
     const out: string[] = [];
-    for (const v of values(s.vmas)) {
+    for (const v of stateView(s).vmas) {
       const chain = chainAnonVmas(s, v);
       if (chain.length === 0) continue;
       const roots = [...new Set(chain.map((a) => s.anonVmas[a]?.root ?? NIL))];
@@ -98,7 +98,7 @@ export const chainClosedUnderParent: Property<State> = {
   when: 'quiescent',
   check(s) {
     const out: string[] = [];
-    for (const v of values(s.vmas)) {
+    for (const v of stateView(s).vmas) {
       const chain = chainAnonVmas(s, v);
       const set = new Set(chain);
       for (const id of set) {
@@ -119,7 +119,7 @@ export const sameAnonVmaSameChain: Property<State> = {
   check(s) {
     const out: string[] = [];
     const first = new Map<Id, { vma: Id; set: string }>();
-    for (const v of values(s.vmas)) {
+    for (const v of stateView(s).vmas) {
       if (v.anonVma === NIL) continue;
       const set = [...new Set(chainAnonVmas(s, v))].sort((a, b) => a - b).map(avName).join(', ');
       const f = first.get(v.anonVma);
@@ -140,7 +140,7 @@ export const treeKeysFresh: Property<State> = {
   when: 'quiescent',
   check(s) {
     const out: string[] = [];
-    for (const a of values(s.anonVmas)) {
+    for (const a of stateView(s).anonVmas) {
       let prev: { id: Id; start: number } | undefined;
       for (const id of a.tree) {
         const c = s.avcs[id];

@@ -1,8 +1,8 @@
 // The anon_vma counters: num_active_vmas, num_children and refcount as the
 // structure defines them (kernel-semantics §1.3, §7.3 I6; bug-corpus §0.3 I4).
 import type { Property } from '../src/engine/model.ts';
-import { values, type AnonVma, type Id, type State } from '../models/mm/state.ts';
-import { avName, liveAnonVmas } from './util.ts';
+import { type AnonVma, type Id, type State } from '../models/mm/state.ts';
+import { avName, liveAnonVmas, stateView } from './util.ts';
 
 export interface Counters {
   refcount: number;
@@ -25,10 +25,10 @@ export function i6Counters(s: State, id: Id): Counters {
   const treeNonEmpty = a.tree.length > 0;
   const isRoot = a.root === a.id;
   let numActiveVmas = 0;
-  for (const v of values(s.vmas)) if (v.anonVma === id) numActiveVmas++;
+  for (const v of stateView(s).vmas) if (v.anonVma === id) numActiveVmas++;
   let numChildren = isRoot && treeNonEmpty ? 1 : 0;
   let refcount = treeNonEmpty ? 1 : 0;
-  for (const b of values(s.anonVmas)) {
+  for (const b of stateView(s).anonVmas) {
     if (b.freed || b.id === id) continue;
     if (b.parent === id && b.tree.length > 0) numChildren++;
     if (isRoot && b.root === id) refcount++;

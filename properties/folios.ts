@@ -3,8 +3,8 @@
 // bug-corpus §0.3 I1, I9).
 import type { Property } from '../src/engine/model.ts';
 import { rmap_walk_anon, vma_address, type RmapVisit } from '../models/mm/rmap.ts';
-import { NIL, linearPageIndex, values, type Id, type State } from '../models/mm/state.ts';
-import { anonMappings, avName, chainAnonVmas, folioMappings, folioName, mappingName, mmName, vmaName } from './util.ts';
+import { NIL, linearPageIndex, type Id, type State } from '../models/mm/state.ts';
+import { anonMappings, avName, chainAnonVmas, folioMappings, folioName, mappingName, mmName, vmaName, stateView } from './util.ts';
 
 export const rmapCoverage: Property<State> = {
   id: 'rmap-coverage',
@@ -76,7 +76,7 @@ export const mapcountExact: Property<State> = {
       }
       count.set(m.pte.folio, (count.get(m.pte.folio) ?? 0) + 1);
     }
-    for (const f of values(s.folios)) {
+    for (const f of stateView(s).folios) {
       const n = count.get(f.id) ?? 0;
       if (f.mapcount !== n) out.push(`${folioName(f.id)}: mapcount is ${f.mapcount} but ${n} PTE(s) map it`);
     }
@@ -98,7 +98,7 @@ export const exclusiveMeansSingle: Property<State> = {
       list.push(`${mmName(m.mm.id)} page ${m.page}`);
       maps.set(key, list);
     }
-    for (const f of values(s.folios)) {
+    for (const f of stateView(s).folios) {
       // folio->mapping and the exclusive bits are only meaningful while mapped (§1.5, I8).
       if (f.mapcount <= 0) continue;
       for (let sub = 0; sub < f.nrPages; sub++) {

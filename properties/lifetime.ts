@@ -2,8 +2,8 @@
 // when every process has exited (kernel-semantics §1.3, §2.1, §2.6, §7.3 I6;
 // bug-corpus §0.3 I2, B2, B8e).
 import type { Property } from '../src/engine/model.ts';
-import { NIL, values, type Id, type State } from '../models/mm/state.ts';
-import { avName, avcName, folioName, liveAnonVmas, vmaName } from './util.ts';
+import { NIL, type Id, type State } from '../models/mm/state.ts';
+import { avName, avcName, folioName, liveAnonVmas, vmaName, stateView } from './util.ts';
 
 /** Why a reference to anon_vma id is bad: freed, or no such anon_vma; undefined when it is fine. */
 function badRef(s: State, id: Id): string | undefined {
@@ -21,15 +21,15 @@ export const noUseAfterFree: Property<State> = {
   when: 'always',
   check(s) {
     const out: string[] = [...s.uaf];
-    for (const v of values(s.vmas)) {
+    for (const v of stateView(s).vmas) {
       const bad = badRef(s, v.anonVma);
       if (bad) out.push(`${vmaName(s, v.id)}: vma->anon_vma is ${bad}`);
     }
-    for (const c of values(s.avcs)) {
+    for (const c of stateView(s).avcs) {
       const bad = badRef(s, c.anonVma);
       if (bad) out.push(`${avcName(s, c.id)}: avc->anon_vma is ${bad}`);
     }
-    for (const f of values(s.folios)) {
+    for (const f of stateView(s).folios) {
       if (f.mapcount <= 0) continue; // folio->mapping is only reliable while mapped (§1.5)
       const bad = badRef(s, f.anonVma);
       if (bad) out.push(`${folioName(f.id)} (mapcount ${f.mapcount}): folio->mapping is ${bad}`);
@@ -53,9 +53,9 @@ export const noLeak: Property<State> = {
     if (Object.keys(s.mms).length > 0) return [];
     const out: string[] = [];
     for (const a of liveAnonVmas(s)) out.push(`${avName(a.id)} is not freed (refcount ${a.refcount})`);
-    for (const c of values(s.avcs)) out.push(`${avcName(s, c.id)} remains`);
-    for (const v of values(s.vmas)) out.push(`${vmaName(s, v.id)} remains`);
-    for (const f of values(s.folios)) out.push(`${folioName(f.id)} remains (mapcount ${f.mapcount})`);
+    for (const c of stateView(s).avcs) out.push(`${avcName(s, c.id)} remains`);
+    for (const v of stateView(s).vmas) out.push(`${vmaName(s, v.id)} remains`);
+    for (const f of stateView(s).folios) out.push(`${folioName(f.id)} remains (mapcount ${f.mapcount})`);
     return out;
   },
 };

@@ -158,7 +158,9 @@ describe('rmap-coverage (I7)', () => {
     // mremap-like move of V0 [0,4) to [4,8) keeping pgoff 0, PTE moved with it.
     s.vmas[v]!.start = 4;
     s.vmas[v]!.end = 8;
-    s.mms[0]!.ptes = { 5: s.mms[0]!.ptes[1]! };
+    const moved = s.mms[0]!.ptes[1]!;
+    s.mms[0]!.ptes = [];
+    s.mms[0]!.ptes[5] = moved;
     expect(check('rmap-coverage', s)).toEqual([]);
   });
 });

@@ -24,7 +24,7 @@ describe('ScenarioBuilder', () => {
       id: 1,
       parent: 0,
       vmas: [],
-      ptes: {},
+      ptes: [],
       mmapLock: { writer: NIL, readers: 0 },
       pageTableLock: NIL,
       ptl: NIL,

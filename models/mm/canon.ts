@@ -6,8 +6,12 @@
 // that differ in one encode differently. Ties between processes of equal
 // shape fall back to id order: the encoding may then miss a symmetry, which
 // costs states but never soundness.
+//
+// Tables are scanned by id up to s.nextId (every id of a table is below its
+// counter: ids come only from those counters), not with for-in, which costs
+// ten times more on integer keys.
 import { formatOp, type SyscallOp } from './ops.ts';
-import { NIL, WALKER_BASE, ZERO_PAGE, type Id, type LockClass, type Mm, type State, type Thread, type Vma } from './state.ts';
+import { forEachThread, NIL, WALKER_BASE, ZERO_PAGE, type Id, type LockClass, type Mm, type State, type Thread, type Vma } from './state.ts';
 
 /** A deterministic 32-bit string hash (FNV-1a): stable across threads, unlike an intern table. */
 export function hashString(s: string): number {
@@ -26,10 +30,12 @@ function shape(s: State, m: Mm): number[] {
     const v = s.vmas[id]!;
     out.push(v.start, v.end, v.pgoff, v.flags | (v.hasClose ? 256 : 0), v.anonVma === NIL ? 0 : 1, v.chain.length);
   }
-  for (const key in m.ptes) {
-    const pte = m.ptes[key]!;
+  const ptes = m.ptes;
+  for (let page = 0; page < ptes.length; page++) {
+    const pte = ptes[page];
+    if (pte === undefined) continue;
     const f = pte.folio === ZERO_PAGE ? undefined : s.folios[pte.folio];
-    out.push(Number(key), pte.writable ? 1 : 0, pte.sub, f === undefined ? -1 : f.mapcount, f === undefined ? -1 : f.index);
+    out.push(page, pte.writable ? 1 : 0, pte.sub, f === undefined ? -1 : f.mapcount, f === undefined ? -1 : f.index);
   }
   out.push(m.hasPinned ? 1 : 0);
   const t = s.threads[m.id];
@@ -45,14 +51,14 @@ function compareArrays(a: number[], b: number[]): number {
 
 /** The canonical order of processes: by shape, then by id. */
 export function canonicalMmOrder(s: State): Id[] {
-  const mms = Object.values(s.mms);
-  if (mms.length <= 1) return mms.map(mmId);
-  const shapes = new Map<Id, number[]>();
-  for (const m of mms) shapes.set(m.id, shape(s, m));
-  return mms.map(mmId).sort((a, b) => compareArrays(shapes.get(a)!, shapes.get(b)!) || a - b);
+  const ids: Id[] = [];
+  for (let id = 0; id < s.nextId.mm; id++) if (s.mms[id] !== undefined) ids.push(id);
+  if (ids.length <= 1) return ids;
+  const shaped = ids.map((id) => ({ id, shape: shape(s, s.mms[id]!) }));
+  shaped.sort((a, b) => compareArrays(a.shape, b.shape) || a.id - b.id);
+  for (let i = 0; i < ids.length; i++) ids[i] = shaped[i]!.id;
+  return ids;
 }
-
-const mmId = (m: Mm): Id => m.id;
 
 /** A map from ids (small non-negative integers) to canonical indices: a Map without hashing. */
 class IdIndex {
@@ -154,11 +160,10 @@ const threadOrder: Thread[] = [];
 function orderThreads(s: State): void {
   threadOrder.length = 0;
   walkerOrder.length = 0;
-  for (const key in s.threads) {
-    const t = s.threads[key]!;
+  forEachThread(s, (t) => {
     threadOrder.push(t);
     if (t.walker !== undefined) walkerOrder.push(t.id);
-  }
+  });
   if (threadOrder.length > 1) threadOrder.sort((a, b) => (a.walker === undefined ? (mmIdx.get(a.id) ?? a.id) : a.id) - (b.walker === undefined ? (mmIdx.get(b.id) ?? b.id) : b.id));
 }
 
@@ -225,7 +230,11 @@ export function encodeState(s: State): Int32Array {
         nameAv(s, s.avcs[cId]!.anonVma);
       }
     }
-    for (const key in m.ptes) nameFolio(m.ptes[key]!.folio);
+    const ptes = m.ptes;
+    for (let page = 0; page < ptes.length; page++) {
+      const pte = ptes[page];
+      if (pte !== undefined) nameFolio(pte.folio);
+    }
   }
   // What threads in flight refer to (a walker's folio may be mapped nowhere any more).
   orderThreads(s);
@@ -234,15 +243,16 @@ export function encodeState(s: State): Int32Array {
     for (const id of t.folios) nameFolio(id);
   }
   // Detached VMAs (none between syscalls in a correct model) and their AVCs.
-  for (const key in s.vmas) {
-    const v = s.vmas[key]!;
+  for (let id = 0; id < next.vma; id++) {
+    const v = s.vmas[id];
+    if (v === undefined) continue;
     if (!vmaIdx.has(v.id)) {
       vmaIdx.set(v.id, vmaIdx.size);
       for (const cId of v.chain) avcIdx.set(cId, avcIdx.size);
     }
     if (!v.attached) detached.push(v);
   }
-  for (const key in s.avcs) if (!avcIdx.has(Number(key))) avcIdx.set(Number(key), avcIdx.size);
+  for (let id = 0; id < next.avc; id++) if (s.avcs[id] !== undefined && !avcIdx.has(id)) avcIdx.set(id, avcIdx.size);
   // anon_vmas reached through parent/root links, then any left (leaked ones),
   // then folios not mapped anywhere. Freed anon_vmas that nothing refers to
   // are dropped: nothing can observe them.
@@ -251,17 +261,20 @@ export function encodeState(s: State): Int32Array {
     nameAv(s, a.parent);
     nameAv(s, a.root);
   }
-  for (const key in s.folios) {
-    const f = s.folios[key]!;
-    if (f.mapcount > 0 || folioIdx.has(f.id)) nameAv(s, f.anonVma);
+  for (let id = 0; id < next.folio; id++) {
+    const f = s.folios[id];
+    if (f !== undefined && (f.mapcount > 0 || folioIdx.has(f.id))) nameAv(s, f.anonVma);
   }
-  for (const key in s.anonVmas) if (!s.anonVmas[key]!.freed) nameAv(s, Number(key));
+  for (let id = 0; id < next.anonVma; id++) {
+    const a = s.anonVmas[id];
+    if (a !== undefined && !a.freed) nameAv(s, id);
+  }
   for (let i = 0; i < avOrder.length; i++) {
     const a = s.anonVmas[avOrder[i]!]!;
     nameAv(s, a.parent);
     nameAv(s, a.root);
   }
-  for (const key in s.folios) nameFolio(Number(key));
+  for (let id = 0; id < next.folio; id++) if (s.folios[id] !== undefined) nameFolio(id);
 
   put(s.budgets.enomem);
   put(s.budgets.walkers ?? 0);
@@ -300,9 +313,11 @@ export function encodeState(s: State): Int32Array {
     const nAt = len;
     put(0);
     let n = 0;
-    for (const key in m.ptes) {
-      const pte = m.ptes[key]!;
-      put(Number(key));
+    const ptes = m.ptes;
+    for (let page = 0; page < ptes.length; page++) {
+      const pte = ptes[page];
+      if (pte === undefined) continue;
+      put(page);
       put(ref(folioIdx, pte.folio));
       put(pte.sub);
       put(pte.writable ? 1 : 0);

@@ -1,13 +1,15 @@
-// The execution context of one kernel path: the immer draft it mutates, the
+// The execution context of one kernel path: the state it mutates (an immer
+// draft, or a copy-on-write state on the explorer's path, cow.ts), the
 // overridable table of kernel functions every call goes through (so a variant
 // that replaces one function changes it for every caller, DESIGN.md §6), the
 // calling thread, and the allocation counter used to inject ENOMEM.
 import { peek } from './draft.ts';
+import { copyAnonVma, copyAvc, copyFolio, copyMm, copyThread, copyVma } from './cow.ts';
 import type { AllocKind, AnonVma, Avc, Folio, HeldLock, Id, Mm, Pte, State, Thread, Vma } from './state.ts';
 import type { Kernel } from './kernel.ts';
 
 export interface Ctx {
-  /** The draft state being mutated (inside an immer produce). */
+  /** The state being mutated: an immer draft, or a copy-on-write state (cow.ts). */
   s: State;
   /** Kernel functions; call them as c.k.fn(c, ...). */
   k: Kernel;
@@ -32,20 +34,48 @@ export interface Ctx {
   allocLog: AllocKind[];
   /** The tables of s, read from s once (each read of s.x goes through a proxy trap). */
   tables?: Partial<Pick<State, 'mms' | 'vmas' | 'anonVmas' | 'avcs' | 'folios'>>;
+  /**
+   * Copy-on-write transitions (cow.ts): the records this transition already
+   * copied, which it may write. undefined under immer, where the draft does
+   * the copying.
+   */
+  own?: object[];
 }
 
 export { peek, readable } from './draft.ts';
 
-export function makeCtx(s: State, k: Kernel, thread: Id, failAt = 0): Ctx {
-  return { s, k, thread, blocking: false, held: [], allocs: 0, failAt, allocLog: [] };
+export function makeCtx(s: State, k: Kernel, thread: Id, failAt = 0, own?: object[]): Ctx {
+  return { s, k, thread, blocking: false, held: [], allocs: 0, failAt, allocLog: [], tables: undefined, own };
 }
 
 type TableName = 'mms' | 'vmas' | 'anonVmas' | 'avcs' | 'folios';
 
 /** The table c.s[name], looked up once per context (a table is never replaced, only its entries). */
 function table<N extends TableName>(c: Ctx, name: N): State[N] {
+  if (c.own !== undefined) return c.s[name];
   const t = (c.tables ??= {});
   return (t[name] ??= c.s[name]) as State[N];
+}
+
+/**
+ * Record id of table t, to be written: under copy-on-write, a record still
+ * shared with the parent state is replaced by a private copy first. A
+ * transition writes few records, so a linear scan of what it owns is cheaper
+ * than a Set.
+ */
+function writable<T extends object>(c: Ctx, t: Record<Id, T>, id: Id, x: T, copy: (x: T) => T): T {
+  const own = c.own;
+  if (own === undefined || own.includes(x)) return x;
+  const mine = copy(x);
+  t[id] = mine;
+  own.push(mine);
+  return mine;
+}
+
+/** Store a record created by this transition (it is the transition's own: no copy on write). */
+export function insert<N extends TableName | 'threads'>(c: Ctx, name: N, id: Id, x: State[N][Id]): void {
+  c.s[name][id] = x;
+  c.own?.push(x as object);
 }
 
 /** Record a kernel assert (WARN/BUG) by name; the state keeps each name once. */
@@ -66,10 +96,11 @@ export function allocOk(c: Ctx, kind: AllocKind): boolean {
  * tombstone is returned so that the path goes on as the kernel would.
  */
 export function av(c: Ctx, id: Id, where: string): AnonVma {
-  const a = table(c, 'anonVmas')[id];
+  const t = table(c, 'anonVmas');
+  const a = t[id];
   if (a === undefined) throw new Error(`model bug: no anon_vma ${id} (${where})`);
   if (a.freed) useAfterFree(c, id, where);
-  return a;
+  return writable(c, t, id, a, copyAnonVma);
 }
 
 /** Record a use-after-free of anon_vma id by where (each name once). */
@@ -79,27 +110,39 @@ function useAfterFree(c: Ctx, id: Id, where: string): void {
 }
 
 export function vma(c: Ctx, id: Id): Vma {
-  const v = table(c, 'vmas')[id];
+  const t = table(c, 'vmas');
+  const v = t[id];
   if (v === undefined) throw new Error(`model bug: no vma ${id}`);
-  return v;
+  return writable(c, t, id, v, copyVma);
 }
 
 export function avc(c: Ctx, id: Id): Avc {
-  const a = table(c, 'avcs')[id];
+  const t = table(c, 'avcs');
+  const a = t[id];
   if (a === undefined) throw new Error(`model bug: no avc ${id}`);
-  return a;
+  return writable(c, t, id, a, copyAvc);
 }
 
 export function mm(c: Ctx, id: Id): Mm {
-  const m = table(c, 'mms')[id];
+  const t = table(c, 'mms');
+  const m = t[id];
   if (m === undefined) throw new Error(`model bug: no mm ${id}`);
-  return m;
+  return writable(c, t, id, m, copyMm);
+}
+
+/** The thread tid, to be written (a thread's pc, locals and held locks change at each step). */
+export function threadW(c: Ctx, tid: Id): Thread {
+  const t = c.s.threads;
+  const x = t[tid];
+  if (x === undefined) throw new Error(`model bug: no thread ${tid}`);
+  return writable(c, t, tid, x, copyThread);
 }
 
 export function folio(c: Ctx, id: Id): Folio {
-  const f = table(c, 'folios')[id];
+  const t = table(c, 'folios');
+  const f = t[id];
   if (f === undefined) throw new Error(`model bug: no folio ${id}`);
-  return f;
+  return writable(c, t, id, f, copyFolio);
 }
 
 // Read-only accessors: the same lookups, without making a draft of what they

@@ -77,12 +77,37 @@ function fastPathAgrees(): boolean {
 }
 
 const fast = fastPathAgrees();
+const draftReadable = fast ? fastReadable : publicReadable;
+const draftPeek = fast ? fastPeek : publicPeek;
+
+/**
+ * How many immer produces are running (inDrafts counts them). With none, no
+ * value can be a draft (the explorer's copy-on-write path, cow.ts), and
+ * readable and peek are plain reads: no symbol lookups on every access.
+ * A produce not counted is still correct: peek then reads through the draft,
+ * which gives the current value too, only slower.
+ */
+let drafting = 0;
+
+/** Run f (which opens an immer produce) with readable and peek looking for drafts. */
+export function inDrafts<T>(f: () => T): T {
+  drafting++;
+  try {
+    return f();
+  } finally {
+    drafting--;
+  }
+}
 
 /** x for reading only: an unmodified draft's original, else x (see the top of this file). */
-export const readable: <T>(x: T) => T = fast ? fastReadable : publicReadable;
+export function readable<T>(x: T): T {
+  return drafting === 0 ? x : draftReadable(x);
+}
 
 /** The current o[k] for reading only, without making a draft of it (see the top of this file). */
-export const peek: <T extends object, K extends keyof T>(o: T, k: K) => T[K] = fast ? fastPeek : publicPeek;
+export function peek<T extends object, K extends keyof T>(o: T, k: K): T[K] {
+  return drafting === 0 ? o[k] : draftPeek(o, k);
+}
 
 /** Whether readable and peek use immer's draft state directly (for tests and benchmarks). */
 export const draftFastPath = fast;

@@ -1,6 +1,6 @@
 // mm/memory.c: anonymous faults, copy-on-write, fork's page copy, zap, and
 // the long-term GUP pin. Digest §2.7, §2.8, §2.11, §5.
-import { allocOk, folio, mm, peek, pteR, vma, vmaR, warn, type Ctx } from './ctx.ts';
+import { allocOk, folio, insert, mm, mmR, peek, pteR, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { folio_trylock, folio_unlock, mmap_read_lock, mmap_read_unlock, pte_lock, pte_unlock } from './locks.ts';
 import { EBUSY, ENOMEM } from './rmap.ts';
 import { NIL, VM_READ, VM_WRITE, ZERO_PAGE, walkerHolds, type Id } from './state.ts';
@@ -15,7 +15,7 @@ export const VM_FAULT_SIGSEGV = -2;
 export function folio_alloc(c: Ctx, nrPages = 1): Id {
   if (!allocOk(c, 'folio')) return NIL;
   const id = c.s.nextId.folio++;
-  c.s.folios[id] = { id, anonVma: NIL, index: 0, nrPages, mapcount: 0, exclusive: 0, pinned: false, locked: NIL };
+  insert(c, 'folios', id, { id, anonVma: NIL, index: 0, nrPages, mapcount: 0, exclusive: 0, pinned: false, locked: NIL });
   return id;
 }
 
@@ -59,7 +59,8 @@ export function do_anonymous_page(c: Ctx, vmaId: Id, page: number, write: boolea
 /** Number of PTEs of mm mapping the folio. */
 function mappingsInMm(c: Ctx, mmId: Id, folioId: Id): number {
   let n = 0;
-  for (const pte of Object.values(mm(c, mmId).ptes)) if (pte.folio === folioId) n++;
+  const ptes = mmR(c, mmId).ptes;
+  for (let page = 0; page < ptes.length; page++) if (ptes[page]?.folio === folioId) n++;
   return n;
 }
 

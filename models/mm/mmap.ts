@@ -1,6 +1,6 @@
 // mm/mmap.c and the munmap path of mm/vma.c: fixed-address anonymous mmap,
 // fork's dup_mmap, exit_mmap, munmap. Digest §2.7, §3.7, §5.
-import { mmVmas, vma, vmaR, warn, type Ctx } from './ctx.ts';
+import { insert, mmVmas, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { mmap_read_lock, mmap_read_unlock, mmap_write_downgrade, mmap_write_lock, mmap_write_unlock } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
 import { NIL, RECORD, freeLock, type Id } from './state.ts';
@@ -9,7 +9,7 @@ import { find_vma, vma_attach, vma_detach, vma_next_from, vma_prev_of, vmg_state
 
 /** mm_alloc for a new process; the caller picks the id (the next free process slot). */
 export function mm_alloc(c: Ctx, id: Id, parent: Id): Id {
-  c.s.mms[id] = { id, parent, vmas: [], ptes: {}, mmapLock: freeLock(), pageTableLock: NIL, ptl: NIL, hasPinned: false };
+  insert(c, 'mms', id, { id, parent, vmas: [], ptes: [], mmapLock: freeLock(), pageTableLock: NIL, ptl: NIL, hasPinned: false });
   if (c.s.nextId.mm <= id) c.s.nextId.mm = id + 1;
   return id;
 }

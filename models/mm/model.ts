@@ -7,8 +7,11 @@
 import { produce } from 'immer';
 import { ParseError, type Model, type Property } from '../../src/engine/model.ts';
 import { ALL_PROPERTIES } from '../../properties/index.ts';
+import { withStateView } from '../../properties/view.ts';
 import { encodeState } from './canon.ts';
-import { makeCtx } from './ctx.ts';
+import { makeCtx, type Ctx } from './ctx.ts';
+import { cowState, deepFreeze } from './cow.ts';
+import { inDrafts } from './draft.ts';
 import { mainlineKernel, type Kernel } from './kernel.ts';
 import { mm_alloc } from './mmap.ts';
 import { formatOp, OP_KINDS, parseOp, threadName, type Op, type OpKind, type SyscallOp } from './ops.ts';
@@ -62,15 +65,48 @@ export const DEFAULT_BOUNDS: Bounds = {
   reduce: true,
 };
 
-export type MmModel = Model<State, Op> & { readonly bounds: Bounds; readonly kernel: Kernel };
+export type MmModel = Model<State, Op> & { readonly bounds: Bounds; readonly kernel: Kernel; readonly transitions: Transitions };
 
-/** Apply one syscall to a state through immer, at syscall granularity. */
-export function applyOp(kernel: Kernel, s: State, op: SyscallOp): State {
-  return produce(s, (draft) => {
-    const c = makeCtx(draft, kernel, op.proc, op.enomem);
+/**
+ * How a transition runs the kernel functions (DESIGN.md §2): 'immer', the
+ * reference semantics (a produce: run, replay, tests), or 'cow', the
+ * explorer's copy-on-write path (cow.ts). The same code either way; a
+ * differential test keeps them identical.
+ */
+export type Transitions = 'immer' | 'cow';
+
+/**
+ * Run body on a new state derived from s, and return it; s is never written.
+ * The context's allocation log is kept for the caller (ENOMEM points).
+ */
+function transition(mode: Transitions, s: State, kernel: Kernel, thread: number, failAt: number, body: (c: Ctx) => void): { next: State; c: Ctx } {
+  if (mode === 'cow') {
+    const c = makeCtx(cowState(s), kernel, thread, failAt, []);
+    body(c);
+    return { next: c.s, c };
+  }
+  let c!: Ctx;
+  const next = inDrafts(() =>
+    produce(s, (draft) => {
+      c = makeCtx(draft, kernel, thread, failAt);
+      body(c);
+    }),
+  );
+  return { next, c };
+}
+
+/** Run one syscall at syscall granularity; also returns how many allocations it made. */
+function runOp(mode: Transitions, kernel: Kernel, s: State, op: SyscallOp): { next: State; allocs: number } {
+  const { next, c } = transition(mode, s, kernel, op.proc, op.enomem, (c) => {
     runSyscall(c, op);
-    if (op.enomem > 0 && c.allocs >= op.enomem) draft.budgets.enomem = Math.max(0, draft.budgets.enomem - 1);
+    if (op.enomem > 0 && c.allocs >= op.enomem) c.s.budgets.enomem = Math.max(0, c.s.budgets.enomem - 1);
   });
+  return { next, allocs: c.allocs };
+}
+
+/** Apply one syscall to a state at syscall granularity (immer by default: the reference semantics). */
+export function applyOp(kernel: Kernel, s: State, op: SyscallOp, mode: Transitions = 'immer'): State {
+  return runOp(mode, kernel, s, op).next;
 }
 
 /**
@@ -78,27 +114,26 @@ export function applyOp(kernel: Kernel, s: State, op: SyscallOp): State {
  * (and, with reduce, run its first step), or run a thread's next step.
  * Throws WouldBlock when the step must wait for a lock.
  */
-export function applyLockOp(kernel: Kernel, s: State, op: Op, reduce: boolean): State {
-  return produce(s, (draft) => {
+export function applyLockOp(kernel: Kernel, s: State, op: Op, reduce: boolean, mode: Transitions = 'immer'): State {
+  if (op.kind === 'step' && s.threads[op.proc] === undefined) throw new ParseError(`"${formatOp(op)}": ${threadName(op.proc)} has nothing in flight`);
+  return transition(mode, s, kernel, op.proc, 0, (c) => {
     let tid: number;
-    if (op.kind === 'step') {
-      tid = op.proc;
-      if (draft.threads[tid] === undefined) throw new ParseError(`"${formatOp(op)}": ${threadName(tid)} has nothing in flight`);
-    } else if (op.kind === 'walk') tid = issueWalker(draft, op.walker, op.proc, op.page);
+    if (op.kind === 'step') tid = op.proc;
+    else if (op.kind === 'walk') tid = issueWalker(c, op.walker, op.proc, op.page);
     else {
-      issueSyscall(draft, op);
+      issueSyscall(c, op);
       tid = op.proc;
-      if (op.enomem > 0) draft.budgets.enomem = Math.max(0, draft.budgets.enomem - 1);
+      if (op.enomem > 0) c.s.budgets.enomem = Math.max(0, c.s.budgets.enomem - 1);
     }
     if (op.kind !== 'step' && !reduce) return;
-    runThreadStep(makeCtx(draft, kernel, tid), tid);
-  });
+    runThreadStep(c, tid);
+  }).next;
 }
 
 /** The lock thread tid's next step waits for in s, or null when the step can run. */
-export function blockedOn(kernel: Kernel, s: State, tid: number): WouldBlock | null {
+export function blockedOn(kernel: Kernel, s: State, tid: number, mode: Transitions = 'immer'): WouldBlock | null {
   try {
-    applyLockOp(kernel, s, { kind: 'step', proc: tid, pc: '', enomem: 0 }, true);
+    applyLockOp(kernel, s, { kind: 'step', proc: tid, pc: '', enomem: 0 }, true, mode);
     return null;
   } catch (e) {
     if (e instanceof WouldBlock) return e;
@@ -107,14 +142,8 @@ export function blockedOn(kernel: Kernel, s: State, tid: number): WouldBlock | n
 }
 
 /** How many allocations op makes in s (where an ENOMEM can be injected). */
-export function countAllocations(kernel: Kernel, s: State, op: SyscallOp): number {
-  let n = 0;
-  produce(s, (draft) => {
-    const c = makeCtx(draft, kernel, op.proc, 0);
-    runSyscall(c, op);
-    n = c.allocs;
-  });
-  return n;
+export function countAllocations(kernel: Kernel, s: State, op: SyscallOp, mode: Transitions = 'immer'): number {
+  return runOp(mode, kernel, s, op).allocs;
 }
 
 const FLAG_SETS: MremapFlags[] = [
@@ -150,6 +179,14 @@ function alreadyProt(s: State, proc: number, a: number, len: number, prot: numbe
   return true;
 }
 
+/** The syscalls of b.ops as a set, made once per bounds. */
+const alphabets = new WeakMap<Bounds, ReadonlySet<OpKind>>();
+function allowed(b: Bounds): ReadonlySet<OpKind> {
+  let set = alphabets.get(b);
+  if (set === undefined) alphabets.set(b, (set = new Set(b.ops)));
+  return set;
+}
+
 /**
  * The operation alphabet (DESIGN.md §3) over the bounds, pruned of
  * operations that cannot change the state (faults on present pages with the
@@ -157,12 +194,12 @@ function alreadyProt(s: State, proc: number, a: number, len: number, prot: numbe
  */
 export function enumerateOps(s: State, b: Bounds, busy?: ReadonlySet<number>): SyscallOp[] {
   const out: SyscallOp[] = [];
-  const allow = new Set(b.ops);
-  const nProcs = Object.keys(s.mms).length;
-  for (const key in s.mms) {
-    const proc = Number(key);
-    if (busy?.has(proc)) continue;
-    const m = s.mms[proc]!;
+  const allow = allowed(b);
+  let nProcs = 0;
+  for (let proc = 0; proc < s.nextId.mm; proc++) if (s.mms[proc] !== undefined) nProcs++;
+  for (let proc = 0; proc < s.nextId.mm; proc++) {
+    const m = s.mms[proc];
+    if (m === undefined || busy?.has(proc)) continue;
     if (allow.has('mmap')) {
       for (let a = 0; a < b.pages; a++)
         for (let len = 1; len <= b.maxLen && a + len <= b.pages; len++)
@@ -180,9 +217,9 @@ export function enumerateOps(s: State, b: Bounds, busy?: ReadonlySet<number>): S
       }
     }
     if (allow.has('pin')) {
-      for (const pk in m.ptes) {
-        const pte = m.ptes[pk]!;
-        if (pte.folio !== ZERO_PAGE && !s.folios[pte.folio]!.pinned) out.push({ kind: 'pin', proc, page: Number(pk), enomem: 0 });
+      for (let page = 0; page < m.ptes.length; page++) {
+        const pte = m.ptes[page];
+        if (pte !== undefined && pte.folio !== ZERO_PAGE && !s.folios[pte.folio]!.pinned) out.push({ kind: 'pin', proc, page, enomem: 0 });
       }
     }
     if (allow.has('fork') && nProcs < b.procs) out.push({ kind: 'fork', proc, enomem: 0 });
@@ -282,6 +319,27 @@ export interface MmModelOptions {
   kernel?: Kernel;
   bounds?: Partial<Bounds>;
   properties?: readonly Property<State>[];
+  /** How transitions run (default immer, the reference semantics); forSearch() gives the cow model. */
+  transitions?: Transitions;
+  /**
+   * Debug (--check-immutability): deep-freeze every state before computing
+   * its actions or successors, so that kernel code (a variant's above all)
+   * writing to its input state fails at the write, naming the function.
+   */
+  checkImmutability?: boolean;
+}
+
+/** A write to a frozen input state, as --check-immutability reports it: one line naming the function. */
+export class MutatedInputError extends Error {
+  override name = 'MutatedInputError';
+}
+
+function mutationReport(model: string, e: TypeError): MutatedInputError {
+  // The first stack frame is the function that wrote (V8: "    at name (url:line:col)").
+  const frame = e.stack?.split('\n').find((l) => l.trimStart().startsWith('at '));
+  const m = frame?.match(/at (?:(\S+) \()?(?:file:\/\/)?([^)]*?):(\d+):\d+\)?$/);
+  const where = m ? `${m[1] ?? '<anonymous>'} (${m[2]}:${m[3]})` : 'an unknown function';
+  return new MutatedInputError(`model "${model}" writes to its input state in ${where}: ${e.message}`);
 }
 
 /** The walkers the explorer may start in s: one per folio mapped (at its first mapping), of each kind. */
@@ -289,13 +347,14 @@ function walkerStarts(s: State): Op[] {
   const out: Op[] = [];
   if ((s.budgets.walkers ?? 0) <= 0) return out;
   const seen = new Set<number>();
-  for (const key in s.mms) {
-    const ptes = s.mms[key]!.ptes;
-    for (const p in ptes) {
-      const f = ptes[p]!.folio;
-      if (f === ZERO_PAGE || seen.has(f)) continue;
+  for (let proc = 0; proc < s.nextId.mm; proc++) {
+    const ptes = s.mms[proc]?.ptes;
+    if (ptes === undefined) continue;
+    for (let page = 0; page < ptes.length; page++) {
+      const f = ptes[page]?.folio;
+      if (f === undefined || f === ZERO_PAGE || seen.has(f)) continue;
       seen.add(f);
-      for (const walker of WALKER_KINDS) out.push({ kind: 'walk', walker, proc: Number(key), page: Number(p), enomem: 0 });
+      for (const walker of WALKER_KINDS) out.push({ kind: 'walk', walker, proc, page, enomem: 0 });
     }
   }
   return out;
@@ -305,6 +364,13 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
   const bounds: Bounds = { ...DEFAULT_BOUNDS, ...opts.bounds };
   const kernel = opts.kernel ?? (opts.variant !== undefined ? resolveKernel(opts.variant) : mainlineKernel);
   const lock = bounds.granularity === 'lock';
+  const mode = opts.transitions ?? 'immer';
+  const name = opts.name ?? opts.variant ?? 'mainline';
+  // Successors computed while finding the actions, kept for next(): at lock
+  // granularity an action is enabled only if its step can take its locks,
+  // known by running it; with ENOMEM injection a syscall is run once to count
+  // its allocation points, which is also its successor without injection.
+  const successors = new WeakMap<Op, State>();
   /** Syscalls with their ENOMEM injections. */
   const syscalls = (s: State, busy?: ReadonlySet<number>): SyscallOp[] => {
     const base = enumerateOps(s, bounds, busy);
@@ -312,14 +378,13 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     const out: SyscallOp[] = [];
     for (const op of base) {
       out.push(op);
-      const n = countAllocations(kernel, s, op);
-      for (let k = 1; k <= n; k++) out.push({ ...op, enomem: k });
+      const r = runOp(mode, kernel, s, op);
+      // At lock granularity the syscall run whole only counts the allocations.
+      if (!lock) successors.set(op, r.next);
+      for (let k = 1; k <= r.allocs; k++) out.push({ ...op, enomem: k });
     }
     return out;
   };
-  // At lock granularity an action is enabled only if its step can take its
-  // locks, which is known by running it: the successor is kept for next().
-  const successors = new WeakMap<Op, State>();
   const lockActions = (s: State): Op[] => {
     const candidates: Op[] = [];
     for (const key in s.threads) {
@@ -330,7 +395,7 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     const out: Op[] = [];
     for (const op of candidates) {
       try {
-        successors.set(op, applyLockOp(kernel, s, op, bounds.reduce));
+        successors.set(op, applyLockOp(kernel, s, op, bounds.reduce, mode));
         out.push(op);
       } catch (e) {
         if (!(e instanceof WouldBlock)) throw e;
@@ -342,24 +407,42 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     const known = successors.get(op);
     if (known !== undefined) return known;
     try {
-      return applyLockOp(kernel, s, op, bounds.reduce);
+      return applyLockOp(kernel, s, op, bounds.reduce, mode);
     } catch (e) {
       if (e instanceof WouldBlock) throw new ParseError(`"${formatOp(op)}": blocked: waits for ${e.lock}`);
       throw e;
     }
   };
+  const syscallNext = (s: State, op: Op): State => successors.get(op) ?? applyOp(kernel, s, op as SyscallOp, mode);
   const properties = (opts.properties ?? ALL_PROPERTIES).map((p) =>
-    p.id === noDeadlock.id && lock ? noDeadlockWith((s, tid) => blockedOn(kernel, s, tid)) : p,
+    p.id === noDeadlock.id && lock ? noDeadlockWith((s, tid) => blockedOn(kernel, s, tid, mode)) : p,
   );
+  let actions = lock ? lockActions : (s: State) => syscalls(s);
+  let next = lock ? lockNext : syscallNext;
+  if (opts.checkImmutability) {
+    const [a, n] = [actions, next];
+    const frozen = <T>(f: () => T): T => {
+      try {
+        return f();
+      } catch (e) {
+        throw e instanceof TypeError && /read only|not extensible|Cannot delete/.test(e.message) ? mutationReport(name, e) : e;
+      }
+    };
+    actions = (s) => frozen(() => a(deepFreeze(s)));
+    next = (s, op) => frozen(() => n(deepFreeze(s), op));
+  }
+  let search: MmModel | undefined;
   return {
-    name: opts.name ?? opts.variant ?? 'mainline',
+    name,
     bounds,
     kernel,
+    transitions: mode,
     properties,
     actionKinds: [...OP_KINDS.filter((k) => bounds.ops.includes(k)), ...(lock ? ['walk', 'step'] : [])],
     initial: () => initialState(bounds),
-    actions: lock ? lockActions : (s) => syscalls(s),
-    next: lock ? lockNext : (s, op) => applyOp(kernel, s, op as SyscallOp),
+    actions,
+    next,
+    forSearch: mode === 'cow' ? undefined : () => (search ??= createMmModel({ ...opts, transitions: 'cow' })),
     encode: encodeState,
     formatAction: (_s, op) => formatOp(op),
     parseAction(s, text) {
@@ -369,6 +452,7 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
       return op;
     },
     actionKind: (op) => op.kind,
+    evaluate: withStateView,
     isQuiescent: noThreads,
     isFinal: (s) => noThreads(s) && Object.keys(s.mms).length === 0,
   };

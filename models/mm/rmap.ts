@@ -1,7 +1,7 @@
 // mm/rmap.c and the anon_vma helpers of mm/internal.h: anon_vma lifetime,
 // anon_vma_chain links, clone/fork/unlink, folio rmap accounting and the
 // anonymous rmap walk. Digest §1.3-§1.5 and §2.1-§2.13.
-import { allocOk, av, avR, avc, avcR, folio, mm, mmR, peek, pteR, vma, vmaR, warn, type Ctx } from './ctx.ts';
+import { allocOk, av, insert, avR, avc, avcR, folio, mm, mmR, peek, pteR, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import {
   anon_vma_assert_tree_locked,
   anon_vma_lock_write,
@@ -31,7 +31,7 @@ export type VmaOperation = 'SPLIT' | 'MERGE_UNFAULTED' | 'REMAP' | 'FORK';
 export function anon_vma_alloc(c: Ctx): Id {
   if (!allocOk(c, 'anon_vma')) return NIL;
   const id = c.s.nextId.anonVma++;
-  c.s.anonVmas[id] = {
+  insert(c, 'anonVmas', id, {
     id,
     root: id,
     parent: id,
@@ -41,7 +41,8 @@ export function anon_vma_alloc(c: Ctx): Id {
     tree: [],
     rwsem: freeLock(),
     freed: false,
-  };
+    ext: undefined,
+  });
   return id;
 }
 
@@ -86,7 +87,7 @@ export function __put_anon_vma(c: Ctx, id: Id): void {
 export function anon_vma_chain_alloc(c: Ctx): Id {
   if (!allocOk(c, 'avc')) return NIL;
   const id = c.s.nextId.avc++;
-  c.s.avcs[id] = { id, vma: NIL, anonVma: NIL, inTree: false, cachedStart: 0, cachedLast: 0 };
+  insert(c, 'avcs', id, { id, vma: NIL, anonVma: NIL, inTree: false, cachedStart: 0, cachedLast: 0 });
   return id;
 }
 

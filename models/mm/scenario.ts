@@ -28,6 +28,7 @@ import {
   type Budgets,
   type Id,
   type State,
+  ptePages,
 } from './state.ts';
 
 export type Prot = 'r' | 'rw' | 'rx' | 'rwx';
@@ -118,7 +119,7 @@ export class ScenarioBuilder {
       id,
       parent: opts.parent ?? NIL,
       vmas: [],
-      ptes: {},
+      ptes: [],
       mmapLock: freeLock(),
       pageTableLock: NIL,
       ptl: NIL,
@@ -278,7 +279,7 @@ export class ScenarioBuilder {
   /** Remove an mm with its PTEs (mapcounts decremented) and its VMAs (removeVma). */
   removeMm(mmId: Id): this {
     const m = this.mmOf(mmId);
-    for (const page of Object.keys(m.ptes).map(Number)) this.unpte(mmId, page);
+    for (const page of ptePages(m.ptes)) this.unpte(mmId, page);
     for (const v of [...m.vmas]) this.removeVma(v);
     delete this.s.mms[mmId];
     return this;

@@ -21,7 +21,7 @@ export type Step = (c: Ctx, t: Thread) => boolean;
 
 /** A thread with no locals, about to run its first step. */
 export function emptyThread(id: Id, proc: Id): Thread {
-  return { id, proc, pc: ISSUED, held: [], allocs: 0, failAt: 0, mms: [], vmas: [], anonVmas: [], folios: [], nums: [], seen: [] };
+  return { id, proc, op: undefined, walker: undefined, pc: ISSUED, held: [], allocs: 0, failAt: 0, mms: [], vmas: [], anonVmas: [], folios: [], nums: [], seen: [] };
 }
 
 

@@ -2,7 +2,7 @@
 // into steps at its lock points (sched.ts), and the rmap walkers of §2.12
 // (walkers.ts); this module runs a thread's next step.
 //
-// A step runs inside one immer produce. It ends at the next lock point (the
+// A step runs inside one transition (an immer produce, or a copy-on-write state). It ends at the next lock point (the
 // thread stays in flight, resuming there), or when the thread finishes. A
 // step that must wait for a lock another thread holds throws WouldBlock
 // (locks.ts): it is not enabled in this state.
@@ -16,7 +16,7 @@
 //   munmap:           split and detach | unmap_vmas (zap) | free_pgtables (unlink_anon_vmas)
 //   exit:             zap | free_pgtables and the VMAs (unlink_anon_vmas)
 //   fault, mmap, mprotect, pin, and the other mremaps: one step.
-import { warn, type Ctx } from './ctx.ts';
+import { insert, threadW, warn, type Ctx } from './ctx.ts';
 import { lockName, mmap_write_unlock } from './locks.ts';
 import { restoreMove } from './mremap.ts';
 import { threadName, type SyscallOp } from './ops.ts';
@@ -92,11 +92,11 @@ const SYSCALL_STEPS: Record<string, Step> = {
 // Running threads.
 
 /** A syscall thread, issued and not yet run. */
-export function issueSyscall(s: State, op: SyscallOp): void {
+export function issueSyscall(c: Ctx, op: SyscallOp): void {
   const t = emptyThread(op.proc, op.proc);
   t.op = op;
   t.failAt = op.enomem;
-  s.threads[t.id] = t;
+  insert(c, 'threads', t.id, t);
 }
 
 /** The step function a thread runs next. */
@@ -107,11 +107,11 @@ function stepOf(t: Thread): Step {
 }
 
 /**
- * Run thread tid's next step on the draft. WouldBlock propagates (the step
+ * Run thread tid's next step on c's state. WouldBlock propagates (the step
  * is not enabled). The thread is removed when it finishes.
  */
 export function runThreadStep(c: Ctx, tid: Id): void {
-  const t = c.s.threads[tid]!;
+  const t = threadW(c, tid);
   c.thread = tid;
   c.blocking = true;
   c.held = t.held;

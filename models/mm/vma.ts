@@ -1,7 +1,7 @@
 // mm/vma.c: mergeability, anon_vma reuse at fault time, merge of new and
 // existing ranges, expand, split, shrink, modify, copy (for mremap), and the
 // VMA tree of an mm. Digest §2.3 and §3.
-import { allocOk, avR, mm, mmVmas, peek, vma, vmaR, warn, type Ctx } from './ctx.ts';
+import { allocOk, avR, insert, mm, mmVmas, peek, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { anon_vma_lock_write, anon_vma_unlock_write, mmap_assert_write_locked } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
 import { NIL, RECORD, VM_ACCESS_FLAGS, VM_SPECIAL, type Id, type Vma } from './state.ts';
@@ -66,7 +66,7 @@ export function vm_area_dup(c: Ctx, origId: Id): Id {
   const o = vmaR(c, origId);
   const id = c.s.nextId.vma++;
   // The fields of o copied one by one (spreading a draft goes through a proxy trap per field).
-  c.s.vmas[id] = { id, mm: o.mm, start: o.start, end: o.end, pgoff: o.pgoff, flags: o.flags, hasClose: o.hasClose, anonVma: o.anonVma, chain: [], attached: false };
+  insert(c, 'vmas', id, { id, mm: o.mm, start: o.start, end: o.end, pgoff: o.pgoff, flags: o.flags, hasClose: o.hasClose, anonVma: o.anonVma, chain: [], attached: false });
   return id;
 }
 
@@ -74,7 +74,7 @@ export function vm_area_dup(c: Ctx, origId: Id): Id {
 export function vm_area_alloc(c: Ctx, mmId: Id, start: number, end: number, pgoff: number, flags: number, hasClose: boolean): Id {
   if (!allocOk(c, 'vma')) return NIL;
   const id = c.s.nextId.vma++;
-  c.s.vmas[id] = { id, mm: mmId, start, end, pgoff, flags, hasClose, anonVma: NIL, chain: [], attached: false };
+  insert(c, 'vmas', id, { id, mm: mmId, start, end, pgoff, flags, hasClose, anonVma: NIL, chain: [], attached: false });
   return id;
 }
 

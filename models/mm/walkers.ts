@@ -7,20 +7,20 @@
 // Locals: folios [the folio]; anonVmas [the locked anon_vma]; nums [tree
 // cursor, referenced: mappings left to find]; seen: the snapshot that
 // walker-sees-every-mapping compares against.
-import { avR, folio, peek, vmaR, warn, type Ctx } from './ctx.ts';
+import { avR, folio, insert, peek, vmaR, warn, type Ctx } from './ctx.ts';
 import { anon_vma_lock_read, anon_vma_unlock_read, folio_trylock, folio_unlock } from './locks.ts';
 import { folio_put_last } from './memory.ts';
 import { ANON_LOCK_CONTENDED } from './rmap.ts';
 import { threadName } from './ops.ts';
 import { ISSUED, emptyThread, type Step } from './sched.ts';
-import { NIL, RECORD, WALKER_BASE, vmaPages, type Id, type State, type Thread, type WalkerKind } from './state.ts';
+import { NIL, RECORD, ptePages, WALKER_BASE, vmaPages, type Id, type State, type Thread, type WalkerKind } from './state.ts';
 
 /** The (process, page of folio) pairs that map folioId. */
 function mappingsOf(s: State, folioId: Id): { mm: Id; sub: number }[] {
   const out: { mm: Id; sub: number }[] = [];
   for (const key in s.mms) {
     const ptes = s.mms[key]!.ptes;
-    for (const p in ptes) if (ptes[p]!.folio === folioId) out.push({ mm: Number(key), sub: ptes[p]!.sub });
+    for (const p of ptePages(ptes)) if (ptes[p]!.folio === folioId) out.push({ mm: Number(key), sub: ptes[p]!.sub });
   }
   return out;
 }
@@ -56,7 +56,7 @@ function checkUnmapWalk(c: Ctx, t: Thread): void {
   for (const { mm: m, sub } of t.seen) {
     const mmState = c.s.mms[m];
     if (mmState === undefined) continue;
-    for (const p in mmState.ptes) {
+    for (const p of ptePages(mmState.ptes)) {
       const pte = mmState.ptes[p]!;
       if (pte.folio === folioId && pte.sub === sub)
         warn(c, `${RECORD.walkerMissed} ${threadName(t.id)} (try_to_unmap of F${folioId}) finished uncontended but P${m} still maps page ${sub} of it at ${p}`);
@@ -137,7 +137,8 @@ export const WALKER_STEPS: Record<string, Step> = {
 };
 
 /** A walker on the folio mapped at proc's page, with its snapshot; returns its thread id. */
-export function issueWalker(s: State, kind: WalkerKind, proc: Id, page: number): Id {
+export function issueWalker(c: Ctx, kind: WalkerKind, proc: Id, page: number): Id {
+  const s = c.s;
   const pte = s.mms[proc]!.ptes[page]!;
   const id = WALKER_BASE + s.nextId.walker++;
   const t = emptyThread(id, proc);
@@ -145,7 +146,7 @@ export function issueWalker(s: State, kind: WalkerKind, proc: Id, page: number):
   t.pc = `${kind}:${ISSUED}`;
   t.folios = [pte.folio];
   if (kind === 'reclaim') t.seen = mappingsOf(s, pte.folio);
-  s.threads[id] = t;
+  insert(c, 'threads', id, t);
   s.budgets.walkers = (s.budgets.walkers ?? 0) - 1;
   return id;
 }

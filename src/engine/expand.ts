@@ -7,7 +7,7 @@
 // table shows that a state of smaller rank already reached it: such a
 // successor can never be the one recorded. The main thread picks the owners
 // after the level (src/engine/parallel.ts).
-import { checkProperties, type Model, type Violation } from './model.ts';
+import { checkProperties, searchModel, type Model, type Violation } from './model.ts';
 import { fingerprintInto } from './hash.ts';
 import { containsKey } from './visited.ts';
 import { FULL, LevelTable } from './leveltable.ts';
@@ -68,8 +68,11 @@ export interface ExpandResult {
 /** Per-thread memory of one model: the action kinds seen, numbered in a stable order. */
 export class ExpandContext<S, A> {
   readonly kinds: KindCounters;
+  /** The model the inner loop runs (Model.forSearch). */
+  readonly model: Model<S, A>;
 
-  constructor(readonly model: Model<S, A>) {
+  constructor(model: Model<S, A>) {
+    this.model = searchModel(model);
     this.kinds = new KindCounters(model.actionKinds);
   }
 }

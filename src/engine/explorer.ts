@@ -10,7 +10,7 @@
 // range: the parent index of frontier[i] is levelStart + i, and no per-state
 // index array is needed.
 
-import { checkProperties, ParseError, type Model } from './model.ts';
+import { checkProperties, ParseError, searchModel, type Model } from './model.ts';
 import { fingerprintHex, fingerprintInto } from './hash.ts';
 import { VisitedSet } from './visited.ts';
 import { ParentLinks } from './parents.ts';
@@ -120,6 +120,8 @@ export interface Found {
 const POLL_MASK = 1023;
 
 export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): ExploreResult<A, S> {
+  // The inner loop runs the search model; traces are rebuilt on model itself.
+  const inner = searchModel(model);
   const stopAtFirst = options.stopAtFirst ?? true;
   const fromPrefix = options.fromPrefix ?? 0;
   const progressMs = options.progressMs ?? 3000;
@@ -146,7 +148,7 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
   const remaining = stopAtFirst ? undefined : new Set(model.properties.map((p) => p.id));
   const record = (s: S, level: number, index: number, hi: number, lo: number): boolean => {
     if (remaining && remaining.size === 0) return false;
-    return recordViolations(found, remaining, checkProperties(model, s, remaining), { level, index, hi, lo });
+    return recordViolations(found, remaining, checkProperties(inner, s, remaining), { level, index, hi, lo });
   };
 
   fingerprintInto(model.encode(root), fp);
@@ -210,17 +212,17 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
       // is freed progressively while the next one grows.
       frontier[i] = undefined;
       const parent = levelStart + i;
-      const acts = model.actions(s);
+      const acts = inner.actions(s);
       for (let k = 0; k < acts.length; k++) {
         const a = acts[k]!;
-        const t = model.next(s, a);
-        const slot = counters.slotOf(model.actionKind(a));
+        const t = inner.next(s, a);
+        const slot = counters.slotOf(inner.actionKind(a));
         fired[slot]!++;
         if ((++generated & POLL_MASK) === 0 && poll()) {
           outcome = 'interrupted';
           break search;
         }
-        fingerprintInto(model.encode(t), fp);
+        fingerprintInto(inner.encode(t), fp);
         if (!visited.insert(fp[0]!, fp[1]!)) continue;
         produced[slot]!++;
         const index = links.push(parent, k);

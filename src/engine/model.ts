@@ -63,6 +63,24 @@ export interface Model<S, A> {
    */
   pack?(s: S): Uint8Array;
   unpack?(buf: Uint8Array): S;
+  /**
+   * Optional: the same model with transitions made for the explorer's inner
+   * loop (e.g. without the reference semantics' immutable-update library).
+   * It must agree with this model on every method; the engine searches with
+   * it and rebuilds traces with this one, so every reported trace is also
+   * re-checked under the reference semantics.
+   */
+  forSearch?(): Model<S, A>;
+  /**
+   * Optional: wraps the evaluation of the properties on one state, so that a
+   * model can derive data once that its properties share.
+   */
+  evaluate?<T>(s: S, f: () => T): T;
+}
+
+/** The model the explorer's inner loop runs. */
+export function searchModel<S, A>(model: Model<S, A>): Model<S, A> {
+  return model.forSearch?.() ?? model;
 }
 
 /** A malformed operation or option: reported in one line, exit code 2. */
@@ -72,6 +90,10 @@ export class ParseError extends Error {
 
 /** Evaluate the properties that apply to s. */
 export function checkProperties<S, A>(model: Model<S, A>, s: S, only?: ReadonlySet<string>): Violation[] {
+  return model.evaluate ? model.evaluate(s, () => evaluateProperties(model, s, only)) : evaluateProperties(model, s, only);
+}
+
+function evaluateProperties<S, A>(model: Model<S, A>, s: S, only?: ReadonlySet<string>): Violation[] {
   const out: Violation[] = [];
   const quiescent = model.isQuiescent(s);
   const final = quiescent && model.isFinal(s);

@@ -11,7 +11,7 @@
 // P<mm>, V<vma>, A<anon_vma>, F<folio>, AVC<avc>), and display names are
 // those same ids, so a violated object is matched by its name directly.
 
-import { NIL, ZERO_PAGE, values, type AnonVma, type Avc, type Folio, type Id, type Mm, type State, type Vma } from '../../models/mm/state.ts';
+import { NIL, ZERO_PAGE, ptePages, values, type AnonVma, type Avc, type Folio, type Id, type Mm, type State, type Vma } from '../../models/mm/state.ts';
 import { displayNames, mmAlive, protString, threadToJson, vmaMarks, type Names } from './json.ts';
 
 export interface PictureViolation {
@@ -187,7 +187,7 @@ function rulerPages(s: State, atLeast: number): number {
       const v = s.vmas[id];
       if (v) n = Math.max(n, v.end, v.start + 1);
     }
-    for (const p of Object.keys(m.ptes)) n = Math.max(n, Number(p) + 1);
+    for (const p of ptePages(m.ptes)) n = Math.max(n, p + 1);
   }
   return n;
 }
@@ -418,7 +418,7 @@ export function stepDot(before: State | null, after: State, opts: StepDotOptions
 
   // Folios, with their mapping edge (anon_vma -> folio, drawn back so the arrow points at the anon_vma).
   const folios = values(s.folios).sort((a, b) => a.id - b.id);
-  const usesZero = mms.some((m) => values(m.ptes).some((p) => p.folio === ZERO_PAGE));
+  const usesZero = mms.some((m) => m.ptes.some((p) => p?.folio === ZERO_PAGE));
   if (folios.length > 0 || usesZero) {
     out.push('  subgraph cluster_folios {');
     out.push(`    graph${attrs({ label: 'folios', style: 'rounded,dashed', color: '#888888' })};`);
@@ -452,9 +452,7 @@ export function stepDot(before: State | null, after: State, opts: StepDotOptions
   // PTE edges: the page's cell -> the folio it maps.
   const ghostFolios = new Set<Id>();
   for (const m of mms) {
-    const pagesMapped = Object.keys(m.ptes)
-      .map(Number)
-      .sort((a, b) => a - b);
+    const pagesMapped = ptePages(m.ptes);
     for (const p of pagesMapped) {
       const pte = m.ptes[p]!;
       if (pte.folio !== ZERO_PAGE && !s.folios[pte.folio] && !ghostFolios.has(pte.folio)) {

@@ -18,6 +18,7 @@ import {
   type State,
   type Thread,
   type Vma,
+  ptePages,
 } from '../../models/mm/state.ts';
 import { formatOp, threadName } from '../../models/mm/ops.ts';
 import { lockName } from '../../models/mm/locks.ts';
@@ -168,9 +169,10 @@ export function stateToJson(s: State, violations: readonly Violation[] = []): St
             chain: chainAnonVmas(s, v).map(n.anonVma),
             flags: vmaMarks(v),
           })),
-        ptes: Object.entries(m.ptes)
-          .map(([page, p]) => ({ page: Number(page), folio: n.pteTarget(p.folio), writable: p.writable }))
-          .sort((a, b) => a.page - b.page),
+        ptes: ptePages(m.ptes).map((page) => {
+          const p = m.ptes[page]!;
+          return { page, folio: n.pteTarget(p.folio), writable: p.writable };
+        }),
       })),
     anonVmas: values(s.anonVmas)
       .sort((a, b) => a.id - b.id)

@@ -2,7 +2,7 @@
 // prints every step). Display names come from json.ts's displayNames, so the
 // text and the JSON of a state always agree.
 
-import { NIL, values, type AnonVma, type Folio, type Id, type State, type Vma } from '../../models/mm/state.ts';
+import { NIL, ptePages, values, type AnonVma, type Folio, type Id, type State, type Vma } from '../../models/mm/state.ts';
 import { chainAnonVmas, displayNames, mmAlive, protString, threadToJson, vmaMarks, type Names } from './json.ts';
 
 function vmaLine(s: State, n: Names, v: Vma): string {
@@ -65,9 +65,7 @@ export function renderState(s: State): string {
       const v = s.vmas[id];
       out.push(v ? `  vma ${vmaLine(s, n, v)}` : `  vma ?${id} (missing)`);
     }
-    const ptes = Object.entries(m.ptes)
-      .map(([page, p]) => [Number(page), p] as const)
-      .sort((a, b) => a[0] - b[0]);
+    const ptes = ptePages(m.ptes).map((page) => [page, m.ptes[page]!] as const);
     if (ptes.length > 0) out.push(`  ptes ${ptes.map(([page, p]) => pteLine(n, page, p.folio, p.writable)).join(', ')}`);
   }
 
@@ -161,9 +159,7 @@ export function renderDiff(before: State, after: State): string {
         if (was !== now) out.push(`~ ${name} vma ${was}  =>  ${now}`);
       }
     }
-    const pages = [...new Set([...Object.keys(mb?.ptes ?? {}), ...Object.keys(ma.ptes)].map(Number))].sort(
-      (a, b) => a - b,
-    );
+    const pages = [...new Set([...ptePages(mb?.ptes ?? []), ...ptePages(ma.ptes)])].sort((a, b) => a - b);
     for (const page of pages) {
       const pb = mb?.ptes[page];
       const pa = ma.ptes[page];

@@ -56,11 +56,7 @@ function folio_maybe_mapped_shared(c: Ctx, f: Id): boolean {
   let mms = 0;
   for (const key in c.s.mms) {
     const ptes = c.s.mms[key]!.ptes;
-    for (const p in ptes)
-      if (ptes[p]!.folio === f) {
-        mms++;
-        break;
-      }
+    if (ptes.some((pte) => pte?.folio === f)) mms++;
   }
   return mms > 1;
 }

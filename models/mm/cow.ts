@@ -1,0 +1,167 @@
+// The explorer's transition path without immer (DESIGN.md §2, issue 12):
+// copy-on-write per record. A transition starts from a state whose tables
+// are shallow copies of the parent's, so its records are shared with the
+// parent; the Ctx write accessors (ctx.ts: mm, vma, av, avc, folio,
+// threadW) replace a shared record by a private deep copy the first time a
+// transition writes it. The parent is never written: reads go to shared
+// records, writes to private copies, and a table entry added or deleted only
+// changes the transition's own table. The kernel functions are the same code
+// under immer (the reference semantics: run, replay, tests) and here; a
+// differential test keeps the two identical (test/transitions.test.ts).
+//
+// Every copy below is an object literal checked against All<T>: a field
+// added to a record type and missed here is a compile-time error, not a
+// silent share. (An optional field is copied as a present key holding
+// undefined: deleting it would cost the object its fast shape.)
+import type { AnonVma, Avc, Budgets, Folio, HeldLock, Id, LockState, Mm, Pte, State, Thread, Vma } from './state.ts';
+
+/** Every key of T, the optional ones too: a literal of this type must name them all. */
+export type All<T> = { [K in keyof T & string]: T[K] };
+
+const lock = (l: LockState): LockState => ({ writer: l.writer, readers: l.readers }) satisfies All<LockState>;
+
+function ptes(p: readonly (Pte | undefined)[]): (Pte | undefined)[] {
+  const out: (Pte | undefined)[] = [];
+  for (let page = 0; page < p.length; page++) {
+    const x = p[page];
+    if (x !== undefined) out[page] = { folio: x.folio, sub: x.sub, writable: x.writable } satisfies All<Pte>;
+  }
+  return out;
+}
+
+export function copyMm(m: Mm): Mm {
+  return {
+    id: m.id,
+    parent: m.parent,
+    vmas: m.vmas.slice(),
+    ptes: ptes(m.ptes),
+    mmapLock: lock(m.mmapLock),
+    pageTableLock: m.pageTableLock,
+    ptl: m.ptl,
+    hasPinned: m.hasPinned,
+  } satisfies All<Mm>;
+}
+
+export function copyVma(v: Vma): Vma {
+  return {
+    id: v.id,
+    mm: v.mm,
+    start: v.start,
+    end: v.end,
+    pgoff: v.pgoff,
+    flags: v.flags,
+    hasClose: v.hasClose,
+    anonVma: v.anonVma,
+    chain: v.chain.slice(),
+    attached: v.attached,
+  } satisfies All<Vma>;
+}
+
+export function copyAnonVma(a: AnonVma): AnonVma {
+  return {
+    id: a.id,
+    root: a.root,
+    parent: a.parent,
+    refcount: a.refcount,
+    numChildren: a.numChildren,
+    numActiveVmas: a.numActiveVmas,
+    tree: a.tree.slice(),
+    rwsem: lock(a.rwsem),
+    freed: a.freed,
+    ext: a.ext === undefined ? undefined : { ...a.ext },
+  } satisfies All<AnonVma>;
+}
+
+export function copyAvc(a: Avc): Avc {
+  return {
+    id: a.id,
+    vma: a.vma,
+    anonVma: a.anonVma,
+    inTree: a.inTree,
+    cachedStart: a.cachedStart,
+    cachedLast: a.cachedLast,
+  } satisfies All<Avc>;
+}
+
+export function copyFolio(f: Folio): Folio {
+  return {
+    id: f.id,
+    anonVma: f.anonVma,
+    index: f.index,
+    nrPages: f.nrPages,
+    mapcount: f.mapcount,
+    exclusive: f.exclusive,
+    pinned: f.pinned,
+    locked: f.locked,
+  } satisfies All<Folio>;
+}
+
+const held = (h: HeldLock): HeldLock => ({ cls: h.cls, id: h.id, write: h.write }) satisfies All<HeldLock>;
+
+export function copyThread(t: Thread): Thread {
+  return {
+    id: t.id,
+    proc: t.proc,
+    // A syscall op is never written after it is issued: shared.
+    op: t.op,
+    walker: t.walker,
+    pc: t.pc,
+    held: t.held.map(held),
+    allocs: t.allocs,
+    failAt: t.failAt,
+    mms: t.mms.slice(),
+    vmas: t.vmas.slice(),
+    anonVmas: t.anonVmas.slice(),
+    folios: t.folios.slice(),
+    nums: t.nums.slice(),
+    seen: t.seen.map((p) => ({ mm: p.mm, sub: p.sub })),
+  } satisfies All<Thread>;
+}
+
+const budgets = (b: Budgets): Budgets => ({ enomem: b.enomem, walkers: b.walkers }) satisfies All<Budgets>;
+
+/**
+ * Shallow copy of an id-keyed table: the records stay shared until written.
+ * (A spread clones an integer-keyed object an order of magnitude faster than
+ * a for-in loop.)
+ */
+const table = <T>(t: Record<Id, T>): Record<Id, T> => ({ ...t });
+
+/** The start of a transition from parent: fresh tables and small fields, records shared. */
+export function cowState(p: State): State {
+  return {
+    mms: table(p.mms),
+    vmas: table(p.vmas),
+    anonVmas: table(p.anonVmas),
+    avcs: table(p.avcs),
+    folios: table(p.folios),
+    nextId: { mm: p.nextId.mm, vma: p.nextId.vma, anonVma: p.nextId.anonVma, avc: p.nextId.avc, folio: p.nextId.folio, walker: p.nextId.walker },
+    budgets: budgets(p.budgets),
+    threads: table(p.threads),
+    warnings: p.warnings.slice(),
+    uaf: p.uaf.slice(),
+  } satisfies All<State>;
+}
+
+/** A full private copy of a state (every record copied). */
+export function copyState(p: State): State {
+  const s = cowState(p);
+  for (const k in s.mms) s.mms[k] = copyMm(s.mms[k]!);
+  for (const k in s.vmas) s.vmas[k] = copyVma(s.vmas[k]!);
+  for (const k in s.anonVmas) s.anonVmas[k] = copyAnonVma(s.anonVmas[k]!);
+  for (const k in s.avcs) s.avcs[k] = copyAvc(s.avcs[k]!);
+  for (const k in s.folios) s.folios[k] = copyFolio(s.folios[k]!);
+  for (const k in s.threads) s.threads[k] = copyThread(s.threads[k]!);
+  return s;
+}
+
+/**
+ * Freeze a state and everything in it (--check-immutability): a transition
+ * that writes to its parent then throws a TypeError at the write, which
+ * names the function that did it.
+ */
+export function deepFreeze<T>(x: T): T {
+  if (typeof x !== 'object' || x === null || Object.isFrozen(x)) return x;
+  for (const k of Object.keys(x)) deepFreeze((x as Record<string, unknown>)[k]);
+  return Object.freeze(x);
+}
