@@ -12,6 +12,7 @@ import { encodeState } from './canon.ts';
 import { makeCtx, type Ctx } from './ctx.ts';
 import { cowState, deepFreeze } from './cow.ts';
 import { inDrafts } from './draft.ts';
+import { packMmState, unpackMmState } from './pack.ts';
 import { mainlineKernel, type Kernel } from './kernel.ts';
 import { mm_alloc } from './mmap.ts';
 import { formatOp, OP_KINDS, parseOp, threadName, type Op, type OpKind, type SyscallOp } from './ops.ts';
@@ -338,7 +339,8 @@ function mutationReport(model: string, e: TypeError): MutatedInputError {
   // The first stack frame is the function that wrote (V8: "    at name (url:line:col)").
   const frame = e.stack?.split('\n').find((l) => l.trimStart().startsWith('at '));
   const m = frame?.match(/at (?:(\S+) \()?(?:file:\/\/)?([^)]*?):(\d+):\d+\)?$/);
-  const where = m ? `${m[1] ?? '<anonymous>'} (${m[2]}:${m[3]})` : 'an unknown function';
+  // A method of a variant's overrides object shows as Object.name.
+  const where = m ? `${(m[1] ?? '<anonymous>').replace(/^Object\./, '')} (${m[2]}:${m[3]})` : 'an unknown function';
   return new MutatedInputError(`model "${model}" writes to its input state in ${where}: ${e.message}`);
 }
 
@@ -444,6 +446,8 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     next,
     forSearch: mode === 'cow' ? undefined : () => (search ??= createMmModel({ ...opts, transitions: 'cow' })),
     encode: encodeState,
+    pack: packMmState,
+    unpack: unpackMmState,
     formatAction: (_s, op) => formatOp(op),
     parseAction(s, text) {
       const op = parseOp(text);

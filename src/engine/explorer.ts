@@ -16,6 +16,7 @@ import { VisitedSet } from './visited.ts';
 import { ParentLinks } from './parents.ts';
 import { replay } from './replay.ts';
 import { KindCounters, recordViolations } from './coverage.ts';
+import { PackedList, packState, unpackState } from './pack.ts';
 
 export { replay, replayTexts, stateFingerprint, type Replayed } from './replay.ts';
 
@@ -157,8 +158,11 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
   const levelSizes = [1];
   let generated = 0;
   let level = 0;
-  let frontier: (S | undefined)[] = [root];
-  let next: S[] = [];
+  // Levels are kept packed (Model.pack): a few hundred bytes a state instead
+  // of an object graph the garbage collector must trace and promote.
+  let frontier = new PackedList();
+  frontier.push(packState(inner, root));
+  let next = new PackedList();
   let i = 0;
   let levelStart = 0;
   let outcome: Outcome | undefined;
@@ -199,7 +203,7 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
       outcome = 'depth-reached';
       break;
     }
-    next = [];
+    next = new PackedList();
     i = 0;
     if (poll()) {
       outcome = 'interrupted';
@@ -207,10 +211,7 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
     }
     inLevel = true;
     for (i = 0; i < frontier.length; i++) {
-      const s = frontier[i]!;
-      // Drop the reference as soon as the state is expanded, so the level
-      // is freed progressively while the next one grows.
-      frontier[i] = undefined;
+      const s = unpackState(inner, frontier.get(i));
       const parent = levelStart + i;
       const acts = inner.actions(s);
       for (let k = 0; k < acts.length; k++) {
@@ -226,7 +227,7 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
         if (!visited.insert(fp[0]!, fp[1]!)) continue;
         produced[slot]!++;
         const index = links.push(parent, k);
-        next.push(t);
+        next.push(packState(inner, t));
         if (record(t, level + 1, index, fp[0]!, fp[1]!) && stopAtFirst) {
           outcome = 'violation';
           break search;
@@ -247,8 +248,8 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
   // A search that stopped inside a level has a partial level to count.
   if (inLevel && next.length > 0) levelSizes.push(next.length);
   if (outcome !== 'interrupted' && found.length > 0) outcome = 'violation';
-  frontier = [];
-  next = [];
+  frontier = new PackedList(0, 0);
+  next = frontier;
 
   const violations = found.map((f) => buildRecord(model, root, links, f, fromPrefix));
 

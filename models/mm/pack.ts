@@ -1,0 +1,378 @@
+// The mm model's compact serialisation (Model.pack/unpack, src/engine/pack.ts):
+// how a state crosses a thread (or machine) boundary and how the frontier is
+// kept between levels. Every number is a zigzag varint, so a small state is a
+// few hundred bytes at most, where v8.serialize takes several times that.
+// The state is kept exactly, ids as they are (not canonically renamed): a
+// trace is rebuilt by replaying action indices, which depend on the ids.
+//
+// unpack builds every record as a literal checked against All<T> (cow.ts),
+// so a field added to a record type and missed here is a compile-time error;
+// the round-trip test (test/transitions.test.ts) catches a field written in
+// the wrong order.
+import type { All } from './cow.ts';
+import { formatOp, parseOp, type SyscallOp } from './ops.ts';
+import type { AnonVma, Avc, Folio, HeldLock, Id, LockClass, LockState, Mm, Pte, State, Thread, Vma, WalkerKind } from './state.ts';
+
+// ---------------------------------------------------------------------------
+// Writing.
+
+let buf = new Uint8Array(4096);
+let pos = 0;
+
+function ensure(n: number): void {
+  if (pos + n <= buf.length) return;
+  const bigger = new Uint8Array(Math.max(buf.length * 2, pos + n));
+  bigger.set(buf.subarray(0, pos));
+  buf = bigger;
+}
+
+/** A signed integer as a zigzag varint (ids may be NIL = -1 or ZERO_PAGE = -2). */
+function int(x: number): void {
+  ensure(5);
+  let z = (x << 1) ^ (x >> 31);
+  while ((z & ~0x7f) !== 0) {
+    buf[pos++] = (z & 0x7f) | 0x80;
+    z >>>= 7;
+  }
+  buf[pos++] = z;
+}
+
+const bool = (b: boolean): void => int(b ? 1 : 0);
+
+function str(s: string): void {
+  int(s.length);
+  for (let i = 0; i < s.length; i++) int(s.charCodeAt(i));
+}
+
+function ints(a: readonly number[]): void {
+  int(a.length);
+  for (let i = 0; i < a.length; i++) int(a[i]!);
+}
+
+function lock(l: LockState): void {
+  int(l.writer);
+  int(l.readers);
+}
+
+const LOCK_CLASSES: readonly LockClass[] = ['mmap_lock', 'folio_lock', 'anon_vma_rwsem', 'page_table_lock', 'ptl'];
+const WALKERS: readonly (WalkerKind | undefined)[] = [undefined, 'reclaim', 'referenced'];
+
+/** Count the defined entries of an id-keyed table, then write each with f (ids ascending). */
+function table<T>(t: Record<Id, T>, bound: number, f: (x: T) => void): void {
+  let n = 0;
+  for (let id = 0; id < bound; id++) if (t[id] !== undefined) n++;
+  int(n);
+  for (let id = 0; id < bound; id++) {
+    const x = t[id];
+    if (x !== undefined) f(x);
+  }
+}
+
+function writeMm(m: Mm): void {
+  int(m.id);
+  int(m.parent);
+  ints(m.vmas);
+  const ptes = m.ptes;
+  let n = 0;
+  for (let page = 0; page < ptes.length; page++) if (ptes[page] !== undefined) n++;
+  int(n);
+  for (let page = 0; page < ptes.length; page++) {
+    const p = ptes[page];
+    if (p === undefined) continue;
+    int(page);
+    int(p.folio);
+    int(p.sub);
+    bool(p.writable);
+  }
+  lock(m.mmapLock);
+  int(m.pageTableLock);
+  int(m.ptl);
+  bool(m.hasPinned);
+}
+
+function writeVma(v: Vma): void {
+  int(v.id);
+  int(v.mm);
+  int(v.start);
+  int(v.end);
+  int(v.pgoff);
+  int(v.flags);
+  bool(v.hasClose);
+  int(v.anonVma);
+  ints(v.chain);
+  bool(v.attached);
+}
+
+function writeAnonVma(a: AnonVma): void {
+  int(a.id);
+  int(a.root);
+  int(a.parent);
+  int(a.refcount);
+  int(a.numChildren);
+  int(a.numActiveVmas);
+  ints(a.tree);
+  lock(a.rwsem);
+  bool(a.freed);
+  if (a.ext === undefined) int(-1);
+  else {
+    const keys = Object.keys(a.ext);
+    int(keys.length);
+    for (const k of keys) {
+      str(k);
+      int(a.ext[k]!);
+    }
+  }
+}
+
+function writeAvc(a: Avc): void {
+  int(a.id);
+  int(a.vma);
+  int(a.anonVma);
+  bool(a.inTree);
+  int(a.cachedStart);
+  int(a.cachedLast);
+}
+
+function writeFolio(f: Folio): void {
+  int(f.id);
+  int(f.anonVma);
+  int(f.index);
+  int(f.nrPages);
+  int(f.mapcount);
+  int(f.exclusive);
+  bool(f.pinned);
+  int(f.locked);
+}
+
+function writeThread(t: Thread): void {
+  int(t.id);
+  int(t.proc);
+  if (t.op === undefined) int(0);
+  else {
+    int(1);
+    str(formatOp(t.op));
+  }
+  int(WALKERS.indexOf(t.walker));
+  str(t.pc);
+  int(t.held.length);
+  for (const h of t.held) {
+    int(LOCK_CLASSES.indexOf(h.cls));
+    int(h.id);
+    bool(h.write);
+  }
+  int(t.allocs);
+  int(t.failAt);
+  ints(t.mms);
+  ints(t.vmas);
+  ints(t.anonVmas);
+  ints(t.folios);
+  ints(t.nums);
+  int(t.seen.length);
+  for (const p of t.seen) {
+    int(p.mm);
+    int(p.sub);
+  }
+}
+
+/** The state as bytes (a fresh array the caller owns). */
+export function packMmState(s: State): Uint8Array {
+  pos = 0;
+  const n = s.nextId;
+  int(n.mm);
+  int(n.vma);
+  int(n.anonVma);
+  int(n.avc);
+  int(n.folio);
+  int(n.walker);
+  int(s.budgets.enomem);
+  int(s.budgets.walkers ?? -1);
+  int(s.warnings.length);
+  for (const w of s.warnings) str(w);
+  int(s.uaf.length);
+  for (const u of s.uaf) str(u);
+  table(s.mms, n.mm, writeMm);
+  table(s.vmas, n.vma, writeVma);
+  table(s.anonVmas, n.anonVma, writeAnonVma);
+  table(s.avcs, n.avc, writeAvc);
+  table(s.folios, n.folio, writeFolio);
+  let threads = 0;
+  for (const k in s.threads) if (s.threads[k] !== undefined) threads++;
+  int(threads);
+  for (const k in s.threads) {
+    const t = s.threads[k];
+    if (t !== undefined) writeThread(t);
+  }
+  return buf.slice(0, pos);
+}
+
+// ---------------------------------------------------------------------------
+// Reading.
+
+let src: Uint8Array = new Uint8Array(0);
+let at = 0;
+
+function rint(): number {
+  let z = 0;
+  let shift = 0;
+  for (;;) {
+    const b = src[at++]!;
+    z |= (b & 0x7f) << shift;
+    if ((b & 0x80) === 0) break;
+    shift += 7;
+  }
+  return (z >>> 1) ^ -(z & 1);
+}
+
+const rbool = (): boolean => rint() !== 0;
+
+function rstr(): string {
+  const n = rint();
+  let s = '';
+  for (let i = 0; i < n; i++) s += String.fromCharCode(rint());
+  return s;
+}
+
+function rints(): number[] {
+  const n = rint();
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) out[i] = rint();
+  return out;
+}
+
+const rlock = (): LockState => ({ writer: rint(), readers: rint() }) satisfies All<LockState>;
+
+function rtable<T extends { id: Id }>(read: () => T): Record<Id, T> {
+  const out: Record<Id, T> = {};
+  const n = rint();
+  for (let i = 0; i < n; i++) {
+    const x = read();
+    out[x.id] = x;
+  }
+  return out;
+}
+
+function readMm(): Mm {
+  const id = rint();
+  const parent = rint();
+  const vmas = rints();
+  const ptes: (Pte | undefined)[] = [];
+  const n = rint();
+  for (let i = 0; i < n; i++) {
+    const page = rint();
+    ptes[page] = { folio: rint(), sub: rint(), writable: rbool() } satisfies All<Pte>;
+  }
+  return { id, parent, vmas, ptes, mmapLock: rlock(), pageTableLock: rint(), ptl: rint(), hasPinned: rbool() } satisfies All<Mm>;
+}
+
+const readVma = (): Vma =>
+  ({
+    id: rint(),
+    mm: rint(),
+    start: rint(),
+    end: rint(),
+    pgoff: rint(),
+    flags: rint(),
+    hasClose: rbool(),
+    anonVma: rint(),
+    chain: rints(),
+    attached: rbool(),
+  }) satisfies All<Vma>;
+
+function readExt(): Record<string, number> | undefined {
+  const n = rint();
+  if (n < 0) return undefined;
+  const ext: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const k = rstr();
+    ext[k] = rint();
+  }
+  return ext;
+}
+
+const readAnonVma = (): AnonVma =>
+  ({
+    id: rint(),
+    root: rint(),
+    parent: rint(),
+    refcount: rint(),
+    numChildren: rint(),
+    numActiveVmas: rint(),
+    tree: rints(),
+    rwsem: rlock(),
+    freed: rbool(),
+    ext: readExt(),
+  }) satisfies All<AnonVma>;
+
+const readAvc = (): Avc =>
+  ({ id: rint(), vma: rint(), anonVma: rint(), inTree: rbool(), cachedStart: rint(), cachedLast: rint() }) satisfies All<Avc>;
+
+const readFolio = (): Folio =>
+  ({
+    id: rint(),
+    anonVma: rint(),
+    index: rint(),
+    nrPages: rint(),
+    mapcount: rint(),
+    exclusive: rint(),
+    pinned: rbool(),
+    locked: rint(),
+  }) satisfies All<Folio>;
+
+function readHeld(): HeldLock[] {
+  const n = rint();
+  const out: HeldLock[] = [];
+  for (let i = 0; i < n; i++) out.push({ cls: LOCK_CLASSES[rint()]!, id: rint(), write: rbool() } satisfies All<HeldLock>);
+  return out;
+}
+
+function readSeen(): { mm: Id; sub: number }[] {
+  const n = rint();
+  const out: { mm: Id; sub: number }[] = [];
+  for (let i = 0; i < n; i++) out.push({ mm: rint(), sub: rint() });
+  return out;
+}
+
+const readThread = (): Thread =>
+  ({
+    id: rint(),
+    proc: rint(),
+    op: rint() === 0 ? undefined : (parseOp(rstr()) as SyscallOp),
+    walker: WALKERS[rint()],
+    pc: rstr(),
+    held: readHeld(),
+    allocs: rint(),
+    failAt: rint(),
+    mms: rints(),
+    vmas: rints(),
+    anonVmas: rints(),
+    folios: rints(),
+    nums: rints(),
+    seen: readSeen(),
+  }) satisfies All<Thread>;
+
+/** The state packMmState wrote. */
+export function unpackMmState(bytes: Uint8Array): State {
+  src = bytes;
+  at = 0;
+  const nextId = { mm: rint(), vma: rint(), anonVma: rint(), avc: rint(), folio: rint(), walker: rint() } satisfies All<State['nextId']>;
+  const enomem = rint();
+  const walkers = rint();
+  const warnings: string[] = [];
+  for (let i = rint(); i > 0; i--) warnings.push(rstr());
+  const uaf: string[] = [];
+  for (let i = rint(); i > 0; i--) uaf.push(rstr());
+  const s = {
+    mms: rtable(readMm),
+    vmas: rtable(readVma),
+    anonVmas: rtable(readAnonVma),
+    avcs: rtable(readAvc),
+    folios: rtable(readFolio),
+    nextId,
+    budgets: { enomem, walkers: walkers < 0 ? undefined : walkers },
+    threads: rtable(readThread),
+    warnings,
+    uaf,
+  } satisfies All<State>;
+  if (at !== bytes.length) throw new Error(`unpackMmState: ${bytes.length - at} bytes left over (pack and unpack disagree)`);
+  return s;
+}

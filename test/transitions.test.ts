@@ -1,0 +1,162 @@
+// The explorer's copy-on-write transitions (models/mm/cow.ts) against the
+// reference semantics (immer): explored both ways, every configuration must
+// give identical levels, counts, coverage, violations and traces (issue 12).
+// Also: the compact pack round-trips every state, and --check-immutability
+// catches a variant that writes to its input state.
+import { describe, expect, it } from 'vitest';
+import { setAutoFreeze } from 'immer';
+import { explore, type ExploreResult } from '../src/engine/explorer.ts';
+import { replayTexts } from '../src/engine/replay.ts';
+import type { Model } from '../src/engine/model.ts';
+import { createMmModel, MutatedInputError, type Bounds, type MmModel } from '../models/mm/model.ts';
+import { encodeState } from '../models/mm/canon.ts';
+import { packMmState, unpackMmState } from '../models/mm/pack.ts';
+import { splitOps, type Op } from '../models/mm/ops.ts';
+import { stateToJson } from '../src/report/json.ts';
+import type { State } from '../models/mm/state.ts';
+import { BUG_CORPUS } from '../models/variants/corpus/index.ts';
+import { loadModel } from '../models/variants/load.ts';
+
+/** The model with the engine's search path forced to the reference (immer) transitions. */
+function reference(m: MmModel): Model<State, Op> {
+  return { ...m, forSearch: undefined };
+}
+
+/** What must agree between the two searches. */
+function summary(r: ExploreResult<Op, State>) {
+  return {
+    outcome: r.outcome,
+    generated: r.generated,
+    distinct: r.distinct,
+    levelSizes: r.levelSizes,
+    coverage: r.coverage,
+    violations: r.violations.map((v) => ({ property: v.property, details: v.details, depth: v.depth, fingerprint: v.fingerprint, trace: v.traceText })),
+  };
+}
+
+interface Config {
+  name: string;
+  variant?: string;
+  bounds: Partial<Bounds>;
+  depth: number;
+  from?: string;
+}
+
+function exploreBothWays(c: Config) {
+  const m = createMmModel({ ...(c.variant ? { variant: c.variant } : {}), bounds: c.bounds });
+  expect((m.forSearch!() as MmModel).transitions).toBe('cow');
+  const run = (model: Model<State, Op>) => {
+    const root = model.initial();
+    const prefix = c.from ? splitOps(c.from) : [];
+    const from = prefix.length > 0 ? replayTexts(model, root, prefix).states.at(-1) : undefined;
+    const r = explore(model, { depth: c.depth, stopAtFirst: false, ...(from ? { from, fromPrefix: prefix.length } : {}) });
+    return summary(r);
+  };
+  return { cow: run(m), immer: run(reference(m)) };
+}
+
+const CONFIGS: Config[] = [
+  { name: 'syscall granularity', bounds: { procs: 2, pages: 3, maxLen: 2 }, depth: 4 },
+  { name: 'three processes, fork-heavy', bounds: { procs: 3, pages: 2, maxLen: 1, ops: ['mmap', 'fault', 'fork', 'munmap', 'exit'] }, depth: 6 },
+  { name: '--enomem 1', bounds: { procs: 2, pages: 2, maxLen: 2, enomem: 1 }, depth: 4 },
+  { name: '--large-folios with pins', bounds: { procs: 2, pages: 2, maxLen: 2, largeFolios: true, ops: ['mmap', 'fault', 'fork', 'munmap', 'mremap', 'pin', 'exit'] }, depth: 4 },
+  { name: 'lock granularity with a walker', bounds: { procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1 }, depth: 6 },
+  { name: 'lock granularity, --enomem 1, no reduction', bounds: { procs: 1, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1, enomem: 1, reduce: false }, depth: 7 },
+  { name: 'relocate-rfc-v2 with pins', variant: 'relocate-rfc-v2', bounds: { procs: 2, pages: 2, maxLen: 1, relocate: true, ops: ['mmap', 'fault', 'fork', 'mremap', 'pin', 'exit'] }, depth: 5 },
+  { name: 'relocate-v3', variant: 'relocate-v3', bounds: { procs: 2, pages: 2, maxLen: 1, relocate: true, ops: ['mmap', 'fault', 'fork', 'mremap', 'pin', 'exit'] }, depth: 5 },
+];
+
+// Every corpus entry, buggy and fixed, at its bounds with every property, to
+// at most four levels past its prefix (so that the reference search stays
+// quick; test/variants.test.ts runs the corpus to its full depth).
+const CORPUS_LEVELS = 4;
+/** B2's four processes from an 8-operation prefix: two levels are already ~3k states. */
+const CORPUS_LEVELS_OF: Record<string, number> = { B2: 2 };
+for (const e of BUG_CORPUS) {
+  const prefix = e.from ? splitOps(e.from).length : 0;
+  const depth = Math.min(e.depth, prefix + (CORPUS_LEVELS_OF[e.id] ?? CORPUS_LEVELS));
+  for (const variant of [e.buggy, e.fixed])
+    CONFIGS.push({ name: `corpus ${e.id}: ${variant}`, variant, bounds: e.bounds, depth, ...(e.from ? { from: e.from } : {}) });
+}
+
+/** Buggy corpus variants caught within CORPUS_LEVELS levels. */
+const BUGGY = new Set(['b3b-clone-enomem', 'seed000-cleanup-no-reset', 'relocate-children-only']);
+
+describe('copy-on-write transitions agree with immer', () => {
+  setAutoFreeze(true);
+  for (const c of CONFIGS) {
+    it(c.name, () => {
+      const { cow, immer } = exploreBothWays(c);
+      expect(cow.generated).toBeGreaterThan(0);
+      expect(cow).toEqual(immer);
+      // What is compared includes violations: the buggy variants are caught within these bounds.
+      if (BUGGY.has(c.variant ?? '')) expect(cow.violations.length).toBeGreaterThan(0);
+    });
+  }
+});
+
+describe('the compact pack', () => {
+  it('round-trips every state of a small search, threads and walkers included', () => {
+    setAutoFreeze(false);
+    for (const bounds of [
+      { procs: 2, pages: 3, maxLen: 2, enomem: 1 },
+      { procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1 } as const,
+    ] satisfies Partial<Bounds>[]) {
+      const m = createMmModel({ variant: 'b2-degree', bounds }).forSearch!();
+      let level = [m.initial()];
+      let n = 0;
+      for (let d = 0; d < 5; d++) {
+        const next: State[] = [];
+        for (const s of level)
+          for (const a of m.actions(s)) {
+            const t = m.next(s, a);
+            const u = unpackMmState(packMmState(t));
+            expect(encodeState(u)).toEqual(encodeState(t));
+            if (n % 8 === 0) {
+              expect(stateToJson(u)).toEqual(stateToJson(t));
+              expect(m.actions(u).map((x) => m.formatAction(u, x))).toEqual(m.actions(t).map((x) => m.formatAction(t, x)));
+            }
+            next.push(t);
+            n++;
+          }
+        // A spread of each level, not its first states only.
+        level = next.filter((_, i) => i % Math.ceil(next.length / 60) === 0);
+      }
+      expect(n).toBeGreaterThan(500);
+    }
+  });
+
+  it('is several times smaller than v8.serialize', async () => {
+    const { serialize } = await import('node:v8');
+    const m = createMmModel({ bounds: { procs: 2 } });
+    const s = replayTexts(m, m.initial(), splitOps('P0 mmap 0 4; P0 fault 1 w; P0 fork; P1 fault 2 w; P0 mprotect 0 1 r')).states.at(-1)!;
+    expect(packMmState(s).length * 4).toBeLessThan(serialize(s).length);
+  });
+});
+
+describe('--check-immutability', () => {
+  it('mainline passes, with the counts of the unchecked search', () => {
+    const bounds = { procs: 2, pages: 2, maxLen: 2 };
+    const plain = explore(createMmModel({ bounds }), { depth: 4, stopAtFirst: false });
+    const checked = explore(createMmModel({ bounds, checkImmutability: true }), { depth: 4, stopAtFirst: false });
+    expect(checked.distinct).toBe(plain.distinct);
+    expect(checked.generated).toBe(plain.generated);
+  });
+
+  it('names the function of a variant that writes to its input state', async () => {
+    const loaded = await loadModel(new URL('./fixtures/mutates-input.ts', import.meta.url).pathname);
+    const bounds = { procs: 1, pages: 2, maxLen: 1 };
+    // Without the check the write goes unnoticed: it stores the value already there.
+    const unchecked = explore(createMmModel({ name: loaded.name, kernel: loaded.kernel, bounds }), { depth: 3, stopAtFirst: false });
+    expect(unchecked.violations).toEqual([]);
+    const checked = createMmModel({ name: loaded.name, kernel: loaded.kernel, bounds, checkImmutability: true });
+    let error: unknown;
+    try {
+      explore(checked, { depth: 3, stopAtFirst: false });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(MutatedInputError);
+    expect((error as Error).message).toMatch(/^model "mutates-input" writes to its input state in do_anonymous_page \(.*mutates-input\.ts:\d+\): Cannot assign to read only property 'pgoff'/);
+  });
+});
