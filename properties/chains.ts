@@ -1,7 +1,7 @@
 // The VMA <-> anon_vma graph: anon_vma_chain lists and interval trees
 // (kernel-semantics §1.4, §7.3 I1-I5, I10; bug-corpus §0.3 I3).
 import type { Property } from '../src/engine/model.ts';
-import { NIL, vmaPages, type Id, type State } from '../models/mm/state.ts';
+import { NIL, vmaPages, type Id, type State, type Vma } from '../models/mm/state.ts';
 import { avName, avcName, chainAnonVmas, chainNames, vmaName, stateView } from './util.ts';
 
 export const chainTreeConsistent: Property<State> = {
@@ -77,9 +77,14 @@ export const singleRoot: Property<State> = {
   check(s) {
     const out: string[] = [];
     for (const v of stateView(s).vmas) {
+      if (v.chain.length === 0) continue;
       const chain = chainAnonVmas(s, v);
       if (chain.length === 0) continue;
-      const roots = [...new Set(chain.map((a) => s.anonVmas[a]?.root ?? NIL))];
+      const roots: Id[] = [];
+      for (const a of chain) {
+        const r = s.anonVmas[a]?.root ?? NIL;
+        if (!roots.includes(r)) roots.push(r);
+      }
       if (roots.length > 1) {
         out.push(`${vmaName(s, v.id)}: chain ${chainNames(s, v)} has several roots ${roots.map(avName).join(', ')}`);
         continue;
@@ -100,10 +105,11 @@ export const chainClosedUnderParent: Property<State> = {
     const out: string[] = [];
     for (const v of stateView(s).vmas) {
       const chain = chainAnonVmas(s, v);
-      const set = new Set(chain);
-      for (const id of set) {
+      for (let i = 0; i < chain.length; i++) {
+        const id = chain[i]!;
+        if (chain.indexOf(id) !== i) continue;
         const a = s.anonVmas[id];
-        if (a !== undefined && !set.has(a.parent))
+        if (a !== undefined && !chain.includes(a.parent))
           out.push(`${vmaName(s, v.id)}: ${avName(id)} is on chain ${chainNames(s, v)} but its parent ${avName(a.parent)} is not`);
       }
     }
@@ -118,20 +124,27 @@ export const sameAnonVmaSameChain: Property<State> = {
   when: 'quiescent',
   check(s) {
     const out: string[] = [];
-    const first = new Map<Id, { vma: Id; set: string }>();
+    const first = new Map<Id, { vma: Id; set: Id[] }>();
     for (const v of stateView(s).vmas) {
       if (v.anonVma === NIL) continue;
-      const set = [...new Set(chainAnonVmas(s, v))].sort((a, b) => a - b).map(avName).join(', ');
+      const set = linkedSet(s, v);
       const f = first.get(v.anonVma);
       if (f === undefined) first.set(v.anonVma, { vma: v.id, set });
-      else if (f.set !== set)
+      else if (f.set.length !== set.length || f.set.some((a, i) => a !== set[i]))
         out.push(
-          `${vmaName(s, f.vma)} and ${vmaName(s, v.id)} share anon_vma ${avName(v.anonVma)} but link to {${f.set}} and {${set}}`,
+          `${vmaName(s, f.vma)} and ${vmaName(s, v.id)} share anon_vma ${avName(v.anonVma)} but link to {${f.set.map(avName).join(', ')}} and {${set.map(avName).join(', ')}}`,
         );
     }
     return out;
   },
 };
+
+/** The anon_vmas a VMA's chain links to, each once, ascending. */
+function linkedSet(s: State, v: Vma): Id[] {
+  const out: Id[] = [];
+  for (const a of chainAnonVmas(s, v)) if (!out.includes(a)) out.push(a);
+  return out.sort((a, b) => a - b);
+}
 
 export const treeKeysFresh: Property<State> = {
   id: 'tree-keys-fresh',

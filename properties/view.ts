@@ -97,7 +97,7 @@ export function anonMappings(s: State): AnonMapping[] {
   for (const m of folioMappings(s)) {
     const folio = s.folios[m.pte.folio];
     if (folio === undefined || folio.anonVma === NIL) continue;
-    out.push({ ...m, folio });
+    out.push({ mm: m.mm, page: m.page, pte: m.pte, vma: m.vma, folio });
   }
   return (view.anonMappings = out);
 }

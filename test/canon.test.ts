@@ -6,7 +6,7 @@ import { produce } from 'immer';
 import { describe, expect, it } from 'vitest';
 import { encodeState } from '../models/mm/canon.ts';
 import { createMmModel } from '../models/mm/model.ts';
-import { ScenarioBuilder } from '../models/mm/scenario.ts';
+import { ScenarioBuilder, withPte } from '../models/mm/scenario.ts';
 import type { State } from '../models/mm/state.ts';
 import { fingerprint, fingerprintHex } from '../src/engine/hash.ts';
 
@@ -73,23 +73,23 @@ describe('canonical form', () => {
       ['vma flags', (d) => void (d.vmas[vma0]!.flags ^= 2)],
       ['vma close hook', (d) => void (d.vmas[vma0]!.hasClose = true)],
       ['vma anon_vma', (d) => void (d.vmas[vma0]!.anonVma = -1)],
-      ['chain order', (d) => void d.vmas[s.mms[1]!.vmas[0]!]!.chain.reverse()],
+      ['chain order', (d) => void (d.vmas[s.mms[1]!.vmas[0]!]!.chain = [...d.vmas[s.mms[1]!.vmas[0]!]!.chain].reverse())],
       ['avc in tree', (d) => void (d.avcs[avc0]!.inTree = false)],
       ['avc cached key', (d) => void (d.avcs[avc0]!.cachedLast = 9)],
       ['refcount', (d) => void d.anonVmas[av0]!.refcount++],
       ['num_children', (d) => void d.anonVmas[av0]!.numChildren++],
       ['num_active_vmas', (d) => void d.anonVmas[av0]!.numActiveVmas++],
       ['freed', (d) => void (d.anonVmas[av0]!.freed = true)],
-      ['tree order', (d) => void d.anonVmas[av0]!.tree.reverse()],
-      ['rwsem', (d) => void (d.anonVmas[av0]!.rwsem.readers = 1)],
+      ['tree order', (d) => void (d.anonVmas[av0]!.tree = [...d.anonVmas[av0]!.tree].reverse())],
+      ['rwsem', (d) => void (d.anonVmas[av0]!.rwsem = { ...d.anonVmas[av0]!.rwsem, readers: 1 })],
       ['variant counter', (d) => void (d.anonVmas[av0]!.ext = { degree: 1 })],
       ['folio index', (d) => void d.folios[folio0]!.index++],
       ['folio mapcount', (d) => void d.folios[folio0]!.mapcount++],
       ['folio exclusive', (d) => void (d.folios[folio0]!.exclusive ^= 1)],
       ['folio pinned', (d) => void (d.folios[folio0]!.pinned = true)],
-      ['pte writable', (d) => void (d.mms[0]!.ptes[0]!.writable = !d.mms[0]!.ptes[0]!.writable)],
-      ['pte removed', (d) => void delete d.mms[0]!.ptes[0]],
-      ['mmap_lock', (d) => void (d.mms[0]!.mmapLock.readers = 1)],
+      ['pte writable', (d) => void (d.mms[0]!.ptes = withPte(d.mms[0]!.ptes, 0, { ...d.mms[0]!.ptes[0]!, writable: !d.mms[0]!.ptes[0]!.writable }))],
+      ['pte removed', (d) => void (d.mms[0]!.ptes = withPte(d.mms[0]!.ptes, 0, undefined))],
+      ['mmap_lock', (d) => void (d.mms[0]!.mmapLock = { ...d.mms[0]!.mmapLock, readers: 1 })],
       ['MMF_HAS_PINNED', (d) => void (d.mms[0]!.hasPinned = true)],
       ['warning', (d) => void d.warnings.push('some WARN')],
       ['use-after-free record', (d) => void d.uaf.push('use-after-free: A0 in x')],

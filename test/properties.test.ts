@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ScenarioBuilder, workedExample } from '../models/mm/scenario.ts';
+import { ScenarioBuilder, withPte, workedExample } from '../models/mm/scenario.ts';
 import { NIL, ZERO_PAGE, emptyState, type State } from '../models/mm/state.ts';
 import { ALL_PROPERTIES, propertyById } from '../properties/index.ts';
 
@@ -158,9 +158,7 @@ describe('rmap-coverage (I7)', () => {
     // mremap-like move of V0 [0,4) to [4,8) keeping pgoff 0, PTE moved with it.
     s.vmas[v]!.start = 4;
     s.vmas[v]!.end = 8;
-    const moved = s.mms[0]!.ptes[1]!;
-    s.mms[0]!.ptes = [];
-    s.mms[0]!.ptes[5] = moved;
+    s.mms[0]!.ptes = withPte([], 5, s.mms[0]!.ptes[1]!);
     expect(check('rmap-coverage', s)).toEqual([]);
   });
 });
@@ -180,7 +178,8 @@ describe('chain-tree-consistent (I1)', () => {
 
   it('fails for an AVC in the tree but not on the chain', () => {
     const { s, Vp } = workedExample(2);
-    const removed = s.vmas[Vp]!.chain.pop()!;
+    const removed = s.vmas[Vp]!.chain.at(-1)!;
+    s.vmas[Vp]!.chain = s.vmas[Vp]!.chain.slice(0, -1);
     const v = check('chain-tree-consistent', s);
     expect(v).toEqual([`A0: AVC${removed} (V0 -> A0) is in the tree but not on V0 [0,4) of P0's chain`]);
   });
@@ -189,7 +188,7 @@ describe('chain-tree-consistent (I1)', () => {
     const { b } = single();
     const s = b.build();
     s.avcs[7] = { id: 7, vma: 0, anonVma: 0, inTree: false, cachedStart: 0, cachedLast: 3 };
-    s.vmas[0]!.chain.push(8);
+    s.vmas[0]!.chain = [...s.vmas[0]!.chain, 8];
     const v = check('chain-tree-consistent', s);
     expect(v).toContain('AVC7 (V0 -> A0) is on no chain and in no tree (leaked)');
     expect(v).toContain('V0 [0,4) of P0: chain holds AVC8, which does not exist');
@@ -366,10 +365,10 @@ describe('exclusive-means-single (I9)', () => {
     b.fillCounters();
     const s = b.build();
     expect(check('exclusive-means-single', s)).toEqual([]);
-    s.mms[p]!.ptes[1] = { folio: f, sub: 1, writable: true };
+    s.mms[p]!.ptes = withPte(s.mms[p]!.ptes, 1, { folio: f, sub: 1, writable: true });
     s.folios[f]!.mapcount = 2;
     expect(failing(s)).toEqual({});
-    s.mms[p]!.ptes[2] = { folio: f, sub: 1, writable: true };
+    s.mms[p]!.ptes = withPte(s.mms[p]!.ptes, 2, { folio: f, sub: 1, writable: true });
     s.folios[f]!.mapcount = 3;
     expect(check('exclusive-means-single', s)).toEqual(['F0 page 1 is PageAnonExclusive but mapped by 2 PTEs (P0 page 1, P0 page 2)']);
   });
@@ -400,7 +399,7 @@ describe('tree-keys-fresh (I10)', () => {
     b.link(lo, a);
     b.link(hi, a);
     const s = b.build();
-    s.anonVmas[a]!.tree.reverse();
+    s.anonVmas[a]!.tree = [...s.anonVmas[a]!.tree].reverse();
     expect(check('tree-keys-fresh', s)).toEqual(['A0: tree out of order: AVC0 (V0 -> A0) (start 0) after AVC1 (V1 -> A0) (start 2)']);
   });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { makeCtx } from '../models/mm/ctx.ts';
 import { anon_vma_interval_tree_insert, rmap_walk_anon } from '../models/mm/rmap.ts';
-import { ScenarioBuilder, fillCounters, setCounters, workedExample } from '../models/mm/scenario.ts';
+import { ScenarioBuilder, fillCounters, withPte, setCounters, workedExample } from '../models/mm/scenario.ts';
 import { NIL, VM_NOMERGE, VM_READ, VM_SPECIAL, VM_WRITE, ZERO_PAGE, type State } from '../models/mm/state.ts';
 
 const counters = (s: State, id: number) => {
@@ -166,7 +166,7 @@ describe('ScenarioBuilder', () => {
     const p = b.mm();
     const s1 = b.build();
     b.vma(p, { start: 0, end: 1 });
-    s1.mms[p]!.ptes[5] = { folio: 0, sub: 0, writable: true };
+    s1.mms[p]!.ptes = withPte(s1.mms[p]!.ptes, 5, { folio: 0, sub: 0, writable: true });
     const s2 = b.build();
     expect(s1.mms[p]!.vmas).toEqual([]);
     expect(s2.mms[p]!.vmas).toEqual([0]);

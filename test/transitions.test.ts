@@ -16,6 +16,7 @@ import { stateToJson } from '../src/report/json.ts';
 import type { State } from '../models/mm/state.ts';
 import { BUG_CORPUS } from '../models/variants/corpus/index.ts';
 import { loadModel } from '../models/variants/load.ts';
+import { builtinVariants } from '../models/variants/registry.ts';
 
 /** The model with the engine's search path forced to the reference (immer) transitions. */
 function reference(m: MmModel): Model<State, Op> {
@@ -142,6 +143,20 @@ describe('--check-immutability', () => {
     expect(checked.distinct).toBe(plain.distinct);
     expect(checked.generated).toBe(plain.generated);
   });
+
+  // Every built-in variant, at both granularities, with every syscall: none
+  // writes to its input state.
+  for (const v of ['mainline', ...builtinVariants().map((x) => x.name)])
+    it(`${v} writes only through the accessors`, () => {
+      const ops = ['mmap', 'fault', 'fork', 'munmap', 'mprotect', 'mremap', 'pin', 'exit'] as const;
+      for (const bounds of [
+        { procs: 3, pages: 2, maxLen: 1, ops: [...ops], relocate: v.startsWith('relocate'), enomem: 1 },
+        { procs: 2, pages: 2, maxLen: 1, ops: [...ops], relocate: v.startsWith('relocate'), granularity: 'lock', walkers: 1 } as const,
+      ] satisfies Partial<Bounds>[]) {
+        const r = explore(createMmModel({ variant: v, bounds, checkImmutability: true }), { depth: 4, stopAtFirst: false });
+        expect(r.generated).toBeGreaterThan(100);
+      }
+    });
 
   it('names the function of a variant that writes to its input state', async () => {
     const loaded = await loadModel(new URL('./fixtures/mutates-input.ts', import.meta.url).pathname);

@@ -23,41 +23,91 @@ export function hashString(s: string): number {
   return h | 0;
 }
 
-/** An id-free shape of a process used to order interchangeable processes. */
-function shape(s: State, m: Mm): number[] {
-  const out: number[] = [m.vmas.length];
+// The shapes of the processes being ordered, one after the other in a
+// reused buffer (shapeAt[i], shapeEnd[i] delimit process i's).
+let shapes = new Int32Array(256);
+let shapesLen = 0;
+const shapeAt: number[] = [];
+const shapeEnd: number[] = [];
+
+function shapePut(x: number): void {
+  if (shapesLen === shapes.length) {
+    const bigger = new Int32Array(shapes.length * 2);
+    bigger.set(shapes);
+    shapes = bigger;
+  }
+  shapes[shapesLen++] = x;
+}
+
+/** Append the id-free shape of a process, used to order interchangeable processes. */
+function shape(s: State, m: Mm): void {
+  shapePut(m.vmas.length);
   for (const id of m.vmas) {
     const v = s.vmas[id]!;
-    out.push(v.start, v.end, v.pgoff, v.flags | (v.hasClose ? 256 : 0), v.anonVma === NIL ? 0 : 1, v.chain.length);
+    shapePut(v.start);
+    shapePut(v.end);
+    shapePut(v.pgoff);
+    shapePut(v.flags | (v.hasClose ? 256 : 0));
+    shapePut(v.anonVma === NIL ? 0 : 1);
+    shapePut(v.chain.length);
   }
   const ptes = m.ptes;
   for (let page = 0; page < ptes.length; page++) {
     const pte = ptes[page];
     if (pte === undefined) continue;
     const f = pte.folio === ZERO_PAGE ? undefined : s.folios[pte.folio];
-    out.push(page, pte.writable ? 1 : 0, pte.sub, f === undefined ? -1 : f.mapcount, f === undefined ? -1 : f.index);
+    shapePut(page);
+    shapePut(pte.writable ? 1 : 0);
+    shapePut(pte.sub);
+    shapePut(f === undefined ? -1 : f.mapcount);
+    shapePut(f === undefined ? -1 : f.index);
   }
-  out.push(m.hasPinned ? 1 : 0);
+  shapePut(m.hasPinned ? 1 : 0);
   const t = s.threads[m.id];
-  if (t !== undefined) out.push(hashString(t.pc), t.op === undefined ? 0 : hashString(t.op.kind));
-  return out;
+  if (t !== undefined) {
+    shapePut(hashString(t.pc));
+    shapePut(t.op === undefined ? 0 : hashString(t.op.kind));
+  }
 }
 
-function compareArrays(a: number[], b: number[]): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return a.length - b.length;
+/** Compare the shapes of processes i and j (positions in the order being sorted). */
+function compareShapes(i: number, j: number): number {
+  const a = shapeAt[i]!;
+  const b = shapeAt[j]!;
+  const la = shapeEnd[i]! - a;
+  const lb = shapeEnd[j]! - b;
+  const n = Math.min(la, lb);
+  for (let k = 0; k < n; k++) if (shapes[a + k] !== shapes[b + k]) return shapes[a + k]! - shapes[b + k]!;
+  return la - lb;
 }
 
 /** The canonical order of processes: by shape, then by id. */
 export function canonicalMmOrder(s: State): Id[] {
   const ids: Id[] = [];
   for (let id = 0; id < s.nextId.mm; id++) if (s.mms[id] !== undefined) ids.push(id);
-  if (ids.length <= 1) return ids;
-  const shaped = ids.map((id) => ({ id, shape: shape(s, s.mms[id]!) }));
-  shaped.sort((a, b) => compareArrays(a.shape, b.shape) || a.id - b.id);
-  for (let i = 0; i < ids.length; i++) ids[i] = shaped[i]!.id;
-  return ids;
+  const n = ids.length;
+  if (n <= 1) return ids;
+  shapesLen = 0;
+  const pos: number[] = [];
+  for (let i = 0; i < n; i++) {
+    shapeAt[i] = shapesLen;
+    shape(s, s.mms[ids[i]!]!);
+    shapeEnd[i] = shapesLen;
+    pos.push(i);
+  }
+  // Insertion sort of the few processes; ids ascend, so ties keep id order.
+  for (let i = 1; i < n; i++) {
+    const p = pos[i]!;
+    let j = i - 1;
+    while (j >= 0 && compareShapes(pos[j]!, p) > 0) {
+      pos[j + 1] = pos[j]!;
+      j--;
+    }
+    pos[j + 1] = p;
+  }
+  const out: Id[] = new Array<Id>(n);
+  for (let i = 0; i < n; i++) out[i] = ids[pos[i]!]!;
+  return out;
 }
 
 /** A map from ids (small non-negative integers) to canonical indices: a Map without hashing. */

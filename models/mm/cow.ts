@@ -12,30 +12,23 @@
 // Every copy below is an object literal checked against All<T>: a field
 // added to a record type and missed here is a compile-time error, not a
 // silent share. (An optional field is copied as a present key holding
-// undefined: deleting it would cost the object its fast shape.)
-import type { AnonVma, Avc, Budgets, Folio, HeldLock, Id, LockState, Mm, Pte, State, Thread, Vma } from './state.ts';
+// undefined: deleting it would cost the object its fast shape.) Fields whose
+// type is readonly (a VMA's chain, an anon_vma's tree, a page table, a lock
+// state) are shared: the kernel functions replace them and never write into
+// them, which the compiler enforces; a page table is written only through
+// set_pte_at (ctx.ts), which copies it first.
+import type { AnonVma, Avc, Budgets, Folio, HeldLock, Id, Mm, State, Thread, Vma } from './state.ts';
 
 /** Every key of T, the optional ones too: a literal of this type must name them all. */
 export type All<T> = { [K in keyof T & string]: T[K] };
-
-const lock = (l: LockState): LockState => ({ writer: l.writer, readers: l.readers }) satisfies All<LockState>;
-
-function ptes(p: readonly (Pte | undefined)[]): (Pte | undefined)[] {
-  const out: (Pte | undefined)[] = [];
-  for (let page = 0; page < p.length; page++) {
-    const x = p[page];
-    if (x !== undefined) out[page] = { folio: x.folio, sub: x.sub, writable: x.writable } satisfies All<Pte>;
-  }
-  return out;
-}
 
 export function copyMm(m: Mm): Mm {
   return {
     id: m.id,
     parent: m.parent,
-    vmas: m.vmas.slice(),
-    ptes: ptes(m.ptes),
-    mmapLock: lock(m.mmapLock),
+    vmas: m.vmas,
+    ptes: m.ptes,
+    mmapLock: m.mmapLock,
     pageTableLock: m.pageTableLock,
     ptl: m.ptl,
     hasPinned: m.hasPinned,
@@ -52,7 +45,7 @@ export function copyVma(v: Vma): Vma {
     flags: v.flags,
     hasClose: v.hasClose,
     anonVma: v.anonVma,
-    chain: v.chain.slice(),
+    chain: v.chain,
     attached: v.attached,
   } satisfies All<Vma>;
 }
@@ -65,10 +58,10 @@ export function copyAnonVma(a: AnonVma): AnonVma {
     refcount: a.refcount,
     numChildren: a.numChildren,
     numActiveVmas: a.numActiveVmas,
-    tree: a.tree.slice(),
-    rwsem: lock(a.rwsem),
+    tree: a.tree,
+    rwsem: a.rwsem,
     freed: a.freed,
-    ext: a.ext === undefined ? undefined : { ...a.ext },
+    ext: a.ext,
   } satisfies All<AnonVma>;
 }
 

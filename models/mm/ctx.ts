@@ -50,9 +50,12 @@ export function makeCtx(s: State, k: Kernel, thread: Id, failAt = 0, own?: objec
 
 type TableName = 'mms' | 'vmas' | 'anonVmas' | 'avcs' | 'folios';
 
-/** The table c.s[name], looked up once per context (a table is never replaced, only its entries). */
+/**
+ * Under immer, the table c.s[name] looked up once per context (a table is
+ * never replaced, only its entries; each read of a draft goes through a
+ * proxy trap). A copy-on-write state is plain: callers read c.s.<table>.
+ */
 function table<N extends TableName>(c: Ctx, name: N): State[N] {
-  if (c.own !== undefined) return c.s[name];
   const t = (c.tables ??= {});
   return (t[name] ??= c.s[name]) as State[N];
 }
@@ -96,11 +99,22 @@ export function allocOk(c: Ctx, kind: AllocKind): boolean {
  * tombstone is returned so that the path goes on as the kernel would.
  */
 export function av(c: Ctx, id: Id, where: string): AnonVma {
-  const t = table(c, 'anonVmas');
+  const t = c.own !== undefined ? c.s.anonVmas : table(c, 'anonVmas');
   const a = t[id];
   if (a === undefined) throw new Error(`model bug: no anon_vma ${id} (${where})`);
   if (a.freed) useAfterFree(c, id, where);
   return writable(c, t, id, a, copyAnonVma);
+}
+
+/**
+ * The anon_vma record for writing a variant's own bookkeeping (ext fields,
+ * like the pre-2022 degree), which is not a kernel access: no use-after-free
+ * is recorded. undefined when there is no such record.
+ */
+export function anonVmaBookkeeping(c: Ctx, id: Id): AnonVma | undefined {
+  const t = c.own !== undefined ? c.s.anonVmas : table(c, 'anonVmas');
+  const a = t[id];
+  return a === undefined ? undefined : writable(c, t, id, a, copyAnonVma);
 }
 
 /** Record a use-after-free of anon_vma id by where (each name once). */
@@ -110,24 +124,47 @@ function useAfterFree(c: Ctx, id: Id, where: string): void {
 }
 
 export function vma(c: Ctx, id: Id): Vma {
-  const t = table(c, 'vmas');
+  const t = c.own !== undefined ? c.s.vmas : table(c, 'vmas');
   const v = t[id];
   if (v === undefined) throw new Error(`model bug: no vma ${id}`);
   return writable(c, t, id, v, copyVma);
 }
 
 export function avc(c: Ctx, id: Id): Avc {
-  const t = table(c, 'avcs');
+  const t = c.own !== undefined ? c.s.avcs : table(c, 'avcs');
   const a = t[id];
   if (a === undefined) throw new Error(`model bug: no avc ${id}`);
   return writable(c, t, id, a, copyAvc);
 }
 
 export function mm(c: Ctx, id: Id): Mm {
-  const t = table(c, 'mms');
+  const t = c.own !== undefined ? c.s.mms : table(c, 'mms');
   const m = t[id];
   if (m === undefined) throw new Error(`model bug: no mm ${id}`);
   return writable(c, t, id, m, copyMm);
+}
+
+/**
+ * set_pte_at (include/linux/pgtable.h): install (or, with undefined,
+ * clear) the PTE of page in mm's page table. The only way a page table is
+ * written: under copy-on-write it copies the table the first time a
+ * transition writes it, so the PTE objects themselves are never written.
+ */
+export function set_pte_at(c: Ctx, mmId: Id, page: number, pte: Readonly<Pte> | undefined): void {
+  const m = mm(c, mmId);
+  let ptes = m.ptes as (Readonly<Pte> | undefined)[];
+  if (c.own !== undefined && !c.own.includes(ptes)) {
+    ptes = ptes.slice();
+    m.ptes = ptes;
+    c.own.push(ptes);
+  }
+  if (pte === undefined) delete ptes[page];
+  else ptes[page] = pte;
+}
+
+/** pte_clear (include/linux/pgtable.h): the page has no PTE any more. */
+export function pte_clear(c: Ctx, mmId: Id, page: number): void {
+  set_pte_at(c, mmId, page, undefined);
 }
 
 /** The thread tid, to be written (a thread's pc, locals and held locks change at each step). */
@@ -139,7 +176,7 @@ export function threadW(c: Ctx, tid: Id): Thread {
 }
 
 export function folio(c: Ctx, id: Id): Folio {
-  const t = table(c, 'folios');
+  const t = c.own !== undefined ? c.s.folios : table(c, 'folios');
   const f = t[id];
   if (f === undefined) throw new Error(`model bug: no folio ${id}`);
   return writable(c, t, id, f, copyFolio);
@@ -152,7 +189,7 @@ export function folio(c: Ctx, id: Id): Folio {
 
 /** av for reading only: the same use-after-free recording. */
 export function avR(c: Ctx, id: Id, where: string): Readonly<AnonVma> {
-  const a = peek(table(c, 'anonVmas'), id);
+  const a = c.own !== undefined ? c.s.anonVmas[id] : peek(table(c, 'anonVmas'), id);
   if (a === undefined) throw new Error(`model bug: no anon_vma ${id} (${where})`);
   if (a.freed) useAfterFree(c, id, where);
   return a;
@@ -160,21 +197,21 @@ export function avR(c: Ctx, id: Id, where: string): Readonly<AnonVma> {
 
 /** vma for reading only. */
 export function vmaR(c: Ctx, id: Id): Readonly<Vma> {
-  const v = peek(table(c, 'vmas'), id);
+  const v = c.own !== undefined ? c.s.vmas[id] : peek(table(c, 'vmas'), id);
   if (v === undefined) throw new Error(`model bug: no vma ${id}`);
   return v;
 }
 
 /** avc for reading only. */
 export function avcR(c: Ctx, id: Id): Readonly<Avc> {
-  const a = peek(table(c, 'avcs'), id);
+  const a = c.own !== undefined ? c.s.avcs[id] : peek(table(c, 'avcs'), id);
   if (a === undefined) throw new Error(`model bug: no avc ${id}`);
   return a;
 }
 
 /** mm for reading only. */
 export function mmR(c: Ctx, id: Id): Readonly<Mm> {
-  const m = peek(table(c, 'mms'), id);
+  const m = c.own !== undefined ? c.s.mms[id] : peek(table(c, 'mms'), id);
   if (m === undefined) throw new Error(`model bug: no mm ${id}`);
   return m;
 }

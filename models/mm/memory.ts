@@ -1,6 +1,6 @@
 // mm/memory.c: anonymous faults, copy-on-write, fork's page copy, zap, and
 // the long-term GUP pin. Digest §2.7, §2.8, §2.11, §5.
-import { allocOk, folio, insert, mm, mmR, peek, pteR, vma, vmaR, warn, type Ctx } from './ctx.ts';
+import { allocOk, folio, insert, mm, mmR, peek, pte_clear, pteR, set_pte_at, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { folio_trylock, folio_unlock, mmap_read_lock, mmap_read_unlock, pte_lock, pte_unlock } from './locks.ts';
 import { EBUSY, ENOMEM } from './rmap.ts';
 import { NIL, VM_READ, VM_WRITE, ZERO_PAGE, walkerHolds, type Id } from './state.ts';
@@ -29,7 +29,7 @@ export function do_anonymous_page(c: Ctx, vmaId: Id, page: number, write: boolea
   const v = vma(c, vmaId);
   if (!write) {
     pte_lock(c, v.mm);
-    if (mm(c, v.mm).ptes[page] === undefined) mm(c, v.mm).ptes[page] = { folio: ZERO_PAGE, sub: 0, writable: false };
+    if (pteR(c, v.mm, page) === undefined) set_pte_at(c, v.mm, page, { folio: ZERO_PAGE, sub: 0, writable: false });
     pte_unlock(c, v.mm);
     return 0;
   }
@@ -51,7 +51,7 @@ export function do_anonymous_page(c: Ctx, vmaId: Id, page: number, write: boolea
     }
   c.k.folio_add_new_anon_rmap(c, f, vmaId, addr, true);
   // map_anon_folio_pte_nopf: set_ptes over the folio's pages.
-  for (let i = 0; i < nr; i++) mm(c, v.mm).ptes[addr + i] = { folio: f, sub: i, writable: (v.flags & VM_WRITE) !== 0 };
+  for (let i = 0; i < nr; i++) set_pte_at(c, v.mm, addr + i, { folio: f, sub: i, writable: (v.flags & VM_WRITE) !== 0 });
   pte_unlock(c, v.mm);
   return 0;
 }
@@ -99,7 +99,7 @@ export function wp_page_copy(c: Ctx, vmaId: Id, page: number, unshare: boolean):
     return 0;
   }
   c.k.folio_add_new_anon_rmap(c, f, vmaId, page, true);
-  mm(c, v.mm).ptes[page] = { folio: f, sub: 0, writable: !unshare && (v.flags & VM_WRITE) !== 0 };
+  set_pte_at(c, v.mm, page, { folio: f, sub: 0, writable: !unshare && (v.flags & VM_WRITE) !== 0 });
   if (old.folio !== ZERO_PAGE) {
     c.k.folio_remove_rmap_pte(c, old.folio);
     folio_put_last(c, old.folio);
@@ -111,7 +111,7 @@ export function wp_page_copy(c: Ctx, vmaId: Id, page: number, unshare: boolean):
 /** do_wp_page (memory.c; §2.11): write (or unshare) fault on a present read-only PTE: reuse or copy. */
 export function do_wp_page(c: Ctx, vmaId: Id, page: number, unshare: boolean): number {
   const v = vmaR(c, vmaId);
-  const pte = mm(c, v.mm).ptes[page]!;
+  const pte = pteR(c, v.mm, page)!;
   if (pte.folio === ZERO_PAGE) return c.k.wp_page_copy(c, vmaId, page, unshare);
   const f = folio(c, pte.folio);
   if ((f.exclusive & (1 << pte.sub)) !== 0 || c.k.wp_can_reuse_anon_folio(c, pte.folio, vmaId)) {
@@ -119,7 +119,7 @@ export function do_wp_page(c: Ctx, vmaId: Id, page: number, unshare: boolean): n
     if (!unshare) {
       // wp_page_reuse: asserts the page is anon-exclusive, makes the PTE writable.
       if ((f.exclusive & (1 << pte.sub)) === 0) warn(c, 'wp_page_reuse: page not PageAnonExclusive');
-      pte.writable = true;
+      set_pte_at(c, v.mm, page, { folio: pte.folio, sub: pte.sub, writable: true });
     }
     return 0;
   }
@@ -172,9 +172,9 @@ export function pin_user_page(c: Ctx, mmId: Id, page: number): number {
 export function copy_present_pte(c: Ctx, dstVmaId: Id, srcVmaId: Id, page: number): number {
   const src = vmaR(c, srcVmaId);
   const dst = vma(c, dstVmaId);
-  const pte = mm(c, src.mm).ptes[page]!;
+  const pte = pteR(c, src.mm, page)!;
   if (pte.folio === ZERO_PAGE) {
-    mm(c, dst.mm).ptes[page] = { ...pte };
+    set_pte_at(c, dst.mm, page, { folio: pte.folio, sub: pte.sub, writable: pte.writable });
     return 0;
   }
   if (c.k.folio_try_dup_anon_rmap_pte(c, pte.folio, pte.sub, srcVmaId) === EBUSY) {
@@ -182,12 +182,13 @@ export function copy_present_pte(c: Ctx, dstVmaId: Id, srcVmaId: Id, page: numbe
     const f = c.k.folio_alloc(c, 1);
     if (f === NIL) return ENOMEM;
     c.k.folio_add_new_anon_rmap(c, f, dstVmaId, page, true);
-    mm(c, dst.mm).ptes[page] = { folio: f, sub: 0, writable: (dst.flags & VM_WRITE) !== 0 };
+    set_pte_at(c, dst.mm, page, { folio: f, sub: 0, writable: (dst.flags & VM_WRITE) !== 0 });
     return 0;
   }
   if ((folio(c, pte.folio).exclusive & (1 << pte.sub)) !== 0) warn(c, 'copy_present_ptes: page still PageAnonExclusive after dup');
-  pte.writable = false;
-  mm(c, dst.mm).ptes[page] = { folio: pte.folio, sub: pte.sub, writable: false };
+  // ptep_set_wrprotect on the parent's PTE, then the child's read-only copy.
+  set_pte_at(c, src.mm, page, { folio: pte.folio, sub: pte.sub, writable: false });
+  set_pte_at(c, dst.mm, page, { folio: pte.folio, sub: pte.sub, writable: false });
   return 0;
 }
 
@@ -210,13 +211,12 @@ export function copy_page_range(c: Ctx, dstVmaId: Id, srcVmaId: Id): number {
 /** zap_pte_range / zap_present_folio_ptes (memory.c; §5): clear the PTEs, drop mapcounts, free unmapped folios. */
 export function zap_pte_range(c: Ctx, vmaId: Id, start: number, end: number): void {
   const v = vmaR(c, vmaId);
-  const m = mm(c, v.mm);
   pte_lock(c, v.mm);
   const freed: Id[] = [];
   for (let page = Math.max(start, v.start); page < Math.min(end, v.end); page++) {
     const pte = pteR(c, v.mm, page);
     if (pte === undefined) continue;
-    delete m.ptes[page];
+    pte_clear(c, v.mm, page);
     if (pte.folio === ZERO_PAGE) continue;
     c.k.folio_remove_rmap_pte(c, pte.folio);
     freed.push(pte.folio);

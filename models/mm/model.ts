@@ -320,8 +320,10 @@ export interface MmModelOptions {
   kernel?: Kernel;
   bounds?: Partial<Bounds>;
   properties?: readonly Property<State>[];
-  /** How transitions run (default immer, the reference semantics); forSearch() gives the cow model. */
+  /** How transitions run (default immer, the reference semantics). */
   transitions?: Transitions;
+  /** How the explorer's search runs them (Model.forSearch; default cow). immer: the reference path (the bench's baseline). */
+  search?: Transitions;
   /**
    * Debug (--check-immutability): deep-freeze every state before computing
    * its actions or successors, so that kernel code (a variant's above all)
@@ -444,7 +446,7 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     initial: () => initialState(bounds),
     actions,
     next,
-    forSearch: mode === 'cow' ? undefined : () => (search ??= createMmModel({ ...opts, transitions: 'cow' })),
+    forSearch: mode === 'cow' || opts.search === 'immer' ? undefined : () => (search ??= createMmModel({ ...opts, transitions: 'cow' })),
     encode: encodeState,
     pack: packMmState,
     unpack: unpackMmState,

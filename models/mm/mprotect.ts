@@ -1,6 +1,6 @@
 // mm/mprotect.c: changing protection over a range, which merges or splits
 // VMAs through vma_modify. Digest §3.6, §3.10, §6.2.
-import { mm, vma, vmaR, type Ctx } from './ctx.ts';
+import { pteR, set_pte_at, vma, vmaR, type Ctx } from './ctx.ts';
 import { mmap_write_lock, mmap_write_unlock } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
 import { NIL, VM_ACCESS_FLAGS, VM_WRITE, type Id } from './state.ts';
@@ -10,10 +10,9 @@ import { find_vma, vma_prev_of, vmg_state } from './vma.ts';
 export function change_protection(c: Ctx, vmaId: Id, start: number, end: number): void {
   const v = vmaR(c, vmaId);
   if ((v.flags & VM_WRITE) !== 0) return;
-  const ptes = mm(c, v.mm).ptes;
   for (let page = start; page < end; page++) {
-    const pte = ptes[page];
-    if (pte !== undefined) pte.writable = false;
+    const pte = pteR(c, v.mm, page);
+    if (pte !== undefined && pte.writable) set_pte_at(c, v.mm, page, { folio: pte.folio, sub: pte.sub, writable: false });
   }
 }
 

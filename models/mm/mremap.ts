@@ -2,7 +2,7 @@
 // table move with need_rmap_locks, the error fallback that moves back, and
 // MREMAP_DONTUNMAP. Digest §4. (MREMAP_RELOCATE_ANON, which is not in
 // mainline, hooks in at should_relocate_anon.)
-import { allocOk, mm, peek, vmaR, warn, type Ctx } from './ctx.ts';
+import { allocOk, mm, peek, pte_clear, pteR, set_pte_at, vmaR, warn, type Ctx } from './ctx.ts';
 import { anon_vma_lock_write, anon_vma_unlock_write, mmap_write_lock, mmap_write_unlock, pte_lock, pte_unlock } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
 import { NIL, type Id } from './state.ts';
@@ -77,16 +77,16 @@ export function move_ptes(c: Ctx, p: Pmc): void {
 
 /** move_ptes (mremap.c; §4, §6.1) from the PTL on: move the PTEs, then drop the PTL and the rmap locks. */
 export function move_ptes_pte_locked(c: Ctx, p: Pmc): void {
-  const m = mm(c, vmaR(c, p.old).mm);
-  pte_lock(c, m.id);
+  const mmId = vmaR(c, p.old).mm;
+  pte_lock(c, mmId);
   for (let i = 0; i < p.len; i++) {
-    const pte = m.ptes[p.oldAddr + i];
-    if (peek(m.ptes, p.newAddr + i) !== undefined) warn(c, 'move_ptes: destination pte not none');
+    const pte = pteR(c, mmId, p.oldAddr + i);
+    if (pteR(c, mmId, p.newAddr + i) !== undefined) warn(c, 'move_ptes: destination pte not none');
     if (pte === undefined) continue;
-    delete m.ptes[p.oldAddr + i];
-    m.ptes[p.newAddr + i] = pte;
+    pte_clear(c, mmId, p.oldAddr + i);
+    set_pte_at(c, mmId, p.newAddr + i, pte);
   }
-  pte_unlock(c, m.id);
+  pte_unlock(c, mmId);
   if (p.needRmapLocks) c.k.drop_rmap_locks(c, p);
 }
 

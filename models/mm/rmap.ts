@@ -1,7 +1,7 @@
 // mm/rmap.c and the anon_vma helpers of mm/internal.h: anon_vma lifetime,
 // anon_vma_chain links, clone/fork/unlink, folio rmap accounting and the
 // anonymous rmap walk. Digest §1.3-§1.5 and §2.1-§2.13.
-import { allocOk, av, insert, avR, avc, avcR, folio, mm, mmR, peek, pteR, vma, vmaR, warn, type Ctx } from './ctx.ts';
+import { allocOk, av, insert, avR, avc, avcR, folio, mm, mmR, peek, pte_clear, pteR, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import {
   anon_vma_assert_tree_locked,
   anon_vma_lock_write,
@@ -486,7 +486,7 @@ export function try_to_unmap_one(c: Ctx, folioId: Id, vmaId: Id): number {
   pte_lock(c, mmId);
   const found = page_vma_mapped_walk(c, folioId, vmaId);
   for (const at of found) {
-    delete mm(c, mmId).ptes[at];
+    pte_clear(c, mmId, at);
     c.k.folio_remove_rmap_pte(c, folioId);
   }
   pte_unlock(c, mmId);

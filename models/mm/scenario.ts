@@ -27,6 +27,8 @@ import {
   vmaPages,
   type Budgets,
   type Id,
+  type Mm,
+  type Pte,
   type State,
   ptePages,
 } from './state.ts';
@@ -104,6 +106,14 @@ export interface LinkOpts {
   inTree?: boolean;
 }
 
+/** A copy of a page table with page's PTE set (or cleared, with undefined). */
+export function withPte(ptes: Mm['ptes'], page: number, pte: Pte | undefined): Mm['ptes'] {
+  const out = ptes.slice();
+  if (pte === undefined) delete out[page];
+  else out[page] = pte;
+  return out;
+}
+
 export class ScenarioBuilder {
   /** The state under construction; tests may edit it directly for cases the builder does not cover. */
   readonly s: State;
@@ -167,10 +177,7 @@ export class ScenarioBuilder {
       chain: [],
       attached,
     };
-    if (attached) {
-      m.vmas.push(id);
-      m.vmas.sort((a, b) => this.s.vmas[a]!.start - this.s.vmas[b]!.start);
-    }
+    if (attached) m.vmas = [...m.vmas, id].sort((a, b) => this.s.vmas[a]!.start - this.s.vmas[b]!.start);
     return id;
   }
 
@@ -189,11 +196,11 @@ export class ScenarioBuilder {
     const last = v.pgoff + vmaPages(v) - 1;
     const inTree = opts.inTree ?? true;
     this.s.avcs[id] = { id, vma: vmaId, anonVma: avId, inTree, cachedStart: start, cachedLast: last };
-    v.chain.unshift(id);
+    v.chain = [id, ...v.chain];
     if (inTree) {
       let i = 0;
       while (i < a.tree.length && this.s.avcs[a.tree[i]!]!.cachedStart <= start) i++;
-      a.tree.splice(i, 0, id);
+      a.tree = [...a.tree.slice(0, i), id, ...a.tree.slice(i)];
     }
     return id;
   }
@@ -231,7 +238,7 @@ export class ScenarioBuilder {
   /** Map page `page` of mm `mmId` to folio `folioId` (or ZERO_PAGE); adds to the mapcount unless told not to. */
   pte(mmId: Id, page: number, folioId: Id, opts: PteOpts = {}): this {
     const m = this.mmOf(mmId);
-    m.ptes[page] = { folio: folioId, sub: opts.sub ?? 0, writable: opts.writable ?? true };
+    m.ptes = withPte(m.ptes, page, { folio: folioId, sub: opts.sub ?? 0, writable: opts.writable ?? true });
     if (folioId !== ZERO_PAGE && (opts.account ?? true)) {
       const f = this.s.folios[folioId];
       if (f === undefined) throw new Error(`ScenarioBuilder.pte: no folio ${folioId}`);
@@ -245,7 +252,7 @@ export class ScenarioBuilder {
     const m = this.mmOf(mmId);
     const pte = m.ptes[page];
     if (pte === undefined) return this;
-    delete m.ptes[page];
+    m.ptes = withPte(m.ptes, page, undefined);
     const f = this.s.folios[pte.folio];
     if (f !== undefined && (opts.account ?? true)) f.mapcount--;
     return this;

@@ -40,14 +40,15 @@ export interface Mm {
   /** The mm this one was forked from (NIL for the first process). Not semantic. */
   parent: Id;
   /** VMA ids sorted by vm_start. */
-  vmas: Id[];
+  vmas: readonly Id[];
   /**
    * The page table: ptes[page] is the PTE of that page, a hole where there is
    * none (a sparse array, so that an index loop up to its length visits every
    * PTE: for-in over integer keys costs ten times more on the explorer's path).
+   * Written only through set_pte_at and pte_clear (ctx.ts).
    */
-  ptes: (Pte | undefined)[];
-  mmapLock: LockState;
+  ptes: readonly (Readonly<Pte> | undefined)[];
+  mmapLock: Readonly<LockState>;
   /** mm->page_table_lock (serializes setting vma->anon_vma, §2.2); holder thread or NIL. */
   pageTableLock: Id;
   /** The PTE lock of the (single) page table of this small address space; holder or NIL. */
@@ -69,7 +70,7 @@ export interface Vma {
   hasClose: boolean;
   anonVma: Id;
   /** anon_vma_chain: AVC ids in list order, head first (§1.4). */
-  chain: Id[];
+  chain: readonly Id[];
   /** In the mm's VMA tree (vma_is_attached). */
   attached: boolean;
 }
@@ -82,13 +83,13 @@ export interface AnonVma {
   numChildren: number;
   numActiveVmas: number;
   /** rb_root: AVC ids in interval-tree in-order (by start pgoff, equal starts in insertion order, §1.4). */
-  tree: Id[];
+  tree: readonly Id[];
   /** The rwsem; only the root's is ever taken (§1.3). */
-  rwsem: LockState;
+  rwsem: Readonly<LockState>;
   /** Freed anon_vmas stay as tombstones so that a later use is caught. */
   freed: boolean;
   /** Extra counters added by variants (e.g. the pre-2022 degree). */
-  ext?: Record<string, number>;
+  ext?: Readonly<Record<string, number>>;
 }
 
 export interface Avc {

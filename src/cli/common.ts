@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { PICTURE_FORMATS, renderTracePicture, type PictureFormat, type TracePicture } from '../report/picture.ts';
 import { ParseError, type Model, type Violation } from '../engine/model.ts';
-import { createMmModel, DEFAULT_BOUNDS } from '../../models/mm/model.ts';
+import { createMmModel, DEFAULT_BOUNDS, type MmModelOptions } from '../../models/mm/model.ts';
 import { ALL_PROPERTIES } from '../../properties/index.ts';
 import { loadModel, VariantError } from '../../models/variants/load.ts';
 import { DEFAULT_DB_PATH } from '../store/db.ts';
@@ -120,11 +120,14 @@ export function parsePropertyList(text: string | undefined): string[] | undefine
 }
 
 /** Build the model from --model (a built-in name or a variant file); a broken variant is bad input. */
-export async function makeModel(spec: string, bounds: Partial<Bounds>, only?: readonly string[]): Promise<MmModel> {
+/** Model options a command may set besides the variant, bounds and properties. */
+export type ModelOptions = Pick<MmModelOptions, 'search' | 'checkImmutability'>;
+
+export async function makeModel(spec: string, bounds: Partial<Bounds>, only?: readonly string[], options: ModelOptions = {}): Promise<MmModel> {
   try {
     const loaded = await loadModel(spec);
     const properties = only === undefined ? undefined : ALL_PROPERTIES.filter((p) => only.includes(p.id));
-    return createMmModel({ name: loaded.name, kernel: loaded.kernel, bounds, ...(properties ? { properties } : {}) });
+    return createMmModel({ name: loaded.name, kernel: loaded.kernel, bounds, ...(properties ? { properties } : {}), ...options });
   } catch (e) {
     if (e instanceof ParseError || e instanceof UsageError || e instanceof VariantError) throw new UsageError(e.message);
     throw e;

@@ -50,8 +50,8 @@ function anonVmaMergeSeed001(c: Ctx, survivor: Id, removed: Id, reinsertLater: b
     // survivor's AVCs when it holds the anon lock; otherwise insert here.
     c.k.anon_vma_interval_tree_remove(c, id, a.anonVma);
     a.vma = survivor;
-    r.chain.splice(r.chain.indexOf(id), 1);
-    s.chain.push(id);
+    r.chain = r.chain.filter((x) => x !== id);
+    s.chain = [...s.chain, id];
     if (!reinsertLater) c.k.anon_vma_interval_tree_insert(c, id, a.anonVma);
   }
 }

@@ -6,15 +6,14 @@
 // from "one VMA, no child", so an anon_vma still in use could be adopted
 // again. The counter is kept as the extra field `degree`; num_children and
 // num_active_vmas stay maintained as the ground truth the properties check.
-import { av, vma } from '../../mm/ctx.ts';
-import type { Ctx } from '../../mm/ctx.ts';
+import { anonVmaBookkeeping, av, vma, type Ctx } from '../../mm/ctx.ts';
 import { NIL, type Id } from '../../mm/state.ts';
 import type { Variant } from '../registry.ts';
 import { anon_vma_clone_6x, anon_vma_fork_6x, unlink_anon_vmas_6x } from './clone-6x.ts';
 
 const bump = (c: Ctx, id: Id, by: number): void => {
-  // Raw access: a degree update on a freed anon_vma is not a kernel access in this model.
-  const a = c.s.anonVmas[id];
+  // A degree update on a freed anon_vma is not a kernel access in this model.
+  const a = anonVmaBookkeeping(c, id);
   if (a !== undefined) a.ext = { ...a.ext, degree: (a.ext?.degree ?? 0) + by };
 };
 const degree = (c: Ctx, id: Id): number => c.s.anonVmas[id]?.ext?.degree ?? 0;
