@@ -1,13 +1,14 @@
 // The explorer's transition path without immer (DESIGN.md §2, issue 12):
-// copy-on-write per record. A transition starts from a state whose tables
-// are shallow copies of the parent's, so its records are shared with the
-// parent; the Ctx write accessors (ctx.ts: mm, vma, av, avc, folio,
-// threadW) replace a shared record by a private deep copy the first time a
-// transition writes it. The parent is never written: reads go to shared
-// records, writes to private copies, and a table entry added or deleted only
-// changes the transition's own table. The kernel functions are the same code
-// under immer (the reference semantics: run, replay, tests) and here; a
-// differential test keeps the two identical (test/transitions.test.ts).
+// copy-on-write per table and per record. A transition starts from a state
+// that shares the parent's tables; the Ctx write accessors (ctx.ts: mm, vma,
+// av, avc, folio, threadW, insert, remove, set_pte_at) copy a table, a
+// record or a page table the first time the transition writes it, and
+// remember what it owns (Ctx.own). The parent is never written: reads go to
+// shared objects, writes to private copies. The kernel functions are the
+// same code under immer (the reference semantics: run, replay, tests) and
+// here; a differential test keeps the two identical
+// (test/transitions.test.ts), and --check-immutability freezes every parent
+// to catch a write that bypasses the accessors.
 //
 // Every copy below is an object literal checked against All<T>: a field
 // added to a record type and missed here is a compile-time error, not a
@@ -114,38 +115,23 @@ export function copyThread(t: Thread): Thread {
 const budgets = (b: Budgets): Budgets => ({ enomem: b.enomem, walkers: b.walkers }) satisfies All<Budgets>;
 
 /**
- * Shallow copy of an id-keyed table: the records stay shared until written.
- * (A spread clones an integer-keyed object an order of magnitude faster than
- * a for-in loop.)
+ * The start of a transition from parent: the tables are the parent's,
+ * shared until the transition first writes one (ctx.ts copies it then);
+ * the small fields are copied.
  */
-const table = <T>(t: Record<Id, T>): Record<Id, T> => ({ ...t });
-
-/** The start of a transition from parent: fresh tables and small fields, records shared. */
 export function cowState(p: State): State {
   return {
-    mms: table(p.mms),
-    vmas: table(p.vmas),
-    anonVmas: table(p.anonVmas),
-    avcs: table(p.avcs),
-    folios: table(p.folios),
+    mms: p.mms,
+    vmas: p.vmas,
+    anonVmas: p.anonVmas,
+    avcs: p.avcs,
+    folios: p.folios,
     nextId: { mm: p.nextId.mm, vma: p.nextId.vma, anonVma: p.nextId.anonVma, avc: p.nextId.avc, folio: p.nextId.folio, walker: p.nextId.walker },
     budgets: budgets(p.budgets),
-    threads: table(p.threads),
+    threads: p.threads,
     warnings: p.warnings.slice(),
     uaf: p.uaf.slice(),
   } satisfies All<State>;
-}
-
-/** A full private copy of a state (every record copied). */
-export function copyState(p: State): State {
-  const s = cowState(p);
-  for (const k in s.mms) s.mms[k] = copyMm(s.mms[k]!);
-  for (const k in s.vmas) s.vmas[k] = copyVma(s.vmas[k]!);
-  for (const k in s.anonVmas) s.anonVmas[k] = copyAnonVma(s.anonVmas[k]!);
-  for (const k in s.avcs) s.avcs[k] = copyAvc(s.avcs[k]!);
-  for (const k in s.folios) s.folios[k] = copyFolio(s.folios[k]!);
-  for (const k in s.threads) s.threads[k] = copyThread(s.threads[k]!);
-  return s;
 }
 
 /**

@@ -61,24 +61,48 @@ function table<N extends TableName>(c: Ctx, name: N): State[N] {
 }
 
 /**
- * Record id of table t, to be written: under copy-on-write, a record still
- * shared with the parent state is replaced by a private copy first. A
- * transition writes few records, so a linear scan of what it owns is cheaper
- * than a Set.
+ * Under copy-on-write, table `name` of c.s, made the transition's own first:
+ * a table still shared with the parent state is replaced by a shallow copy
+ * (its records stay shared). A transition owns few objects, so a linear scan
+ * of them is cheaper than a Set.
  */
-function writable<T extends object>(c: Ctx, t: Record<Id, T>, id: Id, x: T, copy: (x: T) => T): T {
+function ownTable<N extends TableName | 'threads'>(c: Ctx, name: N): State[N] {
+  const own = c.own!;
+  const t = c.s[name];
+  if (own.includes(t)) return t;
+  const mine = { ...t } as State[N];
+  c.s[name] = mine;
+  own.push(mine);
+  return mine;
+}
+
+/**
+ * Record id of table `name`, to be written: under copy-on-write, a record
+ * still shared with the parent state is replaced by a private copy first
+ * (in the transition's own copy of the table).
+ */
+function writable<N extends TableName | 'threads'>(c: Ctx, name: N, id: Id, x: State[N][Id], copy: (x: State[N][Id]) => State[N][Id]): State[N][Id] {
   const own = c.own;
   if (own === undefined || own.includes(x)) return x;
   const mine = copy(x);
-  t[id] = mine;
+  ownTable(c, name)[id] = mine;
   own.push(mine);
   return mine;
 }
 
 /** Store a record created by this transition (it is the transition's own: no copy on write). */
 export function insert<N extends TableName | 'threads'>(c: Ctx, name: N, id: Id, x: State[N][Id]): void {
-  c.s[name][id] = x;
-  c.own?.push(x as object);
+  if (c.own === undefined) c.s[name][id] = x;
+  else {
+    ownTable(c, name)[id] = x;
+    c.own.push(x);
+  }
+}
+
+/** Remove record id of table `name` (a kernel free). */
+export function remove(c: Ctx, name: TableName | 'threads', id: Id): void {
+  if (c.own === undefined) delete c.s[name][id];
+  else delete ownTable(c, name)[id];
 }
 
 /** Record a kernel assert (WARN/BUG) by name; the state keeps each name once. */
@@ -103,7 +127,7 @@ export function av(c: Ctx, id: Id, where: string): AnonVma {
   const a = t[id];
   if (a === undefined) throw new Error(`model bug: no anon_vma ${id} (${where})`);
   if (a.freed) useAfterFree(c, id, where);
-  return writable(c, t, id, a, copyAnonVma);
+  return writable(c, 'anonVmas', id, a, copyAnonVma);
 }
 
 /**
@@ -114,7 +138,7 @@ export function av(c: Ctx, id: Id, where: string): AnonVma {
 export function anonVmaBookkeeping(c: Ctx, id: Id): AnonVma | undefined {
   const t = c.own !== undefined ? c.s.anonVmas : table(c, 'anonVmas');
   const a = t[id];
-  return a === undefined ? undefined : writable(c, t, id, a, copyAnonVma);
+  return a === undefined ? undefined : writable(c, 'anonVmas', id, a, copyAnonVma);
 }
 
 /** Record a use-after-free of anon_vma id by where (each name once). */
@@ -127,21 +151,21 @@ export function vma(c: Ctx, id: Id): Vma {
   const t = c.own !== undefined ? c.s.vmas : table(c, 'vmas');
   const v = t[id];
   if (v === undefined) throw new Error(`model bug: no vma ${id}`);
-  return writable(c, t, id, v, copyVma);
+  return writable(c, 'vmas', id, v, copyVma);
 }
 
 export function avc(c: Ctx, id: Id): Avc {
   const t = c.own !== undefined ? c.s.avcs : table(c, 'avcs');
   const a = t[id];
   if (a === undefined) throw new Error(`model bug: no avc ${id}`);
-  return writable(c, t, id, a, copyAvc);
+  return writable(c, 'avcs', id, a, copyAvc);
 }
 
 export function mm(c: Ctx, id: Id): Mm {
   const t = c.own !== undefined ? c.s.mms : table(c, 'mms');
   const m = t[id];
   if (m === undefined) throw new Error(`model bug: no mm ${id}`);
-  return writable(c, t, id, m, copyMm);
+  return writable(c, 'mms', id, m, copyMm);
 }
 
 /**
@@ -172,14 +196,14 @@ export function threadW(c: Ctx, tid: Id): Thread {
   const t = c.s.threads;
   const x = t[tid];
   if (x === undefined) throw new Error(`model bug: no thread ${tid}`);
-  return writable(c, t, tid, x, copyThread);
+  return writable(c, 'threads', tid, x, copyThread);
 }
 
 export function folio(c: Ctx, id: Id): Folio {
   const t = c.own !== undefined ? c.s.folios : table(c, 'folios');
   const f = t[id];
   if (f === undefined) throw new Error(`model bug: no folio ${id}`);
-  return writable(c, t, id, f, copyFolio);
+  return writable(c, 'folios', id, f, copyFolio);
 }
 
 // Read-only accessors: the same lookups, without making a draft of what they

@@ -1,6 +1,6 @@
 // mm/memory.c: anonymous faults, copy-on-write, fork's page copy, zap, and
 // the long-term GUP pin. Digest §2.7, §2.8, §2.11, §5.
-import { allocOk, folio, insert, mm, mmR, peek, pte_clear, pteR, set_pte_at, vma, vmaR, warn, type Ctx } from './ctx.ts';
+import { allocOk, folio, insert, remove, mm, mmR, peek, pte_clear, pteR, set_pte_at, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { folio_trylock, folio_unlock, mmap_read_lock, mmap_read_unlock, pte_lock, pte_unlock } from './locks.ts';
 import { EBUSY, ENOMEM } from './rmap.ts';
 import { NIL, VM_READ, VM_WRITE, ZERO_PAGE, walkerHolds, type Id } from './state.ts';
@@ -21,7 +21,7 @@ export function folio_alloc(c: Ctx, nrPages = 1): Id {
 
 /** The last folio reference is dropped (after the TLB flush in zap, §5): the folio is freed. */
 export function folio_put_last(c: Ctx, folioId: Id): void {
-  if (folio(c, folioId).mapcount === 0 && !walkerHolds(peek(c.s, 'threads'), folioId)) delete c.s.folios[folioId];
+  if (folio(c, folioId).mapcount === 0 && !walkerHolds(peek(c.s, 'threads'), folioId)) remove(c, 'folios', folioId);
 }
 
 /** do_anonymous_page (memory.c; §2.8): read faults map the zero page; write faults prepare the anon_vma and map a new exclusive folio. */
@@ -46,7 +46,7 @@ export function do_anonymous_page(c: Ctx, vmaId: Id, page: number, write: boolea
   for (let i = 0; i < nr; i++)
     if (mm(c, v.mm).ptes[addr + i] !== undefined) {
       pte_unlock(c, v.mm);
-      delete c.s.folios[f];
+      remove(c, 'folios', f);
       return 0;
     }
   c.k.folio_add_new_anon_rmap(c, f, vmaId, addr, true);
@@ -95,7 +95,7 @@ export function wp_page_copy(c: Ctx, vmaId: Id, page: number, unshare: boolean):
   const old = mm(c, v.mm).ptes[page];
   if (old === undefined) {
     pte_unlock(c, v.mm);
-    delete c.s.folios[f];
+    remove(c, 'folios', f);
     return 0;
   }
   c.k.folio_add_new_anon_rmap(c, f, vmaId, page, true);

@@ -1,6 +1,6 @@
 // mm/mmap.c and the munmap path of mm/vma.c: fixed-address anonymous mmap,
 // fork's dup_mmap, exit_mmap, munmap. Digest §2.7, §3.7, §5.
-import { insert, mmVmas, vma, vmaR, warn, type Ctx } from './ctx.ts';
+import { insert, mmVmas, remove, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { mmap_read_lock, mmap_read_unlock, mmap_write_downgrade, mmap_write_lock, mmap_write_unlock } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
 import { NIL, RECORD, freeLock, type Id } from './state.ts';
@@ -152,7 +152,7 @@ export function exit_mmap_free(c: Ctx, mmId: Id, vmas: readonly Id[]): void {
     c.k.vm_area_free(c, id);
   }
   mmap_write_unlock(c, mmId);
-  delete c.s.mms[mmId];
+  remove(c, 'mms', mmId);
 }
 
 /**

@@ -1,7 +1,7 @@
 // mm/rmap.c and the anon_vma helpers of mm/internal.h: anon_vma lifetime,
 // anon_vma_chain links, clone/fork/unlink, folio rmap accounting and the
 // anonymous rmap walk. Digest §1.3-§1.5 and §2.1-§2.13.
-import { allocOk, av, insert, avR, avc, avcR, folio, mm, mmR, peek, pte_clear, pteR, vma, vmaR, warn, type Ctx } from './ctx.ts';
+import { allocOk, av, insert, remove, avR, avc, avcR, folio, mm, mmR, peek, pte_clear, pteR, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import {
   anon_vma_assert_tree_locked,
   anon_vma_lock_write,
@@ -92,7 +92,7 @@ export function anon_vma_chain_alloc(c: Ctx): Id {
 }
 
 export function anon_vma_chain_free(c: Ctx, id: Id): void {
-  delete c.s.avcs[id];
+  remove(c, 'avcs', id);
 }
 
 /** anon_vma_chain_assign (rmap.c; §1.4): fill the AVC and list_add it at the head of the VMA's chain. */

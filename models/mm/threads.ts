@@ -16,7 +16,7 @@
 //   munmap:           split and detach | unmap_vmas (zap) | free_pgtables (unlink_anon_vmas)
 //   exit:             zap | free_pgtables and the VMAs (unlink_anon_vmas)
 //   fault, mmap, mprotect, pin, and the other mremaps: one step.
-import { insert, threadW, warn, type Ctx } from './ctx.ts';
+import { insert, remove, threadW, warn, type Ctx } from './ctx.ts';
 import { lockName, mmap_write_unlock } from './locks.ts';
 import { restoreMove } from './mremap.ts';
 import { threadName, type SyscallOp } from './ops.ts';
@@ -127,7 +127,7 @@ export function runThreadStep(c: Ctx, tid: Id): void {
   }
   if (finished) {
     if (t.held.length > 0) warn(c, `${RECORD.lockdep} ${threadName(t.id)} ended holding ${t.held.map((h) => lockName(h.cls, h.id)).join(', ')}`);
-    delete c.s.threads[tid];
+    remove(c, 'threads', tid);
   } else t.allocs = c.allocs;
 }
 

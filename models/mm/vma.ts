@@ -1,7 +1,7 @@
 // mm/vma.c: mergeability, anon_vma reuse at fault time, merge of new and
 // existing ranges, expand, split, shrink, modify, copy (for mremap), and the
 // VMA tree of an mm. Digest §2.3 and §3.
-import { allocOk, avR, insert, mm, mmVmas, peek, vma, vmaR, warn, type Ctx } from './ctx.ts';
+import { allocOk, avR, insert, remove, mm, mmVmas, peek, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { anon_vma_lock_write, anon_vma_unlock_write, mmap_assert_write_locked } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
 import { NIL, RECORD, VM_ACCESS_FLAGS, VM_SPECIAL, type Id, type Vma } from './state.ts';
@@ -81,7 +81,7 @@ export function vm_area_alloc(c: Ctx, mmId: Id, start: number, end: number, pgof
 /** vm_area_free (mm/vma_init.c): asserts the VMA is detached. */
 export function vm_area_free(c: Ctx, vmaId: Id): void {
   if (vmaR(c, vmaId).attached) warn(c, 'vm_area_free: vma still attached');
-  delete c.s.vmas[vmaId];
+  remove(c, 'vmas', vmaId);
 }
 
 /** vma_iter_prealloc: the maple-tree node preallocation; false on ENOMEM. */
@@ -501,7 +501,7 @@ export function __split_vma(c: Ctx, vmaId: Id, addr: number, newBelow: boolean):
     n.pgoff += addr - v.start;
   }
   if (!c.k.vma_iter_prealloc(c)) {
-    delete c.s.vmas[newId];
+    remove(c, 'vmas', newId);
     return ENOMEM;
   }
   const err = c.k.anon_vma_clone(c, newId, vmaId, 'SPLIT');
