@@ -217,9 +217,12 @@ function orderThreads(s: State): void {
   if (threadOrder.length > 1) threadOrder.sort((a, b) => (a.walker === undefined ? (mmIdx.get(a.id) ?? a.id) : a.id) - (b.walker === undefined ? (mmIdx.get(b.id) ?? b.id) : b.id));
 }
 
-/** A syscall without its process (which the encoding renames). */
+/** A syscall without its process (which the encoding renames). An issued op is never written, so its hash is kept. */
+const opHashes = new WeakMap<SyscallOp, number>();
 function opHash(op: SyscallOp): number {
-  return hashString(formatOp({ ...op, proc: 0 }));
+  let h = opHashes.get(op);
+  if (h === undefined) opHashes.set(op, (h = hashString(formatOp({ ...op, proc: 0 }))));
+  return h;
 }
 
 function putThreads(): void {

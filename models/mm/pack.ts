@@ -150,7 +150,7 @@ function writeThread(t: Thread): void {
   if (t.op === undefined) int(0);
   else {
     int(1);
-    str(formatOp(t.op));
+    str(opText(t.op));
   }
   int(WALKERS.indexOf(t.walker));
   str(t.pc);
@@ -172,6 +172,28 @@ function writeThread(t: Thread): void {
     int(p.mm);
     int(p.sub);
   }
+}
+
+// A thread's syscall travels as its text. The alphabet is small and an issued
+// op is never written, so texts and ops are kept both ways: unpacking the same
+// text gives the same op object (which canon.ts's hash cache then knows).
+const texts = new WeakMap<SyscallOp, string>();
+const ops = new Map<string, SyscallOp>();
+
+function opText(op: SyscallOp): string {
+  let t = texts.get(op);
+  if (t === undefined) texts.set(op, (t = formatOp(op)));
+  return t;
+}
+
+function opOf(text: string): SyscallOp {
+  let op = ops.get(text);
+  if (op === undefined) {
+    op = parseOp(text) as SyscallOp;
+    ops.set(text, op);
+    texts.set(op, text);
+  }
+  return op;
 }
 
 /** The state as bytes (a fresh array the caller owns). */
@@ -336,7 +358,7 @@ const readThread = (): Thread =>
   ({
     id: rint(),
     proc: rint(),
-    op: rint() === 0 ? undefined : (parseOp(rstr()) as SyscallOp),
+    op: rint() === 0 ? undefined : opOf(rstr()),
     walker: WALKERS[rint()],
     pc: rstr(),
     held: readHeld(),
