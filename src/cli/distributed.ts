@@ -135,5 +135,7 @@ export async function cmdWorker(o: WorkerCliOptions): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    // Connections being retried or threads winding down must not keep a stopped worker alive.
+    setTimeout(() => process.exit(), 1000).unref();
   }
 }

@@ -846,15 +846,19 @@ export async function serveWorker(o: WorkerOptions): Promise<void> {
   } finally {
     if (timer) clearInterval(timer);
     const lost = link.failed !== undefined;
-    for (const key of [...serving.keys()]) {
-      if (lost) {
-        const s = serving.get(key)!;
-        serving.delete(key);
-        void s.worker.disconnect().catch(() => {});
-        void s.pool.destroy().catch(() => {});
-      } else await close(key, 'worker stopping');
-    }
-    if (!lost) await r.del(`${PREFIX}worker:${id}`).catch(() => {});
+    const tidy = async (): Promise<void> => {
+      for (const key of [...serving.keys()]) {
+        if (lost) {
+          const s = serving.get(key)!;
+          serving.delete(key);
+          void s.worker.disconnect().catch(() => {});
+          void s.pool.destroy().catch(() => {});
+        } else await close(key, 'worker stopping');
+      }
+      if (!lost) await r.del(`${PREFIX}worker:${id}`).catch(() => {});
+    };
+    // Bounded: Redis may be gone (then requests would wait for it).
+    await Promise.race([tidy(), new Promise((res) => setTimeout(res, 3000).unref())]);
     link.close();
   }
 }
