@@ -22,6 +22,7 @@ import { cmdGate, type GateOptions } from './cli/gate.ts';
 import { cmdBugs } from './cli/bugs.ts';
 import { cmdBench } from './cli/bench.ts';
 import { cmdWorker, type WorkerCliOptions } from './cli/distributed.ts';
+import { cmdBenchDistributed } from './cli/bench-distributed.ts';
 
 function addBoundOptions(c: Command): Command {
   return c
@@ -111,6 +112,12 @@ function program(setCode: (n: number) => void): Command {
     .addOption(new Option('--lock-ms <ms>', "BullMQ lock duration: a dead worker's batch is redone about this long after (default 30000)").hideHelp())
     .addOption(new Option('--delay-ms <ms>', 'testing: hold every batch this long before answering').hideHelp())
     .action(async (o: WorkerCliOptions) => setCode(await cmdWorker(o)));
+
+  p.command('bench-distributed')
+    .description('the distributed measurement: two worker processes on a local Redis against two threads, bytes per state over Redis')
+    .option('--only <name>', 'the bench configuration (default deep)')
+    .option('--json', 'print JSON')
+    .action(async (o: { only?: string; json?: boolean }) => setCode(await cmdBenchDistributed(o)));
 
   p.command('list')
     .description('recorded runs and violations, newest first')

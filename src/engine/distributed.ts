@@ -716,12 +716,40 @@ export async function serveWorker(o: WorkerOptions): Promise<void> {
   const heartbeat = (): Promise<unknown> =>
     r.set(`${PREFIX}worker:${id}`, JSON.stringify({ host: hostname(), pid: process.pid, concurrency: o.concurrency, runs: [...serving.keys()] }), 'PX', 10_000);
 
+  // Thread pools by model spec, kept between runs of the same model (a pool's threads build the model once).
+  const pools = new Map<string, { pool: Piscina; users: number; idleSince: number }>();
+  const poolFor = (spec: ModelSpec): Piscina => {
+    const k = JSON.stringify(spec);
+    let p = pools.get(k);
+    if (!p) {
+      const pool = new Piscina({ filename: WORKER_FILE, workerData: spec, minThreads: o.concurrency, maxThreads: o.concurrency, idleTimeout: 60_000, concurrentTasksPerWorker: 1 });
+      p = { pool, users: 0, idleSince: 0 };
+      pools.set(k, p);
+    }
+    p.users++;
+    return p.pool;
+  };
+  const release = (pool: Piscina): void => {
+    for (const p of pools.values())
+      if (p.pool === pool) {
+        p.users--;
+        p.idleSince = Date.now();
+      }
+  };
+  const dropIdlePools = (all: boolean): void => {
+    for (const [k, p] of pools)
+      if (all || (p.users === 0 && Date.now() - p.idleSince > 60_000)) {
+        pools.delete(k);
+        void p.pool.destroy().catch(() => {});
+      }
+  };
+
   const close = async (key: string, why: string): Promise<void> => {
     const s = serving.get(key);
     if (!s) return;
     serving.delete(key);
     await Promise.race([s.worker.close(true).catch(() => {}), new Promise((res) => setTimeout(res, 2000).unref())]);
-    await s.pool.destroy().catch(() => {});
+    release(s.pool);
     o.log(`run ${key}: ${why} (${s.batches} batches expanded here)`);
   };
 
@@ -800,7 +828,7 @@ export async function serveWorker(o: WorkerOptions): Promise<void> {
         o.log(`refusing run ${key} from ${d.host}: ${verdict}`);
         continue;
       }
-      const pool = new Piscina({ filename: WORKER_FILE, workerData: verdict.spec, minThreads: o.concurrency, maxThreads: o.concurrency, idleTimeout: 60_000, concurrentTasksPerWorker: 1 });
+      const pool = poolFor(verdict.spec);
       const s = { d, pool, replica: new VisitedSet(1 << 12, true), applied: 0, inflight: 0, batches: 0 } as Omit<Serving, 'worker'> as Serving;
       const worker = new Worker<JobData>(d.queue, process1(s), {
         connection,
@@ -833,7 +861,7 @@ export async function serveWorker(o: WorkerOptions): Promise<void> {
         if (busy) return;
         busy = true;
         link
-          .guard(Promise.all([heartbeat(), discover()]))
+          .guard(Promise.all([heartbeat(), discover().then(() => dropIdlePools(false))]))
           .catch((e: unknown) => {
             if (e instanceof DistributedError) reject(e);
             else o.log(`internal error: ${redactUrls((e as Error).message)}`);
@@ -852,9 +880,9 @@ export async function serveWorker(o: WorkerOptions): Promise<void> {
           const s = serving.get(key)!;
           serving.delete(key);
           void s.worker.disconnect().catch(() => {});
-          void s.pool.destroy().catch(() => {});
         } else await close(key, 'worker stopping');
       }
+      dropIdlePools(true);
       if (!lost) await r.del(`${PREFIX}worker:${id}`).catch(() => {});
     };
     // Bounded: Redis may be gone (then requests would wait for it).
