@@ -9,7 +9,6 @@
 // are spawned asynchronously; waits are on conditions with generous bounds.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -20,6 +19,7 @@ import { explore } from '../src/engine/explorer.ts';
 import { readCheckpoint } from '../src/engine/checkpoint.ts';
 import { buildMmModel, type MmSpec } from '../src/cli/model-spec.ts';
 import { parseRedisUrl, redactUrls } from '../src/engine/redis.ts';
+import { freePort } from '../src/cli/bench-distributed.ts';
 
 setAutoFreeze(false);
 const ROOT = resolve(import.meta.dirname, '..');
@@ -59,17 +59,6 @@ async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.on('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
 }
 
 async function startRedis(password?: string): Promise<{ proc: Proc; url: string; port: number }> {

@@ -13,8 +13,9 @@
 //   - A worker process (`mmcheck worker`) keeps a replica of the visited set
 //     built from that list, and expands each batch with expandBatch
 //     (src/engine/expand.ts) on its own piscina threads (workers/expand.mjs):
-//     a successor already visited is dropped there, and so is one reached
-//     again inside the batch (a level table per batch; first reach wins). It
+//     a successor already visited is dropped there, and so is one that a
+//     batch of the same level in the same process reached from a smaller
+//     frontier position (a level table per process and level). It
 //     writes the rest (packed, with parent position, action, fingerprint and
 //     violations) to a Redis key and completes the job.
 //   - The coordinator merges the batches in frontier order: the first batch
@@ -22,10 +23,12 @@
 //     which is the successor the single-thread BFS records. So state indices,
 //     parent links, violations and traces do not depend on the number of
 //     workers, on the batch size or on which worker ran which batch.
-//   - A batch's result depends only on the batch and the visited set of its
-//     level, so a batch run twice (a worker killed mid-batch, its job moved
-//     back by BullMQ's stalled-job check and run elsewhere) gives the same
-//     bytes; the coordinator takes the first completion of each job.
+//   - Whoever runs a batch, its result holds every successor for which the
+//     batch has the smallest frontier position of the level (no table
+//     anywhere can hold a smaller one), so a batch run twice (a worker
+//     killed mid-batch, its job moved back by BullMQ's stalled-job check and
+//     run elsewhere) brings the same owners; the others are dropped at the
+//     merge. The coordinator takes the first result of each job.
 //
 // Workers never receive code: a run's descriptor in Redis carries data only
 // (the model's name or variant path, its bounds, the properties), the
@@ -693,6 +696,8 @@ interface Serving {
   replica: VisitedSet;
   applied: number;
   inflight: number;
+  /** The level table of this process's batches of one level. */
+  table?: { level: number; table: LevelTable };
   /** Applying fingerprint chunks: jobs wait for it. */
   applying?: Promise<void>;
   batches: number;
@@ -778,13 +783,19 @@ export async function serveWorker(o: WorkerOptions): Promise<void> {
       const buf = await link.guard(r.getBuffer(runKeyOf(s.d.key, `:b:${level}:${b}`)));
       if (buf === null) throw new Error(`batch ${b} of level ${level} is missing from Redis`);
       const batch = deserialize(buf) as { first: number; bytes: Uint8Array; offsets: Uint32Array };
-      let table = LevelTable.create(Math.max(1024, (batch.offsets.length - 1) * 16));
+      // One level table for this process's batches of the level, as the thread pool shares one: a
+      // successor another batch here reached from a smaller position is not sent. The batch that
+      // reaches a state from the smallest position always sends it, whatever ran here before, so
+      // the merge's owners do not depend on which worker ran which batch. A full table is
+      // replaced by an empty, larger one (forgetting only saves less).
+      if (s.table?.level !== level) s.table = { level, table: LevelTable.create(1 << 15) };
       let res: ExpandResult;
       for (;;) {
+        const table: LevelTable = s.table.table;
         const task: ExpandTask = { first: batch.first, bytes: batch.bytes, offsets: batch.offsets, visited: s.replica.keys.buffer as SharedArrayBuffer, table: table.buffer, ...(check ? { check } : {}) };
         res = (await s.pool.run(task)) as ExpandResult;
         if (!res.full) break;
-        table = LevelTable.create(table.capacity * 2);
+        if (s.table.table === table) s.table = { level, table: LevelTable.create(table.capacity * 2) };
       }
       const firedByKind = new Array<number>(res.kindNames.length).fill(0);
       for (let i = 0; i < res.kinds.length; i++) firedByKind[res.kinds[i]!]!++;
@@ -833,7 +844,8 @@ export async function serveWorker(o: WorkerOptions): Promise<void> {
       const worker = new Worker<JobData>(d.queue, process1(s), {
         connection,
         prefix: BULL_PREFIX,
-        concurrency: o.concurrency,
+        // Two jobs per thread: one's Redis round trips overlap the other's expansion.
+        concurrency: o.concurrency * 2,
         lockDuration: lockMs,
         stalledInterval: Math.max(500, Math.floor(lockMs / 2)),
         // A killed worker's job is moved back this many times before the run fails.
