@@ -115,9 +115,10 @@ function program(setCode: (n: number) => void): Command {
 
   p.command('bench-distributed')
     .description('the distributed measurement: two worker processes on a local Redis against two threads, bytes per state over Redis')
-    .option('--only <name>', 'the bench configuration (default deep)')
+    .option('--only <name>', 'the bench configuration (default: default)')
+    .option('--repeat <n>', 'runs of each, alternately; the fastest counts (default 2)')
     .option('--json', 'print JSON')
-    .action(async (o: { only?: string; json?: boolean }) => setCode(await cmdBenchDistributed(o)));
+    .action(async (o: { only?: string; json?: boolean; repeat?: string }) => setCode(await cmdBenchDistributed(o)));
 
   p.command('list')
     .description('recorded runs and violations, newest first')

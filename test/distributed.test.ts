@@ -53,7 +53,7 @@ function start(cmd: string, args: string[], env: Record<string, string> = {}): P
 
 const mmcheck = (args: string[]): Proc => start('node', [BIN, ...args]);
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
+async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 90_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -61,14 +61,16 @@ async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms 
   }
 }
 
-async function startRedis(password?: string): Promise<{ proc: Proc; url: string; port: number }> {
+async function startRedis(password?: string, tls?: { cert: string; key: string }): Promise<{ proc: Proc; url: string; port: number }> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmp, 'redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'];
+  const args = ['--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'];
+  if (tls) args.push('--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-auth-clients', 'no');
+  else args.push('--port', String(port));
   if (password) args.push('--requirepass', password);
   const proc = start('redis-server', args);
-  const url = `redis://${password ? `:${password}@` : ''}127.0.0.1:${port}`;
-  const probe = new Redis({ ...parseRedisUrl(url).options, lazyConnect: true, retryStrategy: () => 100 });
+  const url = `${tls ? 'rediss' : 'redis'}://${password ? `:${password}@` : ''}127.0.0.1:${port}`;
+  const probe = new Redis({ ...parseRedisUrl(url).options, ...(tls ? { tls: { ca: readFileSync(tls.cert) } } : {}), lazyConnect: true, retryStrategy: () => 100 });
   probe.on('error', () => {});
   try {
     await waitFor('redis-server to answer', async () => (await probe.ping().catch(() => '')) === 'PONG', 20_000);
@@ -78,7 +80,8 @@ async function startRedis(password?: string): Promise<{ proc: Proc; url: string;
   return { proc, url, port };
 }
 
-const worker = (url: string, extra: string[] = []): Proc => mmcheck(['worker', '--redis', url, '--concurrency', '1', '--lock-ms', '1500', ...extra]);
+const worker = (url: string, extra: string[] = [], env: Record<string, string> = {}): Proc =>
+  start('node', [BIN, 'worker', '--redis', url, '--concurrency', '1', '--lock-ms', '1500', ...extra], env);
 
 async function stop(...ps: Proc[]): Promise<void> {
   for (const p of ps) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
@@ -132,7 +135,7 @@ beforeAll(async () => {
   redis = await startRedis(PASSWORD);
   shared = [worker(redis.url), worker(redis.url)];
   await waitFor('the shared workers', () => shared.every((w) => /waiting for runs/.test(w.err())));
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   for (const c of children) c.kill('SIGKILL');
@@ -157,7 +160,7 @@ describe('check --redis: the single-thread results, whatever the workers do', ()
       expect(text).not.toContain(PASSWORD);
     }
     expect(shared.map((w) => w.err()).join('')).toMatch(/serving run/);
-  }, 60_000);
+  }, 120_000);
 
   it('a worker killed with SIGKILL mid-level: its batches are redone; a worker joining mid-run takes work', async () => {
     const db = join(tmp, 'b.db');
@@ -177,7 +180,7 @@ describe('check --redis: the single-thread results, whatever the workers do', ()
     } finally {
       await stop(victim, ...(joiner ? [joiner] : []));
     }
-  }, 60_000);
+  }, 120_000);
 
   it('the coordinator killed: --resume from its last checkpoint gives the uninterrupted counts', async () => {
     const db = join(tmp, 'c.db');
@@ -198,10 +201,10 @@ describe('check --redis: the single-thread results, whatever the workers do', ()
     } finally {
       await stop(slow);
     }
-  }, 60_000);
+  }, 120_000);
 });
 
-describe('check --redis: failures are said and fast', () => {
+describe('check --redis: failures are said and fast; TLS', () => {
   it('Redis unreachable: exit 3 with a clear message, for the coordinator and a worker; a bad URL is bad input', async () => {
     const port = await freePort();
     const url = `redis://:${PASSWORD}@127.0.0.1:${port}`;
@@ -215,7 +218,7 @@ describe('check --redis: failures are said and fast', () => {
     expect(await bad.exit).toBe(2);
     expect(bad.err()).toMatch(/--redis: .* must start with redis:\/\/ or rediss:\/\//);
     for (const t of [c.err(), c.out(), w.err()]) expect(t).not.toContain(PASSWORD);
-  }, 30_000);
+  }, 120_000);
 
   it('Redis lost mid-run: the coordinator and the worker exit 3 saying so; the run is recorded as an error', async () => {
     const lost = await startRedis();
@@ -231,7 +234,7 @@ describe('check --redis: failures are said and fast', () => {
     const list = mmcheck(['list', '--json', '--db', db]);
     expect(await list.exit).toBe(0);
     expect(list.out()).toMatch(/"outcome":\s*"error"/);
-  }, 60_000);
+  }, 120_000);
 
   it('a worker whose model content differs is refused with a clear message; one that matches serves the run', async () => {
     // A variant file outside the repository (imports by absolute URL).
@@ -276,7 +279,30 @@ describe('check --redis: failures are said and fast', () => {
       await stop(...(wrong ? [wrong] : []), ...(right ? [right] : []));
       if (c.child.exitCode === null) c.child.kill('SIGKILL');
     }
-  }, 60_000);
+  }, 120_000);
+
+  it('rediss:// with a password: TLS to a redis-server with a certificate (CA given with NODE_EXTRA_CA_CERTS)', async () => {
+    const cert = join(tmp, 'cert.pem');
+    const key = join(tmp, 'key.pem');
+    const ssl = start('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    expect(await ssl.exit, `openssl is needed for this test: ${ssl.err()}`).toBe(0);
+    const tls = await startRedis(PASSWORD, { cert, key });
+    const env = { NODE_EXTRA_CA_CERTS: cert };
+    const w = worker(tls.url, [], env);
+    try {
+      const c = start('node', [BIN, 'check', '--redis', tls.url, '--depth', '3', ...SMALL_ARGS, '--continue', '--json', '--db', join(tmp, 'tls.db')], env);
+      expect(await c.exit, c.err()).toBe(0);
+      expect(got(c.out())).toEqual(await expected(SMALL, 3, false));
+      expect(w.err()).toMatch(/waiting for runs on rediss:\/\/\*\*\*@127\.0\.0\.1:\d+/);
+      // Without the CA, the certificate is refused: a clear message, exit 3.
+      const untrusted = mmcheck(['check', '--redis', tls.url, '--depth', '1', '--db', join(tmp, 'tls.db')]);
+      expect(await untrusted.exit).toBe(3);
+      expect(untrusted.err()).toMatch(/cannot reach Redis at rediss:\/\/\*\*\*@127\.0\.0\.1:\d+.*(certificate|self-signed|self signed)/i);
+      for (const t of [c.err(), c.out(), w.err(), untrusted.err()]) expect(t).not.toContain(PASSWORD);
+    } finally {
+      await stop(w, tls.proc);
+    }
+  }, 120_000);
 });
 
 describe('credentials', () => {

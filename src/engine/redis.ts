@@ -3,6 +3,7 @@
 // redaction of credentials in anything printed or stored, and a link that
 // notices within seconds when Redis is unreachable or lost, so that neither
 // the coordinator nor a worker ever hangs on a dead server.
+import { isIP } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import { ParseError } from './model.ts';
 
@@ -51,7 +52,7 @@ export function parseRedisUrl(url: string): RedisTarget {
     ...(u.password !== '' ? { password: decodeURIComponent(u.password) } : {}),
     ...(dbText !== '' ? { db: Number(dbText) } : {}),
     // rediss://: TLS, verified against the system CAs (and NODE_EXTRA_CA_CERTS).
-    ...(u.protocol === 'rediss:' ? { tls: { servername: host } } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: isIP(host) ? {} : { servername: host } } : {}),
     connectTimeout: 3000,
     // Give up reconnecting after about 4 s: the link's watchdog reports the loss.
     retryStrategy: (times: number) => (times > 8 ? null : 500),
@@ -102,7 +103,8 @@ export class RedisLink {
     } catch (e) {
       link.redis.disconnect();
       if (e instanceof DistributedError) throw e;
-      throw new DistributedError(`cannot reach Redis at ${target.display}: ${redactUrls((e as Error).message)}`);
+      // The connection's own error (a refused certificate, a wrong password) says more than "Connection is closed".
+      throw new DistributedError(`cannot reach Redis at ${target.display}: ${link.lastError || redactUrls((e as Error).message)}`);
     }
     link.lastOk = Date.now();
     link.timer = setInterval(() => link.check(), 1000);
