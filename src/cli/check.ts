@@ -25,7 +25,7 @@ export interface CheckOptions extends BoundOptions {
   maxMemory?: string;
   checkpointEvery?: string;
   resume?: string;
-  /** Expand on `mmcheck worker` processes through this Redis (or $MMCHECK_REDIS with --redis env). */
+  /** Expand on `mmcheck worker` processes through this Redis (src/engine/distributed.ts). */
   redis?: string;
 }
 
