@@ -21,6 +21,8 @@ import { cmdReplay, type ReplayOptions } from './cli/replay.ts';
 import { cmdGate, type GateOptions } from './cli/gate.ts';
 import { cmdBugs } from './cli/bugs.ts';
 import { cmdBench } from './cli/bench.ts';
+import { cmdWorker, type WorkerCliOptions } from './cli/distributed.ts';
+import { cmdBenchDistributed } from './cli/bench-distributed.ts';
 
 function addBoundOptions(c: Command): Command {
   return c
@@ -71,7 +73,8 @@ function program(setCode: (n: number) => void): Command {
       .option('--workers <n>', `worker threads (default: the number of cores, ${availableParallelism()} here); results do not depend on it`)
       .option('--max-memory <mb>', 'stop cleanly (exit 3, run recorded) before the process uses more memory than this')
       .option('--checkpoint-every <seconds>', 'checkpoint at level boundaries this often, and where the search stops (next to --db)')
-      .option('--resume <run>', "continue a stopped or depth-bounded run from its checkpoint to --depth (the run's model and bounds)"),
+      .option('--resume <run>', "continue a stopped or depth-bounded run from its checkpoint to --depth (the run's model and bounds)")
+      .option('--redis <url>', 'expand on `mmcheck worker` processes through this Redis (redis://[:password@]host[:port], rediss:// for TLS) instead of threads'),
   ).action(async (o: CheckOptions) => setCode(await cmdCheck(o)));
 
   addBoundOptions(
@@ -101,6 +104,21 @@ function program(setCode: (n: number) => void): Command {
     .option('--no-naive', 'skip the naive baseline')
     .addOption(new Option('--phase <phase>', 'one measurement (1, 2 or naive) of --only, as JSON: what the bench runs in each child process').hideHelp())
     .action(async (o: { only?: string; json?: boolean; naive?: boolean; phase?: string }) => setCode(await cmdBench(o)));
+
+  p.command('worker')
+    .description('serve expansion work for `check --redis` runs whose model this machine has (same version and content hash)')
+    .option('--redis <url>', 'the Redis of the runs: redis://[:password@]host[:port][/db], rediss:// for TLS (default $MMCHECK_REDIS)')
+    .option('--concurrency <n>', `batches expanded at once, on as many threads (default: the number of cores, ${availableParallelism()} here)`)
+    .addOption(new Option('--lock-ms <ms>', "BullMQ lock duration: a dead worker's batch is redone about this long after (default 30000)").hideHelp())
+    .addOption(new Option('--delay-ms <ms>', 'testing: hold every batch this long before answering').hideHelp())
+    .action(async (o: WorkerCliOptions) => setCode(await cmdWorker(o)));
+
+  p.command('bench-distributed')
+    .description('the distributed measurement: two worker processes on a local Redis against two threads, bytes per state over Redis')
+    .option('--only <name>', 'the bench configuration (default: default)')
+    .option('--repeat <n>', 'runs of each, alternately; the fastest counts (default 2)')
+    .option('--json', 'print JSON')
+    .action(async (o: { only?: string; json?: boolean; repeat?: string }) => setCode(await cmdBenchDistributed(o)));
 
   p.command('list')
     .description('recorded runs and violations, newest first')

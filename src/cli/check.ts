@@ -7,6 +7,7 @@ import { readCheckpoint, CheckpointError, type Checkpoint } from '../engine/chec
 import { recordedModelSpec } from '../../models/variants/load.ts';
 import { DEFAULT_BOUNDS } from '../../models/mm/model.ts';
 import { DEFAULT_DB_PATH, openStore, type Store } from '../store/db.ts';
+import { parseRedisUrl, redactUrls } from '../engine/redis.ts';
 import { exploreAndRecord, progressLine, boundsText, checkpointMeta, checkpointPath, type ParallelJob } from './exploration.ts';
 import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, type Bounds, parseCount, parseBounds, parsePropertyList, makeModel, readOps, out, err, event, num, traceLines } from './common.ts';
 
@@ -24,6 +25,8 @@ export interface CheckOptions extends BoundOptions {
   maxMemory?: string;
   checkpointEvery?: string;
   resume?: string;
+  /** Expand on `mmcheck worker` processes through this Redis (src/engine/distributed.ts). */
+  redis?: string;
 }
 
 /** Checkpoints live next to the database: <db dir>/checkpoints/<run>.ckpt. */
@@ -83,7 +86,11 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
   if (fromTexts.length > 0) replayTexts(model, model.initial(), fromTexts); // ParseError: exit 2
   if (fromTexts.length > depth)
     throw new UsageError(`--from has ${fromTexts.length} operations, more than --depth ${depth}; raise --depth`);
+  // --redis: checked now (bad input, exit 2); never printed or stored with its credentials.
+  const redisUrl = o.redis;
+  const redis = redisUrl !== undefined ? parseRedisUrl(redisUrl) : undefined;
   const parallel: ParallelJob = {
+    ...(redis ? { redis: { url: redisUrl!, onNote: (m: string) => err(`mmcheck: ${m}`) } } : {}),
     workers,
     checkpointDir: checkpointDir(o.db),
     ...(maxMemoryMb !== undefined ? { maxMemoryMb } : {}),
@@ -98,7 +105,7 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
     // finished in one transaction with its violations and coverage.
     const tty = process.stderr.isTTY === true;
     const { runId, result: r, ids, traces } = await exploreAndRecord(store, {
-      command: ['check', ...process.argv.slice(3)].join(' '),
+      command: redactUrls(['check', ...process.argv.slice(3)].join(' ')),
       variant,
       modelName: model.name,
       bounds,
@@ -111,7 +118,7 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
       onStart: (id) => {
         if (!o.json)
           out(
-            `mmcheck check: model ${model.name}, depth ${depth}, ${boundsText(bounds)}, ${workers} worker${workers === 1 ? '' : 's'}` +
+            `mmcheck check: model ${model.name}, depth ${depth}, ${boundsText(bounds)}, ${redis ? `workers on Redis ${redis.display}` : `${workers} worker${workers === 1 ? '' : 's'}`}` +
               `${resume ? `, resuming run ${resume.runId}` : ''} (run ${id})`,
           );
       },

@@ -10,6 +10,9 @@ import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { explore, replayTexts, type ExploreResult, type Progress } from '../engine/explorer.ts';
 import { exploreParallel, type ParallelResult } from '../engine/parallel.ts';
+import { exploreDistributed } from '../engine/distributed.ts';
+import { parseRedisUrl } from '../engine/redis.ts';
+import { identityOf } from './distributed.ts';
 import type { Checkpoint } from '../engine/checkpoint.ts';
 import type { State } from '../../models/mm/state.ts';
 import { EXIT, PROGRESS_MS, ResultError, UsageError, type Bounds, type Op, makeModel, num, err } from './common.ts';
@@ -181,6 +184,8 @@ export interface ParallelJob {
   checkpointDir: string;
   /** Continue this run from its checkpoint. */
   resume?: { runId: number; checkpoint: Checkpoint };
+  /** Expand on `mmcheck worker` processes through Redis at this URL (src/engine/distributed.ts) instead of threads. */
+  redis?: { url: string; onNote(message: string): void };
 }
 
 /** What a checkpoint records of the run, to rebuild the model and the start state on --resume. */
@@ -349,27 +354,31 @@ async function exploreOnPool(
       stopAtFirst: job.stopAtFirst,
       ...(job.only !== undefined ? { only: job.only } : {}),
     };
-    state.result = await exploreParallel(model, {
+    const common = {
       depth: job.depth,
       stopAtFirst: job.stopAtFirst,
       ...(from !== undefined ? { from, fromPrefix: job.fromTexts.length } : {}),
       progressMs: job.progressMs,
-      onProgress: (pr) => {
+      onProgress: (pr: Progress) => {
         state.lastProgress = pr;
         onProgress(pr);
       },
       shouldStop: () => stop,
-      workers: p.workers,
-      spec: mmModelSpec({ variant: job.variant, bounds: job.bounds, ...(job.only !== undefined ? { only: job.only } : {}) }),
       ...(p.maxMemoryMb !== undefined ? { maxMemoryMb: p.maxMemoryMb } : {}),
       ...(p.checkpointEveryMs !== undefined ? { checkpoint: { path: checkpointPath(p.checkpointDir, runId), everyMs: p.checkpointEveryMs, meta } } : {}),
       ...(p.resume ? { resume: p.resume.checkpoint } : {}),
-    });
+    };
+    const spec = { variant: job.variant, bounds: job.bounds, ...(job.only !== undefined ? { only: job.only } : {}) };
+    state.result = p.redis
+      ? await exploreDistributed(model, { ...common, target: parseRedisUrl(p.redis.url), spec, identity: identityOf(job.variant), onNote: p.redis.onNote })
+      : await exploreParallel(model, { ...common, workers: p.workers, spec: mmModelSpec(spec) });
   } catch (e) {
     const x = e instanceof Error ? e : new Error(String(e));
     const isInput = x.name === 'ParseError' || x.name === 'UsageError';
+    // Redis unreachable or lost: a resource failure, said as it is.
+    const isInfra = x.name === 'DistributedError';
     state.failure = {
-      message: isInput ? x.message : `internal error: ${x.message}${process.env.MMCHECK_DEBUG ? `\n${x.stack}` : ''}`,
+      message: isInput || isInfra ? x.message : `internal error: ${x.message}${process.env.MMCHECK_DEBUG ? `\n${x.stack}` : ''}`,
       code: isInput ? EXIT.badInput : EXIT.internal,
     };
   }

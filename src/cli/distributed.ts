@@ -1,0 +1,141 @@
+// Exploration across machines (src/engine/distributed.ts), the mm model's
+// side: what identifies the code a run needs (mmcheck's version and content
+// hashes of the model, the properties, the engine and the variant file), and
+// `mmcheck worker --redis URL`, which serves expansion work for every run on
+// that Redis whose model it has, byte for byte, on its own disk.
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { availableParallelism } from 'node:os';
+import { isVariantFile } from '../../models/variants/load.ts';
+import { serveWorker, type Identity, type RunDescriptor } from '../engine/distributed.ts';
+import { DistributedError, parseRedisUrl, redactUrls } from '../engine/redis.ts';
+import { mmModelSpec, type MmSpec } from './model-spec.ts';
+import { EXIT, UsageError, parseCount, err, makeModel } from './common.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The code that decides a run's results, hashed per group (a variant file is its own group). */
+const GROUPS: Record<string, string> = { models: 'models', properties: 'properties', engine: 'src/engine' };
+
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (/\.(ts|mts|js|mjs|json)$/.test(name)) out.push(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+function hashFiles(files: string[]): string {
+  const h = createHash('sha256');
+  for (const f of files) {
+    h.update(relative(ROOT, f));
+    h.update('\0');
+    h.update(readFileSync(f));
+    h.update('\0');
+  }
+  return h.digest('hex');
+}
+
+let groupHashes: Record<string, string> | undefined;
+
+export function mmcheckVersion(): string {
+  return (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** mmcheck's version and the content hashes of what a run of `variant` executes on this machine. */
+export function identityOf(variant: string): Identity {
+  groupHashes ??= Object.fromEntries(Object.entries(GROUPS).map(([g, dir]) => [g, hashFiles(filesUnder(join(ROOT, dir)))]));
+  const hashes = { ...groupHashes };
+  if (isVariantFile(variant)) hashes['variant file'] = hashFiles([variant]);
+  return { version: mmcheckVersion(), hashes };
+}
+
+/** Why this machine cannot serve a run (or undefined when it can). */
+export function refusal(d: RunDescriptor): string | undefined {
+  const spec = d.spec as Partial<MmSpec> | null;
+  if (typeof spec?.variant !== 'string' || typeof spec.bounds !== 'object' || spec.bounds === null) return 'the run does not describe an mm model';
+  if (d.identity.version !== mmcheckVersion()) return `mmcheck version ${mmcheckVersion()} here, ${d.identity.version} on the coordinator`;
+  if (isVariantFile(spec.variant) && !existsSync(spec.variant)) return `the variant file ${spec.variant} is not on this machine`;
+  const mine = identityOf(spec.variant).hashes;
+  const differ = Object.keys({ ...mine, ...d.identity.hashes }).filter((g) => mine[g] !== d.identity.hashes[g]);
+  if (differ.length > 0) {
+    const what = differ.map((g) => (g === 'variant file' ? `the variant file ${spec.variant}` : `${GROUPS[g] ?? g}/`)).join(', ');
+    return `different model content: ${what} differ${differ.length === 1 && !what.endsWith('/') ? 's' : ''} from the coordinator's (content hash ${mine[differ[0]!]?.slice(0, 12) ?? 'none'} here, ${d.identity.hashes[differ[0]!]?.slice(0, 12) ?? 'none'} there); run the same mmcheck commit and variant files everywhere`;
+  }
+  return undefined;
+}
+
+export interface WorkerCliOptions {
+  redis?: string;
+  concurrency?: string;
+  lockMs?: string;
+  delayMs?: string;
+}
+
+/** The Redis URL: --redis, else $MMCHECK_REDIS (which keeps a password off the command line). */
+export function redisUrlOption(given: string | undefined): string | undefined {
+  return given ?? process.env.MMCHECK_REDIS;
+}
+
+/** `mmcheck worker --redis URL [--concurrency N]`: serve until SIGINT/SIGTERM (0) or until Redis is lost (3). */
+export async function cmdWorker(o: WorkerCliOptions): Promise<number> {
+  const url = redisUrlOption(o.redis);
+  if (url === undefined) throw new UsageError('worker needs --redis URL (or MMCHECK_REDIS)');
+  const target = parseRedisUrl(url);
+  const concurrency = parseCount('concurrency', o.concurrency, 1) ?? availableParallelism();
+  const lockMs = parseCount('lock-ms', o.lockMs, 200);
+  const delayMs = parseCount('delay-ms', o.delayMs, 0);
+  let stop!: () => void;
+  const stopped = new Promise<void>((res) => (stop = res));
+  let signals = 0;
+  const onSignal = (): void => {
+    if (++signals > 1) process.exit(EXIT.interrupted);
+    err('mmcheck worker: stopping (the batches in progress are redone by other workers)');
+    stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const log = (m: string): void => err(`mmcheck worker: ${redactUrls(m)}`);
+  try {
+    await serveWorker({
+      target,
+      concurrency,
+      ...(lockMs !== undefined ? { lockMs } : {}),
+      ...(delayMs !== undefined ? { delayMs } : {}),
+      stop: stopped,
+      log,
+      accept: async (d) => {
+        const why = refusal(d);
+        if (why !== undefined) return why;
+        const spec = d.spec as MmSpec;
+        try {
+          // Bounds and properties are checked here, before any batch is taken.
+          await makeModel(spec.variant, spec.bounds, spec.only);
+        } catch (e) {
+          return `cannot build the model: ${(e as Error).message}`;
+        }
+        return { spec: mmModelSpec({ variant: spec.variant, bounds: spec.bounds, ...(spec.only !== undefined ? { only: spec.only } : {}) }) };
+      },
+    });
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof DistributedError) {
+      err(`mmcheck worker: ${e.message}`);
+      return EXIT.internal;
+    }
+    throw e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    // Connections being retried or threads winding down must not keep a stopped worker alive.
+    setTimeout(() => process.exit(), 1000).unref();
+  }
+}
