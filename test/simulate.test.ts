@@ -3,7 +3,7 @@
 // to a known minimal one; a corpus bug found from the empty state and
 // stored shrunk; bad input refused in one line with nothing written.
 // Untimed, small bounds; the command line is spawned asynchronously.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -140,6 +140,29 @@ describe('the command line', () => {
     const shrink = await mmcheck('shrink', String(v.id), '--db', db, '--exhaustive-time', '0', '--json');
     expect(shrink.code, shrink.stderr).toBe(1);
     expect(JSON.parse(shrink.stdout).trace).toEqual(v.trace);
+  });
+
+  it('Ctrl-C stops the walks and records the run as interrupted', async () => {
+    const db = join(tmp, 'int.db');
+    const child = spawn(process.execPath, [BIN, 'simulate', '--model', 'mainline', '--procs', '2', '--pages', '3', '--time', '100', '--workers', '1', '--db', db, '--json'], { cwd: tmp });
+    let stdout = '';
+    const started = new Promise<void>((ok) =>
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.includes('"event":"start"')) ok();
+      }),
+    );
+    const exited = new Promise<number | null>((ok) => child.on('exit', (code) => ok(code)));
+    await started;
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    const done = JSON.parse(stdout.trim().split('\n').at(-1)!) as { event: string; run: number; outcome: string };
+    expect(done).toMatchObject({ event: 'done', outcome: 'interrupted' });
+    const store = openStore(db, { mustExist: true });
+    const run = store.getRun(done.run)!;
+    store.close();
+    expect(run.outcome).toBe('interrupted');
+    expect(run.finished_at).not.toBeNull();
   });
 
   it('bad input: one line, exit 2, nothing written', async () => {

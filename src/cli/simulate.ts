@@ -73,11 +73,6 @@ export async function cmdSimulate(o: SimulateOptions): Promise<number> {
       maxDepth: depth,
       seed: String(seed),
     });
-    const budget = [walks !== undefined ? `${num(walks)} walks` : '', timeS !== undefined ? `${timeS} s` : ''].filter((x) => x).join(' or ');
-    if (!o.json)
-      out(`mmcheck simulate: model ${model.name}, walks of up to ${depth} operations, ${boundsText(bounds)}, ${swarm ? 'swarm' : 'uniform'}, budget ${budget}, seed ${seed}, ${workers} worker${workers === 1 ? '' : 's'} (run ${runId})`);
-    else event({ event: 'start', run: runId, model: model.name, seed, depth, workers, swarm });
-
     // Ctrl-C (or SIGTERM) stops the walks, then the shrinking; a second one records the run and exits.
     let interrupts = 0;
     let lastProgress: SimulateProgress | undefined;
@@ -101,6 +96,11 @@ export async function cmdSimulate(o: SimulateOptions): Promise<number> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    const budget = [walks !== undefined ? `${num(walks)} walks` : '', timeS !== undefined ? `${timeS} s` : ''].filter((x) => x).join(' or ');
+    if (!o.json)
+      out(`mmcheck simulate: model ${model.name}, walks of up to ${depth} operations, ${boundsText(bounds)}, ${swarm ? 'swarm' : 'uniform'}, budget ${budget}, seed ${seed}, ${workers} worker${workers === 1 ? '' : 's'} (run ${runId})`);
+    else event({ event: 'start', run: runId, model: model.name, seed, depth, workers, swarm });
+
     const tty = process.stderr.isTTY === true;
     let r: SimulateResult;
     const shrunk: Shrunk[] = [];
