@@ -39,7 +39,7 @@ const countProcs = (s: State): number => Object.keys(s.mms).length;
  * walkers are offered; the thread steps of lock granularity are always.
  */
 export function mmSwarm(bounds: Bounds, weighted = true): Swarm<State, Op> {
-  return (rand) => {
+  return (rand, root) => {
     let ops = bounds.ops.filter(() => rand() < 0.5);
     if (ops.length === 0) ops = [bounds.ops[pick(rand, bounds.ops.length)]!];
     const procs = 1 + pick(rand, bounds.procs);
@@ -52,7 +52,11 @@ export function mmSwarm(bounds: Bounds, weighted = true): Swarm<State, Op> {
     // combinations (mremap, fault) would otherwise crowd out fork and exit.
     const share = new Map<string, number>([...kinds].map((k) => [k, weighted ? 0.05 + rand() : 1]));
     const text = `ops ${ops.join(',')}; procs ${procs}; pages ${pages}; max-len ${maxLen}${bounds.enomem > 0 ? `; enomem ${enomem ? 'on' : 'off'}` : ''}${bounds.granularity === 'lock' ? `; walkers ${walkers ? 'on' : 'off'}` : ''}`;
+    // Without injections, a root whose ENOMEM budget is spent: the model
+    // then no longer counts every syscall's allocations at every step.
+    const noBudget = !enomem && root.budgets.enomem > 0 ? { root: { ...root, budgets: { ...root.budgets, enomem: 0 } } } : {};
     return {
+      ...noBudget,
       text,
       ...(weighted
         ? {

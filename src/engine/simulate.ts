@@ -86,10 +86,16 @@ export interface SwarmConfig<S, A> {
    * instead of uniformly.
    */
   weight?(s: S, a: A, allowed: readonly A[]): number;
+  /**
+   * Optional: the state the walk starts from instead of the root, the same
+   * under every action the configuration allows (e.g. without a budget it
+   * never uses, which the model would otherwise pay for at every step).
+   */
+  root?: S;
 }
 
-/** Draws a configuration from the walk's PRNG. */
-export type Swarm<S, A> = (rand: () => number) => SwarmConfig<S, A>;
+/** Draws a configuration from the walk's PRNG (root: the walks' start state). */
+export type Swarm<S, A> = (rand: () => number, root: S) => SwarmConfig<S, A>;
 
 /** How a worker rebuilds the swarm: a module export called with (args, model). */
 export type SwarmSpec = ModelSpec;
@@ -160,7 +166,7 @@ export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBat
     if (flag && Atomics.load(flag, 0) !== 0) break;
     if (task.deadline !== undefined && Date.now() >= task.deadline) break;
     const rand = walkRandom(task.seed, w);
-    const config = task.swarm && ctx.swarm ? ctx.swarm(rand) : undefined;
+    const config = task.swarm && ctx.swarm ? ctx.swarm(rand, root) : undefined;
     // Properties this walk checks (with --continue, those not known from a lower walk).
     let check: Set<string> | undefined;
     if (task.known) check = new Set(all.filter((p) => !(task.known![p]! < w)));
@@ -168,7 +174,7 @@ export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBat
       steps.push(0);
       continue;
     }
-    let s = root;
+    let s = config?.root ?? root;
     states.length = 0;
     acts.length = 0;
     let n = 0;
