@@ -138,15 +138,17 @@ export async function shrinkViolation(job: ShrinkJob): Promise<Shrunk> {
   };
 }
 
+const ops = (n: number): string => `${n} operation${n === 1 ? '' : 's'}`;
+
 /** One line on the exhaustive search for a shorter violation. */
 export function exhaustiveLine(e: ExhaustiveReport): string {
   switch (e.verdict) {
     case 'skipped':
       return 'shorter: not searched';
     case 'none':
-      return `shorter: none; every trace of up to ${e.depth} operations checked over ${e.bounds} (${e.seconds.toFixed(1)} s)`;
+      return `shorter: none; every trace of up to ${ops(e.depth)} checked over ${e.bounds} (${e.seconds.toFixed(1)} s)`;
     case 'unknown':
-      return `shorter: unknown; none of up to ${e.checkedDepth} operations over ${e.bounds}, search stopped at ${e.stopped} (${e.seconds.toFixed(1)} s)`;
+      return `shorter: unknown; none of up to ${ops(e.checkedDepth)} over ${e.bounds}, search stopped at ${e.stopped} (${e.seconds.toFixed(1)} s)`;
     case 'found':
       return `shorter: found by an exhaustive search over ${e.bounds}, shrunk and stored (${e.seconds.toFixed(1)} s)`;
   }
