@@ -23,6 +23,8 @@ import { cmdBugs } from './cli/bugs.ts';
 import { cmdBench } from './cli/bench.ts';
 import { cmdWorker, type WorkerCliOptions } from './cli/distributed.ts';
 import { cmdBenchDistributed } from './cli/bench-distributed.ts';
+import { cmdSimulate, type SimulateOptions, DEFAULT_WALK_DEPTH } from './cli/simulate.ts';
+import { cmdShrink, type ShrinkOptions, DEFAULT_EXHAUSTIVE_S } from './cli/shrink.ts';
 
 function addBoundOptions(c: Command): Command {
   return c
@@ -89,6 +91,34 @@ function program(setCode: (n: number) => void): Command {
       .option('--json', 'print the verdict as JSON')
       .option('--junit <file>', 'write a JUnit report, one test case per property'),
   ).action(async (o: GateOptions) => setCode(await cmdGate(o)));
+
+  addBoundOptions(
+    p
+      .command('simulate')
+      .description('random and swarm walks past the exhaustive horizon; every violation found is shrunk and stored')
+      .option('--model <name>', 'model or variant', 'mainline')
+      .option('--depth <n>', `longest walk, in operations (default ${DEFAULT_WALK_DEPTH})`)
+      .option('--walks <n>', 'walk budget (results identical for any --workers)')
+      .option('--time <seconds>', 'time budget (default 60 when --walks is not given)')
+      .option('--seed <n>', 'seed of the walks (default random, printed)')
+      .option('--no-swarm', 'uniform walks over the whole alphabet (default: each walk draws a subset of the syscalls and bounds)')
+      .option('--from <ops-or-file>', 'walk from the state these operations reach')
+      .option('--continue', 'keep going after the first violation (one per property)')
+      .option('--properties <list>', 'check only these properties, comma separated (see mmcheck properties)')
+      .option('--exhaustive-time <seconds>', `time for the exhaustive search for a shorter violation after shrinking (0: skip; default ${DEFAULT_EXHAUSTIVE_S})`)
+      .option('--db <path>', 'results database', DEFAULT_DB_PATH)
+      .option('--json', 'one JSON event per line on stdout (start, progress, violation, done)')
+      .option('--workers <n>', `worker threads (default: the number of cores, ${availableParallelism()} here)`),
+  ).action(async (o: SimulateOptions) => setCode(await cmdSimulate(o)));
+
+  p.command('shrink')
+    .description('shrink a stored violation (fewer operations, processes, lower addresses) and store it beside the original')
+    .argument('<violation-id>', 'id shown by check, simulate and list')
+    .option('--db <path>', 'results database', DEFAULT_DB_PATH)
+    .option('--exhaustive-time <seconds>', `time for the exhaustive search for a shorter violation (0: skip; default ${DEFAULT_EXHAUSTIVE_S})`)
+    .option('--workers <n>', 'worker threads of the exhaustive search')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: ShrinkOptions) => setCode(await cmdShrink(id, o)));
 
   p.command('bugs')
     .description('the historical bug corpus: each buggy variant must be caught, each fixed one must pass')

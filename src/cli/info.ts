@@ -35,7 +35,7 @@ export function cmdList(o: { db: string; limit: string; json?: boolean }): numbe
     for (const r of runs)
       out(
         `  ${String(r.id).padStart(4)}  ${r.started_at.replace('T', ' ').slice(0, 19)}  ${r.variant}  depth ${r.max_depth ?? '?'}  ` +
-          `${r.outcome}  ${num(r.generated)} generated  ${num(r.distinct_states)} distinct  ${(r.duration_ms / 1000).toFixed(1)} s` +
+          `${r.outcome}  ${r.walks !== null ? `${num(r.walks)} walks  ${num(r.generated)} states  seed ${r.seed}` : `${num(r.generated)} generated  ${num(r.distinct_states)} distinct`}  ${(r.duration_ms / 1000).toFixed(1)} s` +
           (r.error ? `  (${r.error})` : ''),
       );
     out(`violations (most recently seen first)`);

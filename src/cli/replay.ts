@@ -3,16 +3,33 @@ import { checkProperties, ParseError } from '../engine/model.ts';
 import { replayTexts } from '../engine/explorer.ts';
 import { DEFAULT_BOUNDS } from '../../models/mm/model.ts';
 import type { State } from '../../models/mm/state.ts';
-import { openStore } from '../store/db.ts';
+import { openStore, type RunRow } from '../store/db.ts';
 import { stateToJson } from '../report/json.ts';
 import { renderDiff, renderState } from '../report/text.ts';
-import { EXIT, type Bounds, type PictureOptions, UsageError, ResultError, makeModel, out, indent, violationLines, checkPictureOptions, isPictureFormat, writePicture } from './common.ts';
+import { EXIT, type Bounds, type MmModel, type PictureOptions, UsageError, ResultError, makeModel, out, indent, violationLines, checkPictureOptions, isPictureFormat, writePicture } from './common.ts';
 
 // ---------------------------------------------------------------- replay
 
 export function parseId(text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`violation id must be a positive whole number, got "${text}"`);
   return Number(text);
+}
+
+/** The bounds a run recorded (its JSON also holds depth, from, seed...). */
+export function boundsOfRun(run: RunRow): Partial<Bounds> {
+  const stored = JSON.parse(run.bounds) as Partial<Bounds>;
+  const bounds: Partial<Bounds> = {};
+  for (const k of Object.keys(DEFAULT_BOUNDS) as (keyof Bounds)[]) if (stored[k] !== undefined) (bounds as Record<string, unknown>)[k] = stored[k];
+  return bounds;
+}
+
+/** The model that found violation `id` in `run`: a built-in name or the variant file it was loaded from, with the run's bounds. */
+export async function modelOfRun(run: RunRow, id: number, only?: readonly string[]): Promise<MmModel> {
+  try {
+    return await makeModel(run.variant, boundsOfRun(run), only);
+  } catch (e) {
+    throw new ResultError(`violation ${id} was found by model "${run.variant}", which cannot be loaded now: ${(e as Error).message}`, EXIT.internal);
+  }
 }
 
 export interface ReplayOptions extends PictureOptions {
@@ -33,16 +50,7 @@ export async function cmdReplay(idText: string, o: ReplayOptions): Promise<numbe
     store.close();
   }
   if (!run) throw new ResultError(`violation ${id}: its run ${v.trace_run ?? v.first_run} is missing from ${o.db}`, EXIT.internal);
-  const stored = JSON.parse(run.bounds) as Partial<Bounds> & { depth?: number; from?: string[] };
-  const bounds: Partial<Bounds> = {};
-  for (const k of Object.keys(DEFAULT_BOUNDS) as (keyof Bounds)[]) if (stored[k] !== undefined) (bounds as Record<string, unknown>)[k] = stored[k];
-  // The model that found it: a built-in name or the variant file it was loaded from.
-  let model;
-  try {
-    model = await makeModel(run.variant, bounds);
-  } catch (e) {
-    throw new ResultError(`violation ${id} was found by model "${run.variant}", which cannot be loaded now: ${(e as Error).message}`, EXIT.internal);
-  }
+  const model = await modelOfRun(run, id);
   const texts = v.trace === '' ? [] : v.trace.split('\n');
   let states: State[];
   try {

@@ -91,6 +91,16 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX violations_last_run ON violations(last_run);
     `,
   },
+  {
+    version: 3,
+    description: 'simulate: the seed and walks of a run; the trace a violation was shrunk from, and how',
+    sql: `
+      ALTER TABLE runs ADD COLUMN seed TEXT;
+      ALTER TABLE runs ADD COLUMN walks INTEGER;
+      ALTER TABLE violations ADD COLUMN original_trace TEXT;
+      ALTER TABLE violations ADD COLUMN shrink TEXT;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
@@ -104,6 +114,8 @@ export interface RunStart {
   bounds: unknown;
   workers?: number;
   maxDepth?: number;
+  /** simulate: the seed of its walks (as text: it may not fit a SQLite integer). */
+  seed?: string;
 }
 
 export interface ViolationRecord {
@@ -116,6 +128,10 @@ export interface ViolationRecord {
   finalState: unknown;
   fingerprint: string;
   detail: string;
+  /** A shrunk trace: the trace it was shrunk from. */
+  originalTrace?: string[];
+  /** A shrunk trace: how (JSON: method, candidates, the exhaustive search for a shorter one). */
+  shrink?: unknown;
 }
 
 export interface RunFinish {
@@ -127,6 +143,8 @@ export interface RunFinish {
   violations?: ViolationRecord[];
   coverage?: Record<string, { fired: number; newStates: number }>;
   error?: string;
+  /** simulate: walks run. */
+  walks?: number;
 }
 
 export interface RunRow {
@@ -145,6 +163,8 @@ export interface RunRow {
   outcome: RunOutcome;
   max_depth: number | null;
   error: string | null;
+  seed: string | null;
+  walks: number | null;
 }
 
 export interface ViolationRow {
@@ -161,6 +181,10 @@ export interface ViolationRow {
   times_seen: number;
   /** The run whose bounds the stored trace replays under (it found the stored, shortest trace). */
   trace_run: number | null;
+  /** The trace this one was shrunk from (newline separated), if shrunk. */
+  original_trace: string | null;
+  /** JSON: how it was shrunk. */
+  shrink: string | null;
 }
 
 export interface CoverageRow {
@@ -273,8 +297,8 @@ export class Store {
     return this.guard(() => {
       const info = this.db
         .prepare(
-          `INSERT INTO runs (started_at, command, model, variant, bounds, workers, max_depth, outcome)
-           VALUES (?, ?, ?, ?, ?, ?, ?, 'running')`,
+          `INSERT INTO runs (started_at, command, model, variant, bounds, workers, max_depth, seed, outcome)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running')`,
         )
         .run(
           new Date().toISOString(),
@@ -284,6 +308,7 @@ export class Store {
           JSON.stringify(r.bounds ?? {}),
           r.workers ?? 1,
           r.maxDepth ?? null,
+          r.seed ?? null,
         );
       return Number(info.lastInsertRowid);
     });
@@ -302,7 +327,7 @@ export class Store {
           const upd = this.db
             .prepare(
               `UPDATE runs SET finished_at = ?, generated = ?, distinct_states = ?, depth_reached = ?,
-                 duration_ms = ?, outcome = ?, error = ? WHERE id = ? AND outcome = 'running'`,
+                 duration_ms = ?, outcome = ?, error = ?, walks = ? WHERE id = ? AND outcome = 'running'`,
             )
             .run(
               new Date().toISOString(),
@@ -312,12 +337,13 @@ export class Store {
               Math.round(f.durationMs),
               f.outcome,
               f.error ?? null,
+              f.walks ?? null,
               runId,
             );
           if (upd.changes !== 1) throw new Error(`run ${runId} does not exist or is already finished`);
           const upsert = this.db.prepare(
-            `INSERT INTO violations (model, property, depth, trace, final_state, fingerprint, detail, first_run, last_run, times_seen, trace_run)
-             VALUES (@model, @property, @depth, @trace, @finalState, @fingerprint, @detail, @run, @run, 1, @run)
+            `INSERT INTO violations (model, property, depth, trace, final_state, fingerprint, detail, first_run, last_run, times_seen, trace_run, original_trace, shrink)
+             VALUES (@model, @property, @depth, @trace, @finalState, @fingerprint, @detail, @run, @run, 1, @run, @originalTrace, @shrink)
              ON CONFLICT (model, property, fingerprint) DO UPDATE SET
                last_run = excluded.last_run,
                times_seen = times_seen + 1,
@@ -325,6 +351,8 @@ export class Store {
                final_state = CASE WHEN excluded.depth < depth THEN excluded.final_state ELSE final_state END,
                detail = CASE WHEN excluded.depth < depth THEN excluded.detail ELSE detail END,
                trace_run = CASE WHEN excluded.depth < depth THEN excluded.trace_run ELSE trace_run END,
+               original_trace = CASE WHEN excluded.depth < depth THEN excluded.original_trace ELSE original_trace END,
+               shrink = CASE WHEN excluded.depth < depth THEN excluded.shrink ELSE shrink END,
                depth = MIN(depth, excluded.depth)
              RETURNING id`,
           );
@@ -340,6 +368,8 @@ export class Store {
               fingerprint: v.fingerprint,
               detail: v.detail,
               run: runId,
+              originalTrace: v.originalTrace ? v.originalTrace.join('\n') : null,
+              shrink: v.shrink !== undefined ? JSON.stringify(v.shrink) : null,
             }) as { id: number };
             link.run(runId, row.id);
             ids.push(row.id);

@@ -1,0 +1,401 @@
+// Random and swarm walks past the exhaustive horizon (DESIGN.md §5,
+// `mmcheck simulate`). A walk starts at the root (the initial state or a
+// `--from` state) and takes up to `depth` actions, each chosen uniformly
+// among the enabled ones (model.actions), checking the properties at every
+// state it reaches. In swarm mode (Groce et al., "Swarm Testing", ISSTA
+// 2012) each walk first draws a configuration (a subset of the operation
+// alphabet, smaller bounds) and only takes the actions it allows: the
+// actions of the full model are filtered, so no model is built per
+// configuration.
+//
+// Reproducibility: walk i draws everything from a PRNG seeded by (seed, i),
+// so a walk is the same whichever thread runs it. Walks run in batches of
+// consecutive indices on a piscina pool; stopping at the first violation,
+// the reported one is the violating walk of lowest index, and the counts are
+// those of walks 0..that index, whatever the number of workers. With
+// --continue, per property, the violating walk of lowest index.
+//
+// The engine knows only src/engine/model.ts; what a swarm configuration is
+// comes from the caller, as a module the workers load (SwarmSpec).
+
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import { checkProperties, ParseError, type Model } from './model.ts';
+import { replayTexts, stateFingerprint } from './replay.ts';
+import { buildModel, type ModelSpec } from './spec.ts';
+
+export const SIMULATE_WORKER_FILE = fileURLToPath(new URL('../../workers/simulate.mjs', import.meta.url));
+
+// ---------------------------------------------------------------- PRNG
+
+/** splitmix32 finaliser: a well-mixed 32-bit value of x. */
+function mix32(x: number): number {
+  let t = (x + 0x9e3779b9) | 0;
+  t = Math.imul(t ^ (t >>> 16), 0x21f0aaad);
+  t = Math.imul(t ^ (t >>> 15), 0x735a2d97);
+  return (t ^ (t >>> 15)) >>> 0;
+}
+
+/** The PRNG of walk `walk` under `seed` (sfc32): uniform in [0, 1). */
+export function walkRandom(seed: number, walk: number): () => number {
+  const lo = seed >>> 0;
+  const hi = Math.floor(seed / 2 ** 32) >>> 0;
+  let a = mix32(lo ^ 0x5bd1e995);
+  let b = mix32(hi ^ a);
+  let c = mix32(walk ^ b);
+  let d = mix32(((walk / 2 ** 32) >>> 0) ^ c);
+  const next = (): number => {
+    const t = (((a + b) | 0) + d) | 0;
+    d = (d + 1) | 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) | 0;
+    c = (c << 21) | (c >>> 11);
+    c = (c + t) | 0;
+    return (t >>> 0) / 2 ** 32;
+  };
+  for (let i = 0; i < 12; i++) next();
+  return next;
+}
+
+/** A uniform integer in [0, n). */
+export const pick = (rand: () => number, n: number): number => Math.floor(rand() * n);
+
+/** An index of `xs` drawn in proportion to weight(s, x, xs). */
+function pickWeighted<S, A>(rand: () => number, s: S, xs: readonly A[], weight: (s: S, a: A, all: readonly A[]) => number): number {
+  const w = xs.map((x) => weight(s, x, xs));
+  let total = 0;
+  for (const x of w) total += x;
+  let r = rand() * total;
+  for (let i = 0; i < w.length; i++) {
+    r -= w[i]!;
+    if (r < 0) return i;
+  }
+  return xs.length - 1;
+}
+
+// ---------------------------------------------------------------- swarm
+
+/** One walk's swarm configuration: which actions it may take. */
+export interface SwarmConfig<S, A> {
+  /** For the report, e.g. "ops mmap,fork,exit; procs 5; pages 2; max-len 1". */
+  text: string;
+  allow(s: S, a: A): boolean;
+  /**
+   * Optional: the relative weight of an allowed action (> 0); the walk then
+   * chooses among the allowed actions in proportion to their weights
+   * instead of uniformly.
+   */
+  weight?(s: S, a: A, allowed: readonly A[]): number;
+  /**
+   * Optional: the state the walk starts from instead of the root, the same
+   * under every action the configuration allows (e.g. without a budget it
+   * never uses, which the model would otherwise pay for at every step).
+   */
+  root?: S;
+}
+
+/** Draws a configuration from the walk's PRNG (root: the walks' start state). */
+export type Swarm<S, A> = (rand: () => number, root: S) => SwarmConfig<S, A>;
+
+/** How a worker rebuilds the swarm: a module export called with (args, model). */
+export type SwarmSpec = ModelSpec;
+
+export async function buildSwarm<S, A>(spec: SwarmSpec, model: Model<S, A>): Promise<Swarm<S, A>> {
+  const mod = (await import(spec.module)) as Record<string, unknown>;
+  const factory = mod[spec.export];
+  if (typeof factory !== 'function') throw new Error(`swarm spec: ${spec.module} has no function export "${spec.export}"`);
+  return (factory as (args: unknown, m: Model<S, A>) => Swarm<S, A>)(spec.args, model);
+}
+
+// ---------------------------------------------------------------- walks
+
+/** A property violated on a walk. */
+export interface WalkHit {
+  /** Walk index. */
+  walk: number;
+  property: string;
+  details: string[];
+  /** The walk's actions up to the violating state (the --from prefix not included). */
+  trace: string[];
+  /** The walk's swarm configuration. */
+  swarm?: string;
+  /** Of the violating state. */
+  fingerprint: string;
+}
+
+export interface WalkBatch {
+  /** Walks first, first + 1, ..., first + count - 1. */
+  first: number;
+  count: number;
+  seed: number;
+  depth: number;
+  swarm: boolean;
+  /** true: a walk ends at its first violating state and the batch at its first violating walk. */
+  stopAtFirst: boolean;
+  /** --continue: property -> lowest walk index known to violate it; walks above it need not check it. */
+  known?: Record<string, number>;
+  /** Stop starting walks after this (Date.now() ms). */
+  deadline?: number;
+  /** Int32 flag: nonzero stops the batch before its next walk. */
+  stop?: SharedArrayBuffer;
+}
+
+export interface WalkBatchResult {
+  first: number;
+  /** Actions taken by each walk run, in order (walks first, first + 1, ...). */
+  steps: number[];
+  hits: WalkHit[];
+}
+
+export interface WalkContext<S, A> {
+  model: Model<S, A>;
+  root: S;
+  swarm?: Swarm<S, A>;
+}
+
+/** Run a batch of walks (in a worker, or in this thread). */
+export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBatchResult {
+  const { model, root } = ctx;
+  const flag = task.stop ? new Int32Array(task.stop) : undefined;
+  const all = model.properties.map((p) => p.id);
+  const steps: number[] = [];
+  const hits: WalkHit[] = [];
+  const states: S[] = [];
+  const acts: A[] = [];
+  for (let w = task.first; w < task.first + task.count; w++) {
+    if (flag && Atomics.load(flag, 0) !== 0) break;
+    if (task.deadline !== undefined && Date.now() >= task.deadline) break;
+    const rand = walkRandom(task.seed, w);
+    const config = task.swarm && ctx.swarm ? ctx.swarm(rand, root) : undefined;
+    // Properties this walk checks (with --continue, those not known from a lower walk).
+    let check: Set<string> | undefined;
+    if (task.known) check = new Set(all.filter((p) => !(task.known![p]! < w)));
+    if (check?.size === 0) {
+      steps.push(0);
+      continue;
+    }
+    let s = config?.root ?? root;
+    states.length = 0;
+    acts.length = 0;
+    let n = 0;
+    let stop = false;
+    while (n < task.depth) {
+      let enabled = model.actions(s);
+      if (config) enabled = enabled.filter((a) => config.allow(s, a));
+      if (enabled.length === 0) break;
+      const a = enabled[config?.weight ? pickWeighted(rand, s, enabled, config.weight) : pick(rand, enabled.length)]!;
+      const t = model.next(s, a);
+      states.push(s);
+      acts.push(a);
+      s = t;
+      n++;
+      const vs = checkProperties(model, t, check);
+      if (vs.length === 0) continue;
+      const trace = acts.map((x, k) => model.formatAction(states[k]!, x));
+      const fingerprint = stateFingerprint(model, t);
+      const byProp = new Map<string, string[]>();
+      for (const v of vs) byProp.set(v.property, [...(byProp.get(v.property) ?? []), v.detail]);
+      for (const [property, details] of byProp) {
+        hits.push({ walk: w, property, details, trace, ...(config ? { swarm: config.text } : {}), fingerprint });
+        check?.delete(property);
+      }
+      if (task.stopAtFirst || check?.size === 0) {
+        stop = task.stopAtFirst;
+        break;
+      }
+    }
+    steps.push(n);
+    if (stop) break;
+  }
+  return { first: task.first, steps, hits };
+}
+
+/** What a simulate worker is built from (piscina workerData). */
+export interface SimulateWorkerData {
+  model: ModelSpec;
+  swarm?: SwarmSpec;
+  /** The --from prefix, replayed from model.initial() to get the root. */
+  fromTexts: string[];
+}
+
+/** Build a walk context from its serialisable description (the worker side). */
+export async function walkContext(data: SimulateWorkerData): Promise<WalkContext<unknown, unknown>> {
+  const model = await buildModel(data.model);
+  const root = data.fromTexts.length > 0 ? replayTexts(model, model.initial(), data.fromTexts).states.at(-1)! : model.initial();
+  const swarm = data.swarm ? await buildSwarm(data.swarm, model) : undefined;
+  return { model, root, ...(swarm ? { swarm } : {}) };
+}
+
+// ---------------------------------------------------------------- the search
+
+export interface SimulateProgress {
+  walks: number;
+  states: number;
+  statesPerSec: number;
+  elapsedMs: number;
+  /** Properties violated so far (--continue). */
+  found: number;
+}
+
+export interface SimulateOptions {
+  workers: number;
+  /** The model and swarm the workers build, and the --from prefix. */
+  worker: SimulateWorkerData;
+  seed: number;
+  depth: number;
+  /** Walk budget (deterministic results); at least one of walks and timeMs. */
+  walks?: number;
+  /** Time budget in ms. */
+  timeMs?: number;
+  swarm: boolean;
+  stopAtFirst: boolean;
+  /** Walks per batch (default 32). */
+  batch?: number;
+  onProgress?(p: SimulateProgress): void;
+  progressMs?: number;
+  shouldStop?(): boolean;
+}
+
+export type SimulateOutcome = 'violation' | 'budget' | 'interrupted';
+
+export interface SimulateResult {
+  outcome: SimulateOutcome;
+  /** Walks counted: stopping at a violation, walks 0..its index; otherwise every walk run. */
+  walks: number;
+  /** Actions taken by the walks counted (states visited, the root not included). */
+  states: number;
+  /** Stopping at the first: the violating walk of lowest index; --continue: per property, ordered by walk. */
+  hits: WalkHit[];
+  elapsedMs: number;
+  statesPerSec: number;
+  /** Part of elapsedMs spent starting the pool. */
+  startupMs: number;
+  workers: number;
+}
+
+/** Run walks on a pool until a violation (or, with --continue, the budget) or the budget. */
+export async function simulate(options: SimulateOptions): Promise<SimulateResult> {
+  const { workers, seed, depth, walks, timeMs, stopAtFirst, onProgress, shouldStop } = options;
+  if (!Number.isInteger(workers) || workers < 1) throw new ParseError(`workers must be a positive integer, got ${workers}`);
+  if (walks === undefined && timeMs === undefined) throw new ParseError('simulate needs a budget: walks or time');
+  const size = options.batch ?? 32;
+  const progressMs = options.progressMs ?? 3000;
+  const t0 = performance.now();
+  const deadline = timeMs !== undefined ? Date.now() + timeMs : undefined;
+  const stop = new SharedArrayBuffer(4);
+  const stopFlag = new Int32Array(stop);
+
+  const pool = new Piscina({
+    filename: SIMULATE_WORKER_FILE,
+    workerData: options.worker,
+    minThreads: workers,
+    maxThreads: workers,
+    idleTimeout: 60_000,
+    concurrentTasksPerWorker: 1,
+  });
+  let startupMs = 0;
+  // Per batch index: its result.
+  const results = new Map<number, WalkBatchResult>();
+  // Property -> the hit of lowest walk index.
+  const best = new Map<string, WalkHit>();
+  const lowest = (): number => Math.min(Infinity, ...[...best.values()].map((h) => h.walk));
+  let interrupted = false;
+  try {
+    // Every worker builds its model before the clock of the budget matters.
+    const ts = performance.now();
+    await Promise.all(Array.from({ length: workers }, () => pool.run({ first: 0, count: 0, seed, depth, swarm: false, stopAtFirst } satisfies WalkBatch)));
+    startupMs = performance.now() - ts;
+    let lastProgress = performance.now();
+    let doneWalks = 0;
+    let doneStates = 0;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve, reject) => {
+      let nextBatch = 0;
+      let inFlight = 0;
+      let failed = false;
+      let settled = false;
+      const more = (): boolean => {
+        const first = nextBatch * size;
+        if (walks !== undefined && first >= walks) return false;
+        if (deadline !== undefined && Date.now() >= deadline) return false;
+        // Stopping at the first: batches after the lowest violating walk cannot lower it.
+        if (stopAtFirst && first > lowest()) return false;
+        return true;
+      };
+      const pump = (): void => {
+        if (failed || settled) return;
+        if (!interrupted && shouldStop?.()) {
+          interrupted = true;
+          Atomics.store(stopFlag, 0, 1);
+        }
+        if (onProgress) {
+          const now = performance.now();
+          if (now - lastProgress >= progressMs) {
+            lastProgress = now;
+            const elapsedMs = now - t0;
+            onProgress({ walks: doneWalks, states: doneStates, statesPerSec: (doneStates * 1000) / elapsedMs, elapsedMs, found: best.size });
+          }
+        }
+        while (!interrupted && inFlight < workers * 2 && more()) dispatch(nextBatch++);
+        if (inFlight === 0) {
+          settled = true;
+          resolve();
+        }
+      };
+      const dispatch = (b: number): void => {
+        const first = b * size;
+        const count = walks !== undefined ? Math.min(size, walks - first) : size;
+        const known = stopAtFirst ? undefined : Object.fromEntries([...best].map(([p, h]) => [p, h.walk]));
+        const task: WalkBatch = { first, count, seed, depth, swarm: options.swarm, stopAtFirst, stop, ...(known ? { known } : {}), ...(deadline !== undefined ? { deadline } : {}) };
+        inFlight++;
+        pool.run(task).then(
+          (r: WalkBatchResult) => {
+            inFlight--;
+            results.set(b, r);
+            doneWalks += r.steps.length;
+            for (const n of r.steps) doneStates += n;
+            for (const h of r.hits) {
+              const old = best.get(h.property);
+              if (old === undefined || h.walk < old.walk) best.set(h.property, h);
+            }
+            pump();
+          },
+          (e: unknown) => {
+            failed = true;
+            reject(e);
+          },
+        );
+      };
+      // Poll for Ctrl-C and progress while batches run.
+      timer = setInterval(pump, 200);
+      pump();
+    }).finally(() => clearInterval(timer));
+  } finally {
+    await pool.destroy();
+  }
+
+  // The hits and counts that do not depend on scheduling.
+  let hits = [...best.values()].sort((a, b) => a.walk - b.walk || (a.property < b.property ? -1 : 1));
+  let countedWalks = 0;
+  let states = 0;
+  const cut = stopAtFirst && hits.length > 0 ? hits[0]!.walk : Infinity;
+  if (stopAtFirst && hits.length > 0) hits = hits.filter((h) => h.walk === cut);
+  for (const r of results.values())
+    r.steps.forEach((n, k) => {
+      if (r.first + k <= cut) {
+        countedWalks++;
+        states += n;
+      }
+    });
+  const elapsedMs = performance.now() - t0;
+  return {
+    outcome: interrupted ? 'interrupted' : hits.length > 0 ? 'violation' : 'budget',
+    walks: countedWalks,
+    states,
+    hits,
+    elapsedMs,
+    statesPerSec: elapsedMs - startupMs > 0 ? (states * 1000) / (elapsedMs - startupMs) : 0,
+    startupMs,
+    workers,
+  };
+}

@@ -1,0 +1,188 @@
+// `mmcheck simulate` and `mmcheck shrink`: walks reproducible from the seed
+// whatever the number of workers; the shrinker takes a planted long trace
+// to a known minimal one; a corpus bug found from the empty state and
+// stored shrunk; bad input refused in one line with nothing written.
+// Untimed, small bounds; the command line is spawned asynchronously.
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { setAutoFreeze } from 'immer';
+import { runWalks, simulate, walkRandom, type SimulateResult } from '../src/engine/simulate.ts';
+import { shrinkTrace, testTrace } from '../src/engine/shrink.ts';
+import { explore } from '../src/engine/explorer.ts';
+import { buildMmModel, mmModelSpec, type MmSpec } from '../src/cli/model-spec.ts';
+import { mmSwarm, mmSwarmSpec, mmTraceSize, simplifyMmTrace, traceBounds } from '../src/cli/mm-search.ts';
+import { openStore } from '../src/store/db.ts';
+
+setAutoFreeze(false);
+const tmp = mkdtempSync(join(tmpdir(), 'mmcheck-sim-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const BIN = resolve(import.meta.dirname, '..', 'bin', 'mmcheck.js');
+
+function mmcheck(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: tmp, timeout: 110_000, env: { ...process.env, MMCHECK_DEBUG: '' } }, (e, stdout, stderr) =>
+      done({ code: e ? ((e as { code?: number }).code ?? -1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/** What must not depend on the number of workers. */
+const summary = (r: SimulateResult) => ({ outcome: r.outcome, walks: r.walks, states: r.states, hits: r.hits });
+
+// B3b: counters-exact breaks after mmap, fault and an mremap whose clone fails.
+const B3B: MmSpec = { variant: 'b3b-clone-enomem', bounds: { procs: 1, pages: 2, maxLen: 1, enomem: 1 }, only: ['counters-exact'] };
+const B3B_MINIMAL = ['P0 mmap 0 1', 'P0 fault 0 w', 'P0 mremap 0 1 1 1 maymove,fixed enomem=2'];
+
+describe('simulate: reproducible from the seed', () => {
+  it('the PRNG of a walk depends on (seed, walk) only', () => {
+    const a = walkRandom(7, 3);
+    const b = walkRandom(7, 3);
+    const xs = Array.from({ length: 5 }, () => a());
+    expect(Array.from({ length: 5 }, () => b())).toEqual(xs);
+    expect(walkRandom(7, 4)()).not.toBe(xs[0]);
+    expect(walkRandom(8, 3)()).not.toBe(xs[0]);
+  });
+
+  it('stopping at the first violation: the same walks, counts and violation for 1 and 2 workers and in this thread', async () => {
+    const planted: MmSpec = { variant: resolve(import.meta.dirname, 'fixtures', 'planted-index.ts'), bounds: { procs: 2, pages: 3, maxLen: 2 }, only: ['rmap-coverage'] };
+    // B3b with uniform walks; the planted index bug with swarm walks.
+    for (const [spec, swarm] of [[B3B, false], [planted, true]] as const) {
+      const model = await buildMmModel(spec);
+      const opts = { seed: 11, depth: 12, swarm, stopAtFirst: true, walks: 5000, batch: 3 };
+      const base = { model: mmModelSpec(spec), fromTexts: [], ...(swarm ? { swarm: mmSwarmSpec(model.bounds) } : {}) };
+      const one = await simulate({ ...opts, workers: 1, worker: base });
+      const two = await simulate({ ...opts, workers: 2, worker: base });
+      expect(one.outcome, `swarm ${swarm}`).toBe('violation');
+      expect(one.hits[0]!.walk, `swarm ${swarm}`).toBeGreaterThan(3);
+      expect(summary(two), `swarm ${swarm}`).toEqual(summary(one));
+      // The same walks run in this thread, one batch: the lowest violating walk and its counts.
+      const here = runWalks({ model, root: model.initial(), swarm: mmSwarm(model.bounds) }, { first: 0, count: 5000, seed: 11, depth: 12, swarm, stopAtFirst: true });
+      expect(here.hits[0]!.walk).toBe(one.hits[0]!.walk);
+      expect(here.hits[0]!.trace).toEqual(one.hits[0]!.trace);
+      expect(here.steps.reduce((x, y) => x + y, 0)).toBe(one.states);
+      expect(one.walks).toBe(one.hits[0]!.walk + 1);
+      // The trace replays to the violation.
+      const property = one.hits[0]!.property;
+      expect(testTrace(model, model.initial(), property, one.hits[0]!.trace)?.trace).toEqual(one.hits[0]!.trace);
+    }
+  });
+
+  it('--continue: per property, the violating walk of lowest index, for 1 and 2 workers', async () => {
+    const spec: MmSpec = { variant: resolve(import.meta.dirname, 'fixtures', 'planted-index.ts'), bounds: { procs: 2, pages: 2, maxLen: 2 } };
+    const model = await buildMmModel(spec);
+    const opts = { seed: 5, depth: 10, swarm: true, stopAtFirst: false, walks: 200, batch: 9 };
+    const worker = { model: mmModelSpec(spec), fromTexts: [], swarm: mmSwarmSpec(model.bounds) };
+    const one = await simulate({ ...opts, workers: 1, worker });
+    const two = await simulate({ ...opts, workers: 2, worker });
+    expect(one.walks).toBe(200);
+    expect(one.hits.length).toBeGreaterThan(0);
+    expect(new Set(one.hits.map((h) => h.property)).size).toBe(one.hits.length);
+    expect(summary(two)).toEqual(summary(one));
+  });
+});
+
+describe('shrink', () => {
+  it('a planted long trace shrinks to the known minimal one', async () => {
+    const spec: MmSpec = { variant: 'b3b-clone-enomem', bounds: { procs: 3, pages: 4, maxLen: 2, enomem: 1 }, only: ['counters-exact'] };
+    const model = await buildMmModel(spec);
+    const planted = 'P0 mmap 2 2; P0 fault 3 w; P0 fork; P1 fault 2 w; P1 mmap 0 1; P1 exit; P0 fork; P0 mmap 0 1; P2 munmap 2 2; P0 mprotect 2 1 r; P2 fault 0 r; P0 munmap 2 1; P0 fault 0 w; P2 exit; P0 mremap 0 1 1 1 maymove,fixed enomem=2'.split('; ');
+    expect(testTrace(model, model.initial(), 'counters-exact', planted)?.trace).toEqual(planted);
+    const r = shrinkTrace({ model, root: model.initial(), property: 'counters-exact', simplify: simplifyMmTrace, size: mmTraceSize }, planted);
+    expect(r.trace).toEqual(B3B_MINIMAL);
+    expect(r.details.length).toBeGreaterThan(0);
+    // Minimal indeed: no violation in two operations over the bounds the trace uses.
+    const small = await buildMmModel({ ...spec, bounds: traceBounds(r.trace, model.bounds) });
+    expect(explore(small, { depth: 2 }).violations).toEqual([]);
+  });
+
+  it('a process created only to fork is dropped and the rest renumbered', async () => {
+    const spec: MmSpec = { variant: 'b3b-clone-enomem', bounds: { procs: 3, pages: 2, maxLen: 1, enomem: 1 }, only: ['counters-exact'] };
+    const model = await buildMmModel(spec);
+    const planted = ['P0 fork', 'P1 fork', 'P1 exit', 'P2 mmap 0 1', 'P2 fault 0 w', 'P2 mremap 0 1 1 1 maymove,fixed enomem=2'];
+    const r = shrinkTrace({ model, root: model.initial(), property: 'counters-exact', simplify: simplifyMmTrace, size: mmTraceSize }, planted);
+    expect(r.trace).toEqual(B3B_MINIMAL);
+  });
+
+  it('a trace that does not violate the property is refused', async () => {
+    const model = await buildMmModel(B3B);
+    expect(() => shrinkTrace({ model, root: model.initial(), property: 'counters-exact' }, ['P0 mmap 0 1'])).toThrow(/does not violate/);
+    expect(testTrace(model, model.initial(), 'counters-exact', ['P0 mmap 0 9'])).toBeUndefined();
+  });
+});
+
+describe('the command line', () => {
+  it('B3b is found from the empty state, stored shrunk beside its original, and replays; shrink ID shrinks a stored one', async () => {
+    const db = join(tmp, 'b3b.db');
+    const r = await mmcheck('simulate', '--model', 'b3b-clone-enomem', '--procs', '1', '--pages', '2', '--max-len', '1', '--enomem', '1', '--properties', 'counters-exact', '--walks', '20000', '--seed', '11', '--workers', '2', '--exhaustive-time', '20', '--db', db, '--json');
+    expect(r.code, r.stderr).toBe(1);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const v = events.find((e) => e.event === 'violation')!;
+    const done = events.find((e) => e.event === 'done')!;
+    expect(v.property).toBe('counters-exact');
+    // Three operations, as the exhaustive search finds (the walk's may end in another syscall).
+    expect((v.trace as string[]).length).toBe(3);
+    expect(['none', 'found']).toContain((v.shrink as { exhaustive: { verdict: string } }).exhaustive.verdict);
+    expect(done.outcome).toBe('violation');
+    const store = openStore(db, { mustExist: true });
+    const row = store.getViolation(v.id as number)!;
+    const run = store.getRun(done.run as number)!;
+    store.close();
+    expect(row.trace.split('\n')).toEqual(v.trace);
+    expect(row.original_trace!.split('\n')).toEqual(v.original);
+    expect(run.seed).toBe('11');
+    expect(run.walks).toBe(done.walks);
+    const replay = await mmcheck('replay', String(v.id), '--db', db);
+    expect(replay.code, replay.stderr).toBe(1);
+    expect(replay.stdout).toMatch(/confirmed: counters-exact is violated/);
+    const shrink = await mmcheck('shrink', String(v.id), '--db', db, '--exhaustive-time', '0', '--json');
+    expect(shrink.code, shrink.stderr).toBe(1);
+    expect(JSON.parse(shrink.stdout).trace).toEqual(v.trace);
+  });
+
+  it('Ctrl-C stops the walks and records the run as interrupted', async () => {
+    const db = join(tmp, 'int.db');
+    const child = spawn(process.execPath, [BIN, 'simulate', '--model', 'mainline', '--procs', '2', '--pages', '3', '--time', '100', '--workers', '1', '--db', db, '--json'], { cwd: tmp });
+    let stdout = '';
+    const started = new Promise<void>((ok) =>
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.includes('"event":"start"')) ok();
+      }),
+    );
+    const exited = new Promise<number | null>((ok) => child.on('exit', (code) => ok(code)));
+    await started;
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    const done = JSON.parse(stdout.trim().split('\n').at(-1)!) as { event: string; run: number; outcome: string };
+    expect(done).toMatchObject({ event: 'done', outcome: 'interrupted' });
+    const store = openStore(db, { mustExist: true });
+    const run = store.getRun(done.run)!;
+    store.close();
+    expect(run.outcome).toBe('interrupted');
+    expect(run.finished_at).not.toBeNull();
+  });
+
+  it('bad input: one line, exit 2, nothing written', async () => {
+    const db = join(tmp, 'bad.db');
+    for (const args of [
+      ['--walks', '0'],
+      ['--seed', 'x'],
+      ['--ops', 'mmap,frob'],
+      ['--model', 'no-such-model'],
+      ['--from', 'P0 mmap 0 99'],
+      ['--properties', 'nope'],
+    ]) {
+      const r = await mmcheck('simulate', '--walks', '1', ...args, '--db', db);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr.trimEnd().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(existsSync(db), args.join(' ')).toBe(false);
+    }
+    const r = await mmcheck('shrink', '7', '--db', db);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(existsSync(db)).toBe(false);
+  });
+});
