@@ -89,7 +89,8 @@ function program(setCode: (n: number) => void): Command {
       .option('--from <ops-or-file>', 'start from the state these operations reach (counted in the depth)')
       .option('--db <path>', 'results database', DEFAULT_DB_PATH)
       .option('--json', 'print the verdict as JSON')
-      .option('--junit <file>', 'write a JUnit report, one test case per property'),
+      .option('--junit <file>', 'write a JUnit report, one test case per property')
+      .option('--workers <n>', `worker threads (default: the number of cores, ${availableParallelism()} here); results do not depend on it`),
   ).action(async (o: GateOptions) => setCode(await cmdGate(o)));
 
   addBoundOptions(
@@ -125,7 +126,8 @@ function program(setCode: (n: number) => void): Command {
     .option('--only <id>', 'one entry, e.g. B8e')
     .option('--traces', 'print the trace found for each entry')
     .option('--json', 'print JSON')
-    .action(async (o: { only?: string; json?: boolean; traces?: boolean }) => setCode(await cmdBugs(o)));
+    .option('--workers <n>', `worker threads (default: the number of cores, ${availableParallelism()} here); results do not depend on it`)
+    .action(async (o: { only?: string; json?: boolean; traces?: boolean; workers?: string }) => setCode(await cmdBugs(o)));
 
   p.command('bench')
     .description('the performance benchmark: fixed configurations, states per second, bytes per state, peak memory')

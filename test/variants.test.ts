@@ -125,7 +125,7 @@ describe('gate', () => {
 describe('bug corpus', () => {
   for (const e of BUG_CORPUS) {
     it(`${e.id}: ${e.buggy} violates ${e.property} within depth ${e.depth}; ${e.fixed} keeps it`, async () => {
-      const r = await checkBug(e);
+      const r = await checkBug(e, 2);
       expect(r.foundDepth, 'buggy variant not caught').not.toBeNull();
       expect(r.foundDepth!).toBeLessThanOrEqual(e.depth);
       expect(r.fixedKeeps, 'fixed variant violates the property').toBe(true);
@@ -135,7 +135,7 @@ describe('bug corpus', () => {
 
   it('an entry whose "fixed" variant still has the bug fails', async () => {
     const b8e = BUG_CORPUS.find((x) => x.id === 'B8e')!;
-    const r = await checkBug({ ...b8e, fixed: b8e.buggy });
+    const r = await checkBug({ ...b8e, fixed: b8e.buggy }, 1);
     expect(r.fixedKeeps).toBe(false);
     expect(r.pass).toBe(false);
   });

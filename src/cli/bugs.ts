@@ -1,10 +1,11 @@
 // `mmcheck bugs`: every entry of the bug corpus (models/variants/corpus):
 // the buggy variant must violate its property within the entry's bounds and
 // the fixed variant must keep it at the same bounds.
+import { availableParallelism } from 'node:os';
 import { splitOps } from '../../models/mm/ops.ts';
 import { BUG_CORPUS, BUG_CORPUS_PENDING, type BugEntry } from '../../models/variants/corpus/index.ts';
-import { runJob } from './exploration.ts';
-import { EXIT, PROGRESS_MS, UsageError, out, num } from './common.ts';
+import { exploreJobOnPool } from './exploration.ts';
+import { EXIT, PROGRESS_MS, UsageError, out, num, parseCount } from './common.ts';
 
 export interface BugResult {
   id: string;
@@ -24,13 +25,12 @@ export interface BugResult {
 }
 
 /** Check one corpus entry: the buggy variant, then the fixed one, at the entry's bounds. */
-export async function checkBug(e: BugEntry): Promise<BugResult> {
+export async function checkBug(e: BugEntry, workers: number): Promise<BugResult> {
   const t0 = performance.now();
   const fromTexts = e.from !== undefined ? splitOps(e.from) : [];
   const job = { bounds: e.bounds, depth: e.depth, stopAtFirst: true, fromTexts, progressMs: PROGRESS_MS, only: [e.property] };
-  const none = (): void => {};
-  const buggy = await runJob({ ...job, variant: e.buggy }, none);
-  const fixed = await runJob({ ...job, variant: e.fixed }, none);
+  const buggy = await exploreJobOnPool({ ...job, variant: e.buggy }, workers);
+  const fixed = await exploreJobOnPool({ ...job, variant: e.fixed }, workers);
   const v = buggy.violations[0];
   const fixedKeeps = fixed.violations.length === 0;
   return {
@@ -49,7 +49,8 @@ export async function checkBug(e: BugEntry): Promise<BugResult> {
   };
 }
 
-export async function cmdBugs(o: { only?: string; json?: boolean; traces?: boolean }): Promise<number> {
+export async function cmdBugs(o: { only?: string; json?: boolean; traces?: boolean; workers?: string }): Promise<number> {
+  const workers = parseCount('workers', o.workers, 1) ?? availableParallelism();
   const entries = o.only !== undefined ? BUG_CORPUS.filter((e) => e.id.toLowerCase() === o.only!.toLowerCase()) : [...BUG_CORPUS];
   if (entries.length === 0) {
     const pending = BUG_CORPUS_PENDING.find((p) => p.id.toLowerCase() === o.only!.toLowerCase());
@@ -59,7 +60,7 @@ export async function cmdBugs(o: { only?: string; json?: boolean; traces?: boole
   const results: BugResult[] = [];
   if (!o.json) out(`${'id'.padEnd(8)} ${'property'.padEnd(26)} ${'found at'.padEnd(9)} ${'states'.padStart(9)}  ${'fixed keeps it'.padEnd(15)} ${'states'.padStart(9)} ${'seconds'.padStart(8)}`);
   for (const e of entries) {
-    const r = await checkBug(e);
+    const r = await checkBug(e, workers);
     results.push(r);
     if (!o.json) {
       const found = r.foundDepth === null ? 'NOT FOUND' : `depth ${r.foundDepth}`;

@@ -384,3 +384,14 @@ async function exploreOnPool(
   }
   return state;
 }
+
+/**
+ * Explore a job on a pool of worker threads and return its result, without
+ * recording it (mmcheck bugs); a failure is thrown as ResultError.
+ */
+export async function exploreJobOnPool(job: Omit<ExploreJob, 'kind' | 'stop'>, workers: number): Promise<ExploreResult<Op, State>> {
+  const signals = { stop: () => {}, abort: () => {} };
+  const ex = await exploreOnPool(job, { workers, checkpointDir: '' }, 0, () => {}, signals);
+  if (ex.result === undefined) throw new ResultError(ex.failure?.message ?? 'internal error', ex.failure?.code ?? EXIT.internal);
+  return ex.result;
+}

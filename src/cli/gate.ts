@@ -3,6 +3,8 @@
 // (DESIGN.md §6). Both runs are recorded; a property the base already
 // violates is reported, not blamed on the patch.
 import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
 import { ALL_PROPERTIES } from '../../properties/index.ts';
 import { replayTexts } from '../engine/explorer.ts';
 import { recordedModelSpec } from '../../models/variants/load.ts';
@@ -18,6 +20,7 @@ export interface GateOptions extends BoundOptions {
   db: string;
   json?: boolean;
   junit?: string;
+  workers?: string;
 }
 
 export interface GateVerdict {
@@ -75,6 +78,7 @@ export async function cmdGate(o: GateOptions): Promise<number> {
   // Everything about the input is checked before the store is opened.
   const { given, bounds } = parseBounds(o);
   const depth = parseCount('depth', o.depth, 0) ?? DEFAULT_CHECK_DEPTH;
+  const workers = parseCount('workers', o.workers, 1) ?? availableParallelism();
   const baseModel = await makeModel(o.base, given);
   const patchModel = await makeModel(o.patch, given);
   const fromTexts = o.from !== undefined ? readOps(o.from, '--from') : [];
@@ -97,6 +101,8 @@ export async function cmdGate(o: GateOptions): Promise<number> {
         depth,
         stopAtFirst: false,
         fromTexts,
+        // On the worker pool, like check (no checkpoints: a gate is rerun whole).
+        parallel: { workers, checkpointDir: join(dirname(o.db), 'checkpoints') },
         onStart: (id) => {
           if (!o.json) out(`exploring ${name} (run ${id})`);
         },
