@@ -76,6 +76,7 @@ function program(setCode: (n: number) => void): Command {
       .option('--max-memory <mb>', 'stop cleanly (exit 3, run recorded) before the process uses more memory than this')
       .option('--checkpoint-every <seconds>', 'checkpoint at level boundaries this often, and where the search stops (next to --db)')
       .option('--resume <run>', "continue a stopped or depth-bounded run from its checkpoint to --depth (the run's model and bounds)")
+      .option('--check-immutability', "debug a variant: freeze every state before its successors are computed, and name the function that writes to one")
       .option('--redis <url>', 'expand on `mmcheck worker` processes through this Redis (redis://[:password@]host[:port], rediss:// for TLS) instead of threads'),
   ).action(async (o: CheckOptions) => setCode(await cmdCheck(o)));
 
@@ -90,6 +91,7 @@ function program(setCode: (n: number) => void): Command {
       .option('--db <path>', 'results database', DEFAULT_DB_PATH)
       .option('--json', 'print the verdict as JSON')
       .option('--junit <file>', 'write a JUnit report, one test case per property')
+      .option('--check-immutability', "debug a variant: freeze every state before its successors are computed, and name the function that writes to one")
       .option('--workers <n>', `worker threads (default: the number of cores, ${availableParallelism()} here); results do not depend on it`),
   ).action(async (o: GateOptions) => setCode(await cmdGate(o)));
 

@@ -4,6 +4,11 @@
 // Also: the compact pack round-trips every state, and --check-immutability
 // catches a variant that writes to its input state.
 import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setAutoFreeze } from 'immer';
 import { explore, type ExploreResult } from '../src/engine/explorer.ts';
 import { replayTexts } from '../src/engine/replay.ts';
@@ -175,3 +180,29 @@ describe('--check-immutability', () => {
     expect((error as Error).message).toMatch(/^model "mutates-input" writes to its input state in do_anonymous_page \(.*mutates-input\.ts:\d+\): Cannot assign to read only property 'pgoff'/);
   });
 });
+
+describe('mmcheck check --check-immutability', () => {
+  it('refuses a variant that writes to its input state: one line naming the function, exit 2, the run recorded as an error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmcheck-immut-'));
+    try {
+      const bin = fileURLToPath(new URL('../bin/mmcheck.js', import.meta.url));
+      const fixture = fileURLToPath(new URL('./fixtures/mutates-input.ts', import.meta.url));
+      const args = ['check', '--model', fixture, '--depth', '3', '--procs', '1', '--pages', '2', '--max-len', '1', '--workers', '1', '--db', join(dir, 'r.db')];
+      const plain = await runCli(bin, args);
+      expect(plain.code).toBe(0);
+      const checked = await runCli(bin, [...args, '--check-immutability']);
+      expect(checked.code).toBe(2);
+      expect(checked.stderr.trim().split('\n')).toHaveLength(1);
+      expect(checked.stderr).toMatch(/writes to its input state in do_anonymous_page \(.*mutates-input\.ts:\d+\).*recorded as error/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** Run the CLI without blocking this test worker's event loop. */
+function runCli(bin: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], (e, stdout, stderr) => resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
+}

@@ -337,6 +337,9 @@ export class MutatedInputError extends Error {
   override name = 'MutatedInputError';
 }
 
+/** Its message (an error from a worker thread arrives as a plain Error with the message). */
+export const MUTATED_INPUT = /^model ".*" writes to its input state in /;
+
 function mutationReport(model: string, e: TypeError): MutatedInputError {
   // The first stack frame is the function that wrote (V8: "    at name (url:line:col)").
   const frame = e.stack?.split('\n').find((l) => l.trimStart().startsWith('at '));

@@ -25,6 +25,7 @@ export interface CheckOptions extends BoundOptions {
   maxMemory?: string;
   checkpointEvery?: string;
   resume?: string;
+  checkImmutability?: boolean;
   /** Expand on `mmcheck worker` processes through this Redis (src/engine/distributed.ts). */
   redis?: string;
 }
@@ -114,6 +115,7 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
       stopAtFirst,
       fromTexts,
       ...(only !== undefined ? { only } : {}),
+      ...(o.checkImmutability ? { options: { checkImmutability: true } } : {}),
       parallel,
       onStart: (id) => {
         if (!o.json)

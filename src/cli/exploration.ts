@@ -15,7 +15,8 @@ import { parseRedisUrl } from '../engine/redis.ts';
 import { identityOf } from './distributed.ts';
 import type { Checkpoint } from '../engine/checkpoint.ts';
 import type { State } from '../../models/mm/state.ts';
-import { EXIT, PROGRESS_MS, ResultError, UsageError, type Bounds, type Op, makeModel, num, err } from './common.ts';
+import { EXIT, PROGRESS_MS, ResultError, UsageError, type Bounds, type ModelOptions, type Op, makeModel, num, err } from './common.ts';
+import { MUTATED_INPUT } from '../../models/mm/model.ts';
 import { mmModelSpec } from './model-spec.ts';
 import type { RunOutcome, Store } from '../store/db.ts';
 import { stateToJson } from '../report/json.ts';
@@ -30,6 +31,8 @@ export interface ExploreJob {
   progressMs: number;
   /** Check only these properties (all when absent). */
   only?: string[];
+  /** Model options (--check-immutability). */
+  options?: ModelOptions;
   stop: SharedArrayBuffer;
 }
 
@@ -37,7 +40,7 @@ export interface ExploreJob {
 export async function runJob(job: Omit<ExploreJob, 'kind' | 'stop'>, onProgress: (p: Progress) => void, shouldStop?: () => boolean): Promise<ExploreResult<Op, State>> {
   // States are never mutated after produce returns; freezing them only costs time (DESIGN.md §2).
   setAutoFreeze(false);
-  const model = await makeModel(job.variant, job.bounds, job.only);
+  const model = await makeModel(job.variant, job.bounds, job.only, job.options);
   const root = model.initial();
   const from = job.fromTexts.length > 0 ? replayTexts(model, root, job.fromTexts).states.at(-1) : undefined;
   return explore(model, {
@@ -111,7 +114,7 @@ export function exploreInWorker(
         state.result = m.result;
         settle();
       } else {
-        const isInput = m.name === 'ParseError' || m.name === 'UsageError';
+        const isInput = m.name === 'ParseError' || m.name === 'UsageError' || MUTATED_INPUT.test(m.message);
         state.failure = {
           message: isInput ? m.message : `internal error: ${m.message}${process.env.MMCHECK_DEBUG ? `\n${m.stack}` : ''}`,
           code: isInput ? EXIT.badInput : EXIT.internal,
@@ -168,6 +171,8 @@ export interface RecordJob {
   fromTexts: string[];
   /** Check only these properties (all when absent). */
   only?: string[];
+  /** Model options (--check-immutability). */
+  options?: ModelOptions;
   /** Explore on a pool of worker threads (src/engine/parallel.ts) instead of one exploration thread. */
   parallel?: ParallelJob;
   onStart?(runId: number): void;
@@ -279,6 +284,7 @@ export async function exploreAndRecord(store: Store, job: RecordJob): Promise<Re
     fromTexts,
     progressMs: PROGRESS_MS,
     ...(job.only !== undefined ? { only: job.only } : {}),
+    ...(job.options !== undefined ? { options: job.options } : {}),
   };
   let ex: Exploration;
   try {
@@ -344,7 +350,7 @@ async function exploreOnPool(
   signals.stop = () => (stop = true);
   try {
     setAutoFreeze(false);
-    const model = await makeModel(job.variant, job.bounds, job.only);
+    const model = await makeModel(job.variant, job.bounds, job.only, job.options);
     const from = job.fromTexts.length > 0 ? replayTexts(model, model.initial(), job.fromTexts).states.at(-1) : undefined;
     const meta: CheckpointMeta = {
       kind: 'mmcheck-check',
@@ -368,13 +374,15 @@ async function exploreOnPool(
       ...(p.checkpointEveryMs !== undefined ? { checkpoint: { path: checkpointPath(p.checkpointDir, runId), everyMs: p.checkpointEveryMs, meta } } : {}),
       ...(p.resume ? { resume: p.resume.checkpoint } : {}),
     };
-    const spec = { variant: job.variant, bounds: job.bounds, ...(job.only !== undefined ? { only: job.only } : {}) };
+    const spec = { variant: job.variant, bounds: job.bounds, ...(job.only !== undefined ? { only: job.only } : {}), ...(job.options !== undefined ? { options: job.options } : {}) };
     state.result = p.redis
       ? await exploreDistributed(model, { ...common, target: parseRedisUrl(p.redis.url), spec, identity: identityOf(job.variant), onNote: p.redis.onNote })
       : await exploreParallel(model, { ...common, workers: p.workers, spec: mmModelSpec(spec) });
   } catch (e) {
     const x = e instanceof Error ? e : new Error(String(e));
-    const isInput = x.name === 'ParseError' || x.name === 'UsageError';
+    // A model that writes to its input state (--check-immutability) is a
+    // defect of the variant given: bad input, said in one line.
+    const isInput = x.name === 'ParseError' || x.name === 'UsageError' || MUTATED_INPUT.test(x.message);
     // Redis unreachable or lost: a resource failure, said as it is.
     const isInfra = x.name === 'DistributedError';
     state.failure = {

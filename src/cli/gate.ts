@@ -21,6 +21,7 @@ export interface GateOptions extends BoundOptions {
   json?: boolean;
   junit?: string;
   workers?: string;
+  checkImmutability?: boolean;
 }
 
 export interface GateVerdict {
@@ -101,6 +102,7 @@ export async function cmdGate(o: GateOptions): Promise<number> {
         depth,
         stopAtFirst: false,
         fromTexts,
+        ...(o.checkImmutability ? { options: { checkImmutability: true } } : {}),
         // On the worker pool, like check (no checkpoints: a gate is rerun whole).
         parallel: { workers, checkpointDir: join(dirname(o.db), 'checkpoints') },
         onStart: (id) => {
