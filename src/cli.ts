@@ -6,6 +6,10 @@
 // the main thread between batches; `gate` runs the synchronous explorer in
 // one worker thread. Either way the main thread stays free to receive
 // SIGINT, which stops the search cleanly (src/cli/exploration.ts).
+//
+// Each command's module is imported when the command runs: a command that
+// explores nothing (list, models, --help) does not load the explorer, the
+// worker pool or the picture renderer (issue 14: start-up time).
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { isMainThread } from 'node:worker_threads';
@@ -13,14 +17,11 @@ import { availableParallelism } from 'node:os';
 import { ParseError } from './engine/model.ts';
 import { DEFAULT_BOUNDS } from '../models/mm/model.ts';
 import { DEFAULT_DB_PATH, StoreError } from './store/db.ts';
-import { type RunOptions, cmdRun } from './cli/run.ts';
-import { type CheckOptions, cmdCheck } from './cli/check.ts';
-import { cmdList, cmdProperties, cmdModels } from './cli/info.ts';
+import type { RunOptions } from './cli/run.ts';
+import type { CheckOptions } from './cli/check.ts';
 import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, ResultError, err } from './cli/common.ts';
-import { cmdReplay, type ReplayOptions } from './cli/replay.ts';
-import { cmdGate, type GateOptions } from './cli/gate.ts';
-import { cmdBugs } from './cli/bugs.ts';
-import { cmdBench } from './cli/bench.ts';
+import type { ReplayOptions } from './cli/replay.ts';
+import type { GateOptions } from './cli/gate.ts';
 
 function addBoundOptions(c: Command): Command {
   return c
@@ -55,7 +56,7 @@ function program(setCode: (n: number) => void): Command {
       .option('--format <format>', 'text, or a picture: dot, svg (one step), html (the whole trace)', 'text')
       .option('--out <path>', 'write the picture to a file')
       .option('--step <n>', 'the step to draw with dot or svg (0 = initial state; default the last)'),
-  ).action((ops: string | undefined, o: RunOptions) => cmdRun(ops, o).then(setCode));
+  ).action(async (ops: string | undefined, o: RunOptions) => setCode(await (await import('./cli/run.ts')).cmdRun(ops, o)));
 
   addBoundOptions(
     p
@@ -72,7 +73,7 @@ function program(setCode: (n: number) => void): Command {
       .option('--max-memory <mb>', 'stop cleanly (exit 3, run recorded) before the process uses more memory than this')
       .option('--checkpoint-every <seconds>', 'checkpoint at level boundaries this often, and where the search stops (next to --db)')
       .option('--resume <run>', "continue a stopped or depth-bounded run from its checkpoint to --depth (the run's model and bounds)"),
-  ).action(async (o: CheckOptions) => setCode(await cmdCheck(o)));
+  ).action(async (o: CheckOptions) => setCode(await (await import('./cli/check.ts')).cmdCheck(o)));
 
   addBoundOptions(
     p
@@ -85,14 +86,14 @@ function program(setCode: (n: number) => void): Command {
       .option('--db <path>', 'results database', DEFAULT_DB_PATH)
       .option('--json', 'print the verdict as JSON')
       .option('--junit <file>', 'write a JUnit report, one test case per property'),
-  ).action(async (o: GateOptions) => setCode(await cmdGate(o)));
+  ).action(async (o: GateOptions) => setCode(await (await import('./cli/gate.ts')).cmdGate(o)));
 
   p.command('bugs')
     .description('the historical bug corpus: each buggy variant must be caught, each fixed one must pass')
     .option('--only <id>', 'one entry, e.g. B8e')
     .option('--traces', 'print the trace found for each entry')
     .option('--json', 'print JSON')
-    .action(async (o: { only?: string; json?: boolean; traces?: boolean }) => setCode(await cmdBugs(o)));
+    .action(async (o: { only?: string; json?: boolean; traces?: boolean }) => setCode(await (await import('./cli/bugs.ts')).cmdBugs(o)));
 
   p.command('bench')
     .description('the performance benchmark: fixed configurations, states per second, bytes per state, peak memory')
@@ -100,14 +101,14 @@ function program(setCode: (n: number) => void): Command {
     .option('--json', 'print JSON')
     .option('--no-naive', 'skip the naive baseline')
     .addOption(new Option('--phase <phase>', 'one measurement (1, 2 or naive) of --only, as JSON: what the bench runs in each child process').hideHelp())
-    .action(async (o: { only?: string; json?: boolean; naive?: boolean; phase?: string }) => setCode(await cmdBench(o)));
+    .action(async (o: { only?: string; json?: boolean; naive?: boolean; phase?: string }) => setCode(await (await import('./cli/bench.ts')).cmdBench(o)));
 
   p.command('list')
     .description('recorded runs and violations, newest first')
     .option('--db <path>', 'results database', DEFAULT_DB_PATH)
     .option('--limit <n>', 'rows of each kind', '20')
     .option('--json', 'print JSON')
-    .action((o: { db: string; limit: string; json?: boolean }) => setCode(cmdList(o)));
+    .action(async (o: { db: string; limit: string; json?: boolean }) => setCode((await import('./cli/info.ts')).cmdList(o)));
 
   p.command('replay')
     .description('re-execute a stored violation step by step and confirm it')
@@ -116,18 +117,18 @@ function program(setCode: (n: number) => void): Command {
     .option('--format <format>', 'text, json, or a picture: dot, svg (one step), html (the whole trace)', 'text')
     .option('--out <path>', 'write the picture to a file')
     .option('--step <n>', 'the step to draw with dot or svg (0 = initial state; default the last)')
-    .action((id: string, o: ReplayOptions) => cmdReplay(id, o).then(setCode));
+    .action(async (id: string, o: ReplayOptions) => setCode(await (await import('./cli/replay.ts')).cmdReplay(id, o)));
 
   p.command('properties')
     .description('the properties of a model: id, when checked, description, kernel rule')
     .option('--model <name>', 'model or variant', 'mainline')
     .option('--json', 'print JSON')
-    .action((o: { model: string; json?: boolean }) => cmdProperties(o).then(setCode));
+    .action(async (o: { model: string; json?: boolean }) => setCode(await (await import('./cli/info.ts')).cmdProperties(o)));
 
   p.command('models')
     .description('built-in models and variants')
     .option('--json', 'print JSON')
-    .action((o: { json?: boolean }) => setCode(cmdModels(o)));
+    .action(async (o: { json?: boolean }) => setCode((await import('./cli/info.ts')).cmdModels(o)));
   return p;
 }
 

@@ -6,7 +6,7 @@ import type { State } from '../../models/mm/state.ts';
 import { openStore } from '../store/db.ts';
 import { stateToJson } from '../report/json.ts';
 import { renderDiff, renderState } from '../report/text.ts';
-import { EXIT, type Bounds, type PictureOptions, UsageError, ResultError, makeModel, out, indent, violationLines, checkPictureOptions, isPictureFormat, writePicture } from './common.ts';
+import { EXIT, type Bounds, type PictureOptions, UsageError, ResultError, boundsFor, makeModel, out, indent, violationLines, checkPictureOptions, isPictureFormat, writePicture } from './common.ts';
 
 // ---------------------------------------------------------------- replay
 
@@ -37,13 +37,13 @@ export async function cmdReplay(idText: string, o: ReplayOptions): Promise<numbe
   const bounds: Partial<Bounds> = {};
   for (const k of Object.keys(DEFAULT_BOUNDS) as (keyof Bounds)[]) if (stored[k] !== undefined) (bounds as Record<string, unknown>)[k] = stored[k];
   // The model that found it: a built-in name or the variant file it was loaded from.
+  const texts = v.trace === '' ? [] : v.trace.split('\n');
   let model;
   try {
-    model = await makeModel(run.variant, bounds);
+    model = await makeModel(run.variant, boundsFor(bounds, texts));
   } catch (e) {
     throw new ResultError(`violation ${id} was found by model "${run.variant}", which cannot be loaded now: ${(e as Error).message}`, EXIT.internal);
   }
-  const texts = v.trace === '' ? [] : v.trace.split('\n');
   let states: State[];
   try {
     states = replayTexts(model, model.initial(), texts).states;
