@@ -120,13 +120,17 @@ describe('gate', () => {
   });
 });
 
+// B2 explores to depth 12: half a minute on a quiet machine, several minutes
+// on a loaded one. The limit only guards against a hang.
+const CORPUS_TIMEOUT_MS = 600_000;
+
 describe('bug corpus', () => {
   for (const e of BUG_CORPUS) {
     it(`${e.id}: ${e.buggy} violates ${e.property} within depth ${e.depth}; ${e.fixed} keeps it`, async () => {
       // In a child process (`mmcheck bugs`, which calls checkBug): some entries
       // explore for a minute on a busy machine, and a synchronous search in
       // this thread would stall vitest's RPC with its main process (issue 14).
-      const out = await mmcheck('bugs', '--only', e.id, '--json');
+      const out = await runCli(['bugs', '--only', e.id, '--json'], { cwd: dir, env: process.env, timeoutMs: CORPUS_TIMEOUT_MS - 5000 });
       expect([0, 1], out.stderr).toContain(out.code);
       const r = (JSON.parse(out.stdout) as { results: BugResult[] }).results[0]!;
       expect(r.id).toBe(e.id);
@@ -134,7 +138,7 @@ describe('bug corpus', () => {
       expect(r.foundDepth!).toBeLessThanOrEqual(e.depth);
       expect(r.fixedKeeps, 'fixed variant violates the property').toBe(true);
       expect(r.pass).toBe(true);
-    });
+    }, CORPUS_TIMEOUT_MS);
   }
 
   it('an entry whose "fixed" variant still has the bug fails', async () => {
