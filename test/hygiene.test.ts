@@ -22,3 +22,15 @@ describe('test hygiene', () => {
     expect(offenders).toEqual([]);
   });
 });
+
+describe('between two tests the event loop turns (test/setup-yield.ts)', () => {
+  // A macrotask queued by one test has run when the next starts: vitest's RPC
+  // answers (macrotasks too) are read between tests, not only when a file ends.
+  let ran = false;
+  it('queues a macrotask', () => {
+    setImmediate(() => (ran = true));
+  });
+  it('finds it run', () => {
+    expect(ran).toBe(true);
+  });
+});

@@ -17,12 +17,12 @@ import type { State } from '../../models/mm/state.ts';
 import { COMPILED, EXIT, PROGRESS_MS, ResultError, UsageError, type Bounds, type Op, makeModel, num, err } from './common.ts';
 import { mmModelSpec } from './model-spec.ts';
 import { Interrupts } from './interrupts.ts';
-
-/** How often the explorer reports to exploreAndRecord (which passes a report on every PROGRESS_MS). */
-const ENGINE_PROGRESS_MS = 250;
 import { isVariantFile } from '../../models/variants/load.ts';
 import type { RunOutcome, Store } from '../store/db.ts';
 import { stateToJson } from '../report/json.ts';
+
+/** How often the explorer reports to exploreAndRecord (which passes a report on every PROGRESS_MS). */
+const ENGINE_PROGRESS_MS = 250;
 
 export interface ExploreJob {
   kind: 'mmcheck-explore';
