@@ -186,7 +186,8 @@ describe('check', () => {
     expect(existsSync(db)).toBe(true);
     const list = JSON.parse((await mmcheck('list', '--db', db, '--json')).stdout);
     expect(list.runs).toHaveLength(1);
-    expect(list.runs[0]).toMatchObject({ variant: 'mainline', max_depth: 2 });
+    expect(list.runs[0]).toMatchObject({ variant: 'mainline', modelName: 'mainline', max_depth: 2 });
+    expect(list.runs[0].boundsText).toMatch(/^procs 2, pages 2, max-len 1, ops mmap,fault,fork,munmap,mprotect,mremap,exit, enomem 0, granularity syscall$/);
     expect(['complete', 'depth-reached']).toContain(list.runs[0].outcome);
     expect(list.runs[0].generated).toBeGreaterThan(0);
     expect(list.violations).toEqual([]);
@@ -241,6 +242,13 @@ describe('check', () => {
     expect(again.stdout.trimEnd().split('\n').at(-1)).toMatch(new RegExp(`^FAIL: .*${v.property}.* violated at depth \\d+ \\([\\d,]+ distinct states explored, \\d+\\.\\d s\\); mmcheck replay ${v.id} --db `));
     const list = JSON.parse((await mmcheck('list', '--db', db, '--json')).stdout);
     expect(list.violations.find((x: { id: number }) => x.id === v.id).times_seen).toBe(2);
+    // list names the run's model as its violations are named, and shows what the run explored (issue 14).
+    const text = (await mmcheck('list', '--db', db)).stdout;
+    const model = list.violations.find((x: { id: number }) => x.id === v.id).model as string;
+    expect(list.runs[0].modelName).toBe(model);
+    expect(text).toMatch(new RegExp(`^\\s+\\d+\\s+\\S+ \\S+\\s+${model}\\s+depth ${depth}\\s`, 'm'));
+    expect(text).not.toContain(BUGGY_MODEL!);
+    expect(text).toMatch(/^\s+procs \d+, pages \d+, max-len \d+, ops [a-z,]+, enomem \d+, granularity syscall$/m);
   });
 });
 
