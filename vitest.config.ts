@@ -4,6 +4,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 120_000,
     pool: 'forks',
+    globalSetup: ['./test/global-setup.ts'],
+    setupFiles: ['./test/setup-yield.ts'],
     reporters: ['default', './test/summary-reporter.ts'],
   },
 });

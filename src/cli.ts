@@ -6,6 +6,10 @@
 // the main thread between batches; `gate` runs the synchronous explorer in
 // one worker thread. Either way the main thread stays free to receive
 // SIGINT, which stops the search cleanly (src/cli/exploration.ts).
+//
+// Each command's module is imported when the command runs: a command that
+// explores nothing (list, models, --help) does not load the explorer, the
+// worker pool or the picture renderer (issue 14: start-up time).
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { isMainThread } from 'node:worker_threads';
@@ -13,18 +17,14 @@ import { availableParallelism } from 'node:os';
 import { ParseError } from './engine/model.ts';
 import { DEFAULT_BOUNDS } from '../models/mm/model.ts';
 import { DEFAULT_DB_PATH, StoreError } from './store/db.ts';
-import { type RunOptions, cmdRun } from './cli/run.ts';
-import { type CheckOptions, cmdCheck } from './cli/check.ts';
-import { cmdList, cmdProperties, cmdModels } from './cli/info.ts';
-import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, ResultError, err } from './cli/common.ts';
-import { cmdReplay, type ReplayOptions } from './cli/replay.ts';
-import { cmdGate, type GateOptions } from './cli/gate.ts';
-import { cmdBugs } from './cli/bugs.ts';
-import { cmdBench } from './cli/bench.ts';
-import { cmdWorker, type WorkerCliOptions } from './cli/distributed.ts';
-import { cmdBenchDistributed } from './cli/bench-distributed.ts';
-import { cmdSimulate, type SimulateOptions, DEFAULT_WALK_DEPTH } from './cli/simulate.ts';
-import { cmdShrink, type ShrinkOptions, DEFAULT_EXHAUSTIVE_S } from './cli/shrink.ts';
+import type { RunOptions } from './cli/run.ts';
+import type { CheckOptions } from './cli/check.ts';
+import { DEFAULT_CHECK_DEPTH, DEFAULT_EXHAUSTIVE_S, DEFAULT_WALK_DEPTH, EXIT, UsageError, ResultError, err } from './cli/common.ts';
+import type { ReplayOptions } from './cli/replay.ts';
+import type { GateOptions } from './cli/gate.ts';
+import type { WorkerCliOptions } from './cli/distributed.ts';
+import type { SimulateOptions } from './cli/simulate.ts';
+import type { ShrinkOptions } from './cli/shrink.ts';
 
 function addBoundOptions(c: Command): Command {
   return c
@@ -59,7 +59,7 @@ function program(setCode: (n: number) => void): Command {
       .option('--format <format>', 'text, or a picture: dot, svg (one step), html (the whole trace)', 'text')
       .option('--out <path>', 'write the picture to a file')
       .option('--step <n>', 'the step to draw with dot or svg (0 = initial state; default the last)'),
-  ).action((ops: string | undefined, o: RunOptions) => cmdRun(ops, o).then(setCode));
+  ).action(async (ops: string | undefined, o: RunOptions) => setCode(await (await import('./cli/run.ts')).cmdRun(ops, o)));
 
   addBoundOptions(
     p
@@ -78,7 +78,7 @@ function program(setCode: (n: number) => void): Command {
       .option('--resume <run>', "continue a stopped or depth-bounded run from its checkpoint to --depth (the run's model and bounds)")
       .option('--check-immutability', "debug a variant: freeze every state before its successors are computed, and name the function that writes to one")
       .option('--redis <url>', 'expand on `mmcheck worker` processes through this Redis (redis://[:password@]host[:port], rediss:// for TLS) instead of threads'),
-  ).action(async (o: CheckOptions) => setCode(await cmdCheck(o)));
+  ).action(async (o: CheckOptions) => setCode(await (await import('./cli/check.ts')).cmdCheck(o)));
 
   addBoundOptions(
     p
@@ -93,7 +93,7 @@ function program(setCode: (n: number) => void): Command {
       .option('--junit <file>', 'write a JUnit report, one test case per property')
       .option('--check-immutability', "debug a variant: freeze every state before its successors are computed, and name the function that writes to one")
       .option('--workers <n>', `worker threads (default: the number of cores, ${availableParallelism()} here); results do not depend on it`),
-  ).action(async (o: GateOptions) => setCode(await cmdGate(o)));
+  ).action(async (o: GateOptions) => setCode(await (await import('./cli/gate.ts')).cmdGate(o)));
 
   addBoundOptions(
     p
@@ -112,7 +112,7 @@ function program(setCode: (n: number) => void): Command {
       .option('--db <path>', 'results database', DEFAULT_DB_PATH)
       .option('--json', 'one JSON event per line on stdout (start, progress, violation, done)')
       .option('--workers <n>', `worker threads (default: the number of cores, ${availableParallelism()} here)`),
-  ).action(async (o: SimulateOptions) => setCode(await cmdSimulate(o)));
+  ).action(async (o: SimulateOptions) => setCode(await (await import('./cli/simulate.ts')).cmdSimulate(o)));
 
   p.command('shrink')
     .description('shrink a stored violation (fewer operations, processes, lower addresses) and store it beside the original')
@@ -121,7 +121,7 @@ function program(setCode: (n: number) => void): Command {
     .option('--exhaustive-time <seconds>', `time for the exhaustive search for a shorter violation (0: skip; default ${DEFAULT_EXHAUSTIVE_S})`)
     .option('--workers <n>', 'worker threads of the exhaustive search')
     .option('--json', 'print JSON')
-    .action(async (id: string, o: ShrinkOptions) => setCode(await cmdShrink(id, o)));
+    .action(async (id: string, o: ShrinkOptions) => setCode(await (await import('./cli/shrink.ts')).cmdShrink(id, o)));
 
   p.command('bugs')
     .description('the historical bug corpus: each buggy variant must be caught, each fixed one must pass')
@@ -129,7 +129,7 @@ function program(setCode: (n: number) => void): Command {
     .option('--traces', 'print the trace found for each entry')
     .option('--json', 'print JSON')
     .option('--workers <n>', `worker threads (default: the number of cores, ${availableParallelism()} here); results do not depend on it`)
-    .action(async (o: { only?: string; json?: boolean; traces?: boolean; workers?: string }) => setCode(await cmdBugs(o)));
+    .action(async (o: { only?: string; json?: boolean; traces?: boolean; workers?: string }) => setCode(await (await import('./cli/bugs.ts')).cmdBugs(o)));
 
   p.command('bench')
     .description('the performance benchmark: fixed configurations, states per second, bytes per state, peak memory')
@@ -137,7 +137,7 @@ function program(setCode: (n: number) => void): Command {
     .option('--json', 'print JSON')
     .option('--no-naive', 'skip the naive baseline')
     .addOption(new Option('--phase <phase>', 'one measurement (1, 2 or naive) of --only, as JSON: what the bench runs in each child process').hideHelp())
-    .action(async (o: { only?: string; json?: boolean; naive?: boolean; phase?: string }) => setCode(await cmdBench(o)));
+    .action(async (o: { only?: string; json?: boolean; naive?: boolean; phase?: string }) => setCode(await (await import('./cli/bench.ts')).cmdBench(o)));
 
   p.command('worker')
     .description('serve expansion work for `check --redis` runs whose model this machine has (same version and content hash)')
@@ -145,21 +145,21 @@ function program(setCode: (n: number) => void): Command {
     .option('--concurrency <n>', `batches expanded at once, on as many threads (default: the number of cores, ${availableParallelism()} here)`)
     .addOption(new Option('--lock-ms <ms>', "BullMQ lock duration: a dead worker's batch is redone about this long after (default 30000)").hideHelp())
     .addOption(new Option('--delay-ms <ms>', 'testing: hold every batch this long before answering').hideHelp())
-    .action(async (o: WorkerCliOptions) => setCode(await cmdWorker(o)));
+    .action(async (o: WorkerCliOptions) => setCode(await (await import('./cli/distributed.ts')).cmdWorker(o)));
 
   p.command('bench-distributed')
     .description('the distributed measurement: two worker processes on a local Redis against two threads, bytes per state over Redis')
     .option('--only <name>', 'the bench configuration (default: default)')
     .option('--repeat <n>', 'runs of each, alternately; the fastest counts (default 2)')
     .option('--json', 'print JSON')
-    .action(async (o: { only?: string; json?: boolean; repeat?: string }) => setCode(await cmdBenchDistributed(o)));
+    .action(async (o: { only?: string; json?: boolean; repeat?: string }) => setCode(await (await import('./cli/bench-distributed.ts')).cmdBenchDistributed(o)));
 
   p.command('list')
     .description('recorded runs and violations, newest first')
     .option('--db <path>', 'results database', DEFAULT_DB_PATH)
     .option('--limit <n>', 'rows of each kind', '20')
     .option('--json', 'print JSON')
-    .action((o: { db: string; limit: string; json?: boolean }) => setCode(cmdList(o)));
+    .action(async (o: { db: string; limit: string; json?: boolean }) => setCode((await import('./cli/info.ts')).cmdList(o)));
 
   p.command('replay')
     .description('re-execute a stored violation step by step and confirm it')
@@ -168,18 +168,18 @@ function program(setCode: (n: number) => void): Command {
     .option('--format <format>', 'text, json, or a picture: dot, svg (one step), html (the whole trace)', 'text')
     .option('--out <path>', 'write the picture to a file')
     .option('--step <n>', 'the step to draw with dot or svg (0 = initial state; default the last)')
-    .action((id: string, o: ReplayOptions) => cmdReplay(id, o).then(setCode));
+    .action(async (id: string, o: ReplayOptions) => setCode(await (await import('./cli/replay.ts')).cmdReplay(id, o)));
 
   p.command('properties')
     .description('the properties of a model: id, when checked, description, kernel rule')
     .option('--model <name>', 'model or variant', 'mainline')
     .option('--json', 'print JSON')
-    .action((o: { model: string; json?: boolean }) => cmdProperties(o).then(setCode));
+    .action(async (o: { model: string; json?: boolean }) => setCode(await (await import('./cli/info.ts')).cmdProperties(o)));
 
   p.command('models')
     .description('built-in models and variants')
     .option('--json', 'print JSON')
-    .action((o: { json?: boolean }) => setCode(cmdModels(o)));
+    .action(async (o: { json?: boolean }) => setCode((await import('./cli/info.ts')).cmdModels(o)));
   return p;
 }
 

@@ -12,8 +12,13 @@ import { checkProperties } from '../src/engine/model.ts';
 import { explore, replayTexts, stateFingerprint } from '../src/engine/explorer.ts';
 import { ALL_PROPERTIES } from '../properties/index.ts';
 import { stateToJson } from '../src/report/json.ts';
+import { exploreOffThread } from './explore-off-thread.ts';
 
 const LOCK: Partial<Bounds> = { granularity: 'lock' };
+
+/** The search of `model(variant, bounds, only)` to `depth`, in a worker thread (test/explore-off-thread.ts). */
+const offThread = (variant: string, bounds: Partial<Bounds>, depth: number, only: string[]) =>
+  exploreOffThread({ variant, bounds: { ...LOCK, ...bounds }, depth, only });
 
 function model(variant: string, bounds: Partial<Bounds> = {}, only?: string[]): MmModel {
   return createMmModel({
@@ -157,9 +162,9 @@ describe('walker-sees-every-mapping (bug-corpus B5a)', () => {
 });
 
 describe('no-use-after-free across steps (bug-corpus B8e)', () => {
-  it('__put_anon_vma dropping the root first is caught at lock granularity', () => {
+  it('__put_anon_vma dropping the root first is caught at lock granularity', async () => {
     const bounds: Partial<Bounds> = { procs: 3, pages: 1, maxLen: 1, ops: ['mmap', 'fault', 'fork', 'exit'] };
-    const r = explore(model('b8e-put-root-first', bounds, ['no-use-after-free']), { depth: 12 });
+    const r = await offThread('b8e-put-root-first', bounds, 12, ['no-use-after-free']);
     expect(r.outcome).toBe('violation');
     expect(r.violations[0]!.detail).toBe('use-after-free: A0 in anon_vma_free(root->rwsem)');
     // Forks and exits are two steps each here: the syscall-granularity trace of B8e, stepped.
@@ -177,7 +182,7 @@ describe('no-use-after-free across steps (bug-corpus B8e)', () => {
       'P2 exit',
       'P2 step  # exit_mmap_free',
     ]);
-    expect(explore(model('mainline', bounds, ['no-use-after-free']), { depth: 12 }).violations).toEqual([]);
+    expect((await offThread('mainline', bounds, 12, ['no-use-after-free'])).violations).toEqual([]);
   });
 });
 

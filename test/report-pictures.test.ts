@@ -198,6 +198,14 @@ describe('HTML page', () => {
       const visible = async (): Promise<string[]> =>
         page.$$eval('.step', (els) => els.filter((e) => (e as HTMLElement).offsetParent !== null).map((e) => e.id));
 
+      // It opens on the last step, the violating one; Home goes to the start.
+      expect(await current()).toBe(String(steps.length - 1));
+      expect(await visible()).toEqual([`step-${steps.length - 1}`]);
+      // No text panel is cut off at 1400 px: nothing is wider than its box.
+      await page.setViewportSize({ width: 1400, height: 1000 });
+      const clipped = await page.$$eval(`#step-${steps.length - 1} pre`, (els) => els.filter((e) => e.scrollWidth > e.clientWidth + 1).length);
+      expect(clipped).toBe(0);
+      await page.keyboard.press('Home');
       expect(await current()).toBe('0');
       expect(await visible()).toEqual(['step-0']);
 
@@ -240,5 +248,33 @@ describe('HTML page', () => {
     } finally {
       await browser.close();
     }
+  });
+});
+
+describe('issue 14: what the trace page shows first, and what it marks', () => {
+  it('the HTML page opens on the last (violating) step, and its text panels wrap rather than clip', async () => {
+    const steps = trace(OPS);
+    const html = await traceHtml({ title: 't', steps, violations: VIOLATIONS, pages: 8 });
+    expect(html).toContain(`data-start="${steps.length - 1}"`);
+    expect(html).toMatch(/pre \{[^}]*white-space: pre-wrap/);
+    expect(html).toMatch(/\.texts \{[^}]*flex-direction: column/);
+  });
+
+  it('a violation that names no object (a kernel assert) marks what the step changed, and says so', () => {
+    const steps = trace(['P0 mmap 0 4', 'P0 fault 1 w']);
+    const assert = [{ property: 'kernel-asserts', detail: 'check_anon_vma_clone: merge from a non-singular chain' }];
+    expect(Object.values(violatedObjects(assert)).every((x) => x.size === 0)).toBe(true);
+    const last = traceDot(steps, assert, { pages: 8 }).at(-1)!;
+    expect(last).toContain('the violation names no object: red is what this step changed');
+    // The faulted PTE and the new anon_vma are red, not only blue.
+    expect(last).toContain('#ffd9d9');
+    expect(line(last, 'av_0')).toContain('#d11f1f');
+  });
+
+  it('a VMA replaced over the same range is drawn changed, not also listed as removed', () => {
+    const steps = trace(['P0 mmap 0 2', 'P0 mremap 0 1 3 1 maymove,fixed,dontunmap', 'P0 mremap 1 1 3 1 maymove,fixed']);
+    const last = traceDot(steps, [], { pages: 8 }).at(-1)!;
+    expect(last).not.toMatch(/removed: [^<]*vma P0:3-4/);
+    expect(last).toMatch(/COLSPAN="1" BGCOLOR="#dcebff" COLOR="#1f6fd1"[^>]*TOOLTIP="P0:3-4/);
   });
 });

@@ -8,7 +8,8 @@ import { recordedModelSpec } from '../../models/variants/load.ts';
 import { DEFAULT_BOUNDS } from '../../models/mm/model.ts';
 import { DEFAULT_DB_PATH, openStore, type Store } from '../store/db.ts';
 import { parseRedisUrl, redactUrls } from '../engine/redis.ts';
-import { exploreAndRecord, progressLine, boundsText, checkpointMeta, checkpointPath, type ParallelJob } from './exploration.ts';
+import { exploreAndRecord, progressLine, boundsText, checkpointMeta, checkpointPath, modelHash, type CheckpointIdentity, type ParallelJob } from './exploration.ts';
+import { PIPE_PROGRESS_MS, throttledProgress } from './progress.ts';
 import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, type Bounds, parseCount, parseBounds, parsePropertyList, makeModel, readOps, out, err, event, num, traceLines } from './common.ts';
 
 // ---------------------------------------------------------------- check
@@ -30,21 +31,58 @@ export interface CheckOptions extends BoundOptions {
   redis?: string;
 }
 
-/** Checkpoints live next to the database: <db dir>/checkpoints/<run>.ckpt. */
+/** Checkpoints live next to the database: <db dir>/checkpoints/<db file name>-<run>.ckpt. */
 export const checkpointDir = (db: string): string => join(dirname(db), 'checkpoints');
 
 /** --resume RUN: the run's checkpoint, read and checked (bad input otherwise). */
 function loadResume(store: Store, db: string, text: string): { runId: number; checkpoint: Checkpoint } {
   const runId = parseCount('resume', text, 1)!;
-  if (store.getRun(runId) === undefined) throw new UsageError(`--resume ${runId}: no run ${runId} in ${db}`);
-  const path = checkpointPath(checkpointDir(db), runId);
+  const run = store.getRun(runId);
+  if (run === undefined) throw new UsageError(`--resume ${runId}: no run ${runId} in ${db}`);
+  const path = checkpointPath(checkpointDir(db), db, runId);
   if (!existsSync(path)) throw new UsageError(`--resume ${runId}: run ${runId} has no checkpoint (${path}); checkpoints are written with --checkpoint-every`);
+  let checkpoint: Checkpoint;
   try {
-    return { runId, checkpoint: readCheckpoint(path) };
+    checkpoint = readCheckpoint(path);
   } catch (e) {
     if (e instanceof CheckpointError) throw new UsageError(`--resume ${runId}: ${e.message}`);
     throw e;
   }
+  // The file's name is only a convention: the checkpoint must say it is this
+  // run of this database, of the same model file (issue 14).
+  const meta = checkpointMeta(checkpoint, runId);
+  const id = meta.identity as Partial<CheckpointIdentity> | undefined;
+  if (id === undefined || typeof id.startedAt !== 'string')
+    throw new UsageError(`--resume ${runId}: ${path} does not say which run it belongs to (written by an older mmcheck); run the check again`);
+  if (id.run !== runId || id.startedAt !== run.started_at)
+    throw new UsageError(`--resume ${runId}: ${path} belongs to run ${id.run} started ${id.startedAt} of ${id.db}, not to run ${runId} of ${db} (started ${run.started_at})`);
+  const hash = modelHash(meta.variant);
+  if (id.modelHash !== hash)
+    throw new UsageError(`--resume ${runId}: the model file ${meta.variant} changed (or is gone) since run ${runId} was checkpointed; its checkpoint is of another model`);
+  return { runId, checkpoint };
+}
+
+/** The last line of a check: what it showed, in one line (issue 14). */
+export function verdictLine(
+  r: { outcome: string; exhausted?: boolean; distinct: number; depthReached: number; violations: readonly { property: string; depth: number }[]; memoryLimit?: string },
+  properties: number,
+  seconds: number,
+  ids: readonly number[],
+  dbOption = '',
+): string {
+  const on = `${num(r.distinct)} distinct states`;
+  const time = `${seconds.toFixed(1)} s`;
+  if (r.violations.length > 0) {
+    const names = [...new Set(r.violations.map((v) => v.property))];
+    const depth = Math.min(...r.violations.map((v) => v.depth));
+    const replay = ids.length > 0 ? `; mmcheck replay ${ids[0]}${dbOption}` : '';
+    return `FAIL: ${names.join(', ')} violated at depth ${depth} (${on} explored, ${time})${replay}`;
+  }
+  const props = `${properties} ${properties === 1 ? 'property holds' : 'properties hold'}`;
+  if (r.outcome === 'interrupted')
+    return `INCOMPLETE: stopped at depth ${r.depthReached}${r.memoryLimit !== undefined ? ' (memory limit)' : ''}; no violation on the ${on} explored (${time})`;
+  if (r.outcome === 'complete' || r.exhausted) return `PASS: ${props} on all ${on}, every reachable state (depth ${r.depthReached}, ${time})`;
+  return `PASS: ${props} on ${on} to depth ${r.depthReached} (${time})`;
 }
 
 /** What the exploration worker needs to rebuild the model and the start state. */
@@ -94,6 +132,7 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
     ...(redis ? { redis: { url: redisUrl!, onNote: (m: string) => err(`mmcheck: ${m}`) } } : {}),
     workers,
     checkpointDir: checkpointDir(o.db),
+    db: o.db,
     ...(maxMemoryMb !== undefined ? { maxMemoryMb } : {}),
     // A resumed run checkpoints where it stops, so it can be resumed again.
     ...(checkpointEvery !== undefined ? { checkpointEveryMs: checkpointEvery * 1000 } : resume ? { checkpointEveryMs: 2 ** 31 } : {}),
@@ -105,6 +144,7 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
     // 2. The run is recorded as 'running' before the search starts, and
     // finished in one transaction with its violations and coverage.
     const tty = process.stderr.isTTY === true;
+    const printProgress = throttledProgress(tty ? 0 : PIPE_PROGRESS_MS, (p) => err(progressLine(p)));
     const { runId, result: r, ids, traces } = await exploreAndRecord(store, {
       command: redactUrls(['check', ...process.argv.slice(3)].join(' ')),
       variant,
@@ -125,7 +165,7 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
           );
       },
       onProgress: (p) => {
-        if (tty) err(progressLine(p));
+        printProgress(p);
         if (o.json) event({ event: 'progress', ...p });
       },
     });
@@ -167,8 +207,10 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
         violations: ids,
       });
     } else {
+      // The start state is distinct but was not generated by a step: at depth 1
+      // there is one more distinct state than generated ones (issue 14).
       out(
-        `${num(r.generated)} states generated, ${num(r.distinct)} distinct states, depth reached ${r.depthReached}, ` +
+        `${num(r.generated)} states generated, ${num(r.distinct)} distinct states (the start state included), depth reached ${r.depthReached}, ` +
           `${seconds.toFixed(1)} s, ${num(r.statesPerSec)} states/s`,
       );
       out(`outcome: ${r.outcome}${r.exhausted ? ' (every reachable state explored)' : ''}`);
@@ -188,6 +230,8 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
         for (const d of v.details) out(`  ${d}`);
         for (const l of traceLines(traces[i]!, ids[i]!, o.db)) out(l);
       });
+      out();
+      out(verdictLine(r, model.properties.length, seconds, ids, o.db === DEFAULT_DB_PATH ? '' : ` --db ${o.db}`));
     }
     if (r.memoryLimit !== undefined) {
       err(`mmcheck: ${r.memoryLimit}; run ${runId} recorded as interrupted with what was found`);

@@ -5,13 +5,17 @@ import { PICTURE_FORMATS, renderTracePicture, type PictureFormat, type TracePict
 import { ParseError, type Model, type Violation } from '../engine/model.ts';
 import { createMmModel, DEFAULT_BOUNDS, type MmModelOptions } from '../../models/mm/model.ts';
 import { ALL_PROPERTIES } from '../../properties/index.ts';
-import { loadModel, VariantError } from '../../models/variants/load.ts';
+import { isVariantFile, loadModel, VariantError } from '../../models/variants/load.ts';
 import { DEFAULT_DB_PATH } from '../store/db.ts';
 import { OP_KINDS, splitOps } from '../../models/mm/ops.ts';
 import type { State } from '../../models/mm/state.ts';
 
 /** Depth of `mmcheck check` without --depth (and of `npm start`): must finish in under a minute. */
 export const DEFAULT_CHECK_DEPTH = 4;
+/** simulate's longest walk, in operations. */
+export const DEFAULT_WALK_DEPTH = 40;
+/** Seconds of exhaustive search for a shorter violation after shrinking. */
+export const DEFAULT_EXHAUSTIVE_S = 30;
 /** Interval of progress lines and events. */
 export const PROGRESS_MS = 3000;
 
@@ -55,6 +59,8 @@ export interface BoundOptions {
 
 export function parseCount(name: string, text: string | undefined, min: number): number | undefined {
   if (text === undefined) return undefined;
+  // A negative number is a number, just too small: say so (issue 14).
+  if (/^-\d+$/.test(text.trim())) throw new UsageError(`--${name} must be at least ${min}, got ${text.trim()}`);
   if (!/^\d+$/.test(text.trim())) throw new UsageError(`--${name} must be a whole number, got "${text}"`);
   const n = Number(text.trim());
   if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name} must be at least ${min}, got ${text}`);
@@ -105,6 +111,74 @@ export function parseBounds(o: BoundOptions): { given: Partial<Bounds>; bounds: 
   return { given, bounds };
 }
 
+/**
+ * The bounds a concrete trace needs (`run`, `replay`): processes (one plus
+ * its forks), pages up to the highest it touches, the longest length, its
+ * ENOMEM injections and walkers, and lock granularity when it steps threads
+ * or starts walkers. Exploration bounds limit what `check` enumerates; they
+ * must not refuse an operation written out by hand (issue 14).
+ */
+export function traceBounds(texts: readonly string[]): Partial<Bounds> {
+  let forks = 0;
+  let pages = 0;
+  let maxLen = 1;
+  let enomem = 0;
+  let walkers = 0;
+  let lock = false;
+  for (const text of texts) {
+    const w = text.trim().split(/\s+/);
+    const n = w.filter((x) => /^\d+$/.test(x)).map(Number);
+    if (w.some((x) => /^enomem=\d+$/.test(x))) enomem++;
+    const span = (addr: number | undefined, len: number | undefined): void => {
+      if (addr === undefined || len === undefined) return;
+      pages = Math.max(pages, addr + len);
+      maxLen = Math.max(maxLen, len);
+    };
+    if (w[0] === 'W') {
+      walkers++;
+      lock = true;
+      pages = Math.max(pages, (n.at(-1) ?? 0) + 1);
+      continue;
+    }
+    switch (w[1]) {
+      case 'fork':
+        forks++;
+        break;
+      case 'step':
+        lock = true;
+        break;
+      case 'mmap':
+      case 'munmap':
+      case 'mprotect':
+        span(n[0], n[1]);
+        break;
+      case 'fault':
+      case 'pin':
+        if (n[0] !== undefined) pages = Math.max(pages, n[0] + (w.includes('large') ? 2 : 1));
+        break;
+      case 'mremap':
+        span(n[0], n[1]);
+        span(n[2], n[3]);
+        break;
+    }
+  }
+  return { procs: forks + 1, pages, maxLen, enomem, walkers, ...(lock ? { granularity: 'lock' as const } : {}) };
+}
+
+/** `bounds` raised to what `texts` need: a trace is never refused for a bound. */
+export function boundsFor(bounds: Partial<Bounds>, texts: readonly string[]): Partial<Bounds> {
+  const need = traceBounds(texts);
+  const b = { ...DEFAULT_BOUNDS, ...bounds };
+  return {
+    ...bounds,
+    procs: Math.max(b.procs, need.procs!),
+    pages: Math.max(b.pages, need.pages!),
+    maxLen: Math.max(b.maxLen, need.maxLen!),
+    enomem: Math.max(b.enomem, need.enomem!),
+    ...(need.granularity === 'lock' || b.granularity === 'lock' ? { granularity: 'lock' as const, walkers: Math.max(b.walkers, need.walkers!) } : {}),
+  };
+}
+
 /** --properties a,b: known property ids; undefined when not given. */
 export function parsePropertyList(text: string | undefined): string[] | undefined {
   if (text === undefined) return undefined;
@@ -125,6 +199,7 @@ export type ModelOptions = Pick<MmModelOptions, 'search' | 'checkImmutability'>;
 
 export async function makeModel(spec: string, bounds: Partial<Bounds>, only?: readonly string[], options: ModelOptions = {}): Promise<MmModel> {
   try {
+    await typeScriptFor(spec);
     const loaded = await loadModel(spec);
     const properties = only === undefined ? undefined : ALL_PROPERTIES.filter((p) => only.includes(p.id));
     return createMmModel({ name: loaded.name, kernel: loaded.kernel, bounds, ...(properties ? { properties } : {}), ...options });
@@ -132,6 +207,22 @@ export async function makeModel(spec: string, bounds: Partial<Bounds>, only?: re
     if (e instanceof ParseError || e instanceof UsageError || e instanceof VariantError) throw new UsageError(e.message);
     throw e;
   }
+}
+
+/** Running compiled (dist/, see bin/mmcheck.js) rather than from the TypeScript sources. */
+export const COMPILED = import.meta.url.endsWith('.js');
+
+/**
+ * The compiled program has no TypeScript loader (registering one costs a
+ * second at start): register it, in this thread, before loading a variant
+ * file (written in TypeScript, or importing the model's .ts sources). Each worker thread loads the model through
+ * here too.
+ */
+export async function typeScriptFor(spec: string): Promise<void> {
+  // A .js variant may import the model's .ts sources too.
+  if (!COMPILED || !isVariantFile(spec)) return;
+  const bin = '../../../bin/typescript.mjs'; // from dist/src/cli/common.js
+  await ((await import(bin)) as { registerTypeScript(): Promise<void> }).registerTypeScript();
 }
 
 /** Operations from text or from a file (whichever `arg` names). */
@@ -159,6 +250,12 @@ export function readFileOps(path: string): string[] {
 }
 
 // ---------------------------------------------------------------- output helpers
+
+export function boundsText(b: Bounds): string {
+  const lock = b.granularity === 'lock' ? `, granularity lock, walkers ${b.walkers}${b.reduce ? '' : ', no reduction'}` : '';
+  const extra = `${b.largeFolios ? ', large folios' : ''}${b.relocate ? ', relocate' : ''}`;
+  return `procs ${b.procs}, pages ${b.pages}, max-len ${b.maxLen}, ops ${b.ops.join(',')}, enomem ${b.enomem}${extra}${lock}`;
+}
 
 export const out = (line = ''): void => {
   process.stdout.write(line + '\n');

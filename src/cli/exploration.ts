@@ -6,7 +6,9 @@
 // flag the explorer polls through shouldStop), to print progress, and to
 // survive the worker running out of memory.
 import { setAutoFreeze } from 'immer';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { explore, replayTexts, type ExploreResult, type Progress } from '../engine/explorer.ts';
 import { exploreParallel, type ParallelResult } from '../engine/parallel.ts';
@@ -15,11 +17,16 @@ import { parseRedisUrl } from '../engine/redis.ts';
 import { identityOf } from './distributed.ts';
 import type { Checkpoint } from '../engine/checkpoint.ts';
 import type { State } from '../../models/mm/state.ts';
-import { EXIT, PROGRESS_MS, ResultError, UsageError, type Bounds, type ModelOptions, type Op, makeModel, num, err } from './common.ts';
+import { COMPILED, EXIT, PROGRESS_MS, ResultError, UsageError, type Bounds, type ModelOptions, type Op, makeModel, num, err } from './common.ts';
 import { MUTATED_INPUT } from '../../models/mm/model.ts';
 import { mmModelSpec } from './model-spec.ts';
+import { Interrupts } from './interrupts.ts';
+import { isVariantFile } from '../../models/variants/load.ts';
 import type { RunOutcome, Store } from '../store/db.ts';
 import { stateToJson } from '../report/json.ts';
+
+/** How often the explorer reports to exploreAndRecord (which passes a report on every PROGRESS_MS). */
+const ENGINE_PROGRESS_MS = 250;
 
 export interface ExploreJob {
   kind: 'mmcheck-explore';
@@ -90,8 +97,11 @@ export function exploreInWorker(
 ): Promise<Exploration> {
   const stop = new SharedArrayBuffer(4);
   const flag = new Int32Array(stop);
+  // From the sources the worker needs tsx; compiled, it loads a TypeScript variant on demand (makeModel).
   const tsxApi = import.meta.resolve('tsx/esm/api');
-  const code = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(import.meta.url)}); })`;
+  const code = COMPILED
+    ? `import(${JSON.stringify(import.meta.url)})`
+    : `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(import.meta.url)}); })`;
   const worker = new Worker(code, { eval: true, workerData: { ...job, kind: 'mmcheck-explore', stop } satisfies ExploreJob });
   const state: Exploration = {};
   signals.stop = () => Atomics.store(flag, 0, 1);
@@ -149,10 +159,7 @@ export function progressLine(p: Progress): string {
   );
 }
 
-export function boundsText(b: Bounds): string {
-  const lock = b.granularity === 'lock' ? `, granularity lock, walkers ${b.walkers}${b.reduce ? '' : ', no reduction'}` : '';
-  return `procs ${b.procs}, pages ${b.pages}, max-len ${b.maxLen}, ops ${b.ops.join(',')}, enomem ${b.enomem}${lock}`;
-}
+export { boundsText } from './common.ts';
 
 // The worker thread's entry: this module, imported with the job as workerData.
 const job = workerData as Partial<ExploreJob> | undefined;
@@ -185,17 +192,23 @@ export interface ParallelJob {
   maxMemoryMb?: number;
   /** Checkpoint at level boundaries at most this often (and when the search stops at one); none when absent. */
   checkpointEveryMs?: number;
-  /** Where checkpoints live: <dir>/<run>.ckpt. */
+  /** Where checkpoints live: <dir>/<db file name>-<run>.ckpt. */
   checkpointDir: string;
+  /** The database the run is recorded in. */
+  db: string;
   /** Continue this run from its checkpoint. */
   resume?: { runId: number; checkpoint: Checkpoint };
   /** Expand on `mmcheck worker` processes through Redis at this URL (src/engine/distributed.ts) instead of threads. */
   redis?: { url: string; onNote(message: string): void };
+  /** The new run's start time in the database (set by exploreAndRecord), part of its checkpoints' identity. */
+  startedAt?: string;
 }
 
 /** What a checkpoint records of the run, to rebuild the model and the start state on --resume. */
 export interface CheckpointMeta {
   kind: 'mmcheck-check';
+  /** Which run of which database this is, checked on --resume (issue 14: a checkpoint resumed into another database's run). */
+  identity: CheckpointIdentity;
   variant: string;
   given: Partial<Bounds>;
   fromTexts: string[];
@@ -203,7 +216,31 @@ export interface CheckpointMeta {
   only?: string[];
 }
 
-export const checkpointPath = (dir: string, runId: number): string => join(dir, `${runId}.ckpt`);
+/**
+ * A checkpoint's run: its number and start time in its database (two
+ * databases have a run 1, not started at the same millisecond), the
+ * database's path when it was written (for the message), and the content hash
+ * of the variant file (a changed file is a different model).
+ */
+export interface CheckpointIdentity {
+  db: string;
+  run: number;
+  startedAt: string;
+  modelHash: string | null;
+}
+
+/** The checkpoint file of run `runId` of database `db`, in `dir`: named after both, as two databases may share a folder. */
+export const checkpointPath = (dir: string, db: string, runId: number): string => join(dir, `${basename(db)}-${runId}.ckpt`);
+
+/** sha256 of a variant file's content; null for a built-in model. */
+export function modelHash(variant: string): string | null {
+  if (!isVariantFile(variant)) return null;
+  try {
+    return createHash('sha256').update(readFileSync(variant)).digest('hex');
+  } catch {
+    return 'unreadable';
+  }
+}
 
 /** The checkpoint's meta, checked. */
 export function checkpointMeta(c: Checkpoint, runId: number): CheckpointMeta {
@@ -235,6 +272,8 @@ export async function exploreAndRecord(store: Store, job: RecordJob): Promise<Re
     variant: job.variant,
     bounds: {
       ...bounds,
+      // The model's own name, which its violations are recorded under: `list` shows runs by it too.
+      modelName: job.modelName,
       depth,
       ...(fromTexts.length > 0 ? { from: fromTexts } : {}),
       ...(job.parallel?.resume ? { resumedFrom: job.parallel.resume.runId } : {}),
@@ -242,23 +281,29 @@ export async function exploreAndRecord(store: Store, job: RecordJob): Promise<Re
     workers: job.parallel?.workers ?? 1,
     maxDepth: depth,
   });
+  if (job.parallel) job.parallel.startedAt = store.getRun(runId)?.started_at ?? '';
   job.onStart?.(runId);
-  let interrupts = 0;
+  const interrupts = new Interrupts();
   const signals = { stop: () => {}, abort: () => {} };
   const onSigint = (): void => {
-    interrupts++;
-    if (interrupts === 1) {
+    const action = interrupts.signal(performance.now());
+    if (action === 'stop') {
       err('interrupted: stopping the search and recording the run (Ctrl-C again to abort now)');
       signals.stop();
-    } else signals.abort();
+    } else if (action === 'abort') signals.abort();
   };
   // SIGTERM (a CI timeout, `timeout`, systemd) stops the search the same way,
   // so the run is recorded instead of being left 'running'.
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
+  // The explorer reports often (ENGINE_PROGRESS_MS), so that an abort records
+  // counts at most that old; the command hears every PROGRESS_MS.
   let lastProgress: Progress | undefined;
+  let lastForwarded = -Infinity;
   const onProgress = (p: Progress): void => {
     lastProgress = p;
+    if (p.elapsedMs - lastForwarded < PROGRESS_MS) return;
+    lastForwarded = p.elapsedMs;
     job.onProgress(p);
   };
   if (job.parallel) {
@@ -270,7 +315,7 @@ export async function exploreAndRecord(store: Store, job: RecordJob): Promise<Re
         distinct: lastProgress?.distinct ?? 0,
         depthReached: lastProgress?.depth ?? 0,
         durationMs: lastProgress?.elapsedMs ?? 0,
-        error: 'aborted by a second interrupt',
+        error: `aborted by a second interrupt${lastProgress ? ` (counts as of ${(lastProgress.elapsedMs / 1000).toFixed(1)} s into the search)` : ' before the first level was expanded'}`,
       });
       err(`mmcheck: aborted by a second interrupt (run ${runId} recorded as interrupted)`);
       process.exit(EXIT.interrupted);
@@ -282,7 +327,7 @@ export async function exploreAndRecord(store: Store, job: RecordJob): Promise<Re
     depth,
     stopAtFirst: job.stopAtFirst,
     fromTexts,
-    progressMs: PROGRESS_MS,
+    progressMs: ENGINE_PROGRESS_MS,
     ...(job.only !== undefined ? { only: job.only } : {}),
     ...(job.options !== undefined ? { options: job.options } : {}),
   };
@@ -352,8 +397,10 @@ async function exploreOnPool(
     setAutoFreeze(false);
     const model = await makeModel(job.variant, job.bounds, job.only, job.options);
     const from = job.fromTexts.length > 0 ? replayTexts(model, model.initial(), job.fromTexts).states.at(-1) : undefined;
+    const startedAt = p.startedAt ?? '';
     const meta: CheckpointMeta = {
       kind: 'mmcheck-check',
+      identity: { db: p.db, run: runId, startedAt, modelHash: modelHash(job.variant) },
       variant: job.variant,
       given: job.bounds,
       fromTexts: job.fromTexts,
@@ -371,7 +418,7 @@ async function exploreOnPool(
       },
       shouldStop: () => stop,
       ...(p.maxMemoryMb !== undefined ? { maxMemoryMb: p.maxMemoryMb } : {}),
-      ...(p.checkpointEveryMs !== undefined ? { checkpoint: { path: checkpointPath(p.checkpointDir, runId), everyMs: p.checkpointEveryMs, meta } } : {}),
+      ...(p.checkpointEveryMs !== undefined ? { checkpoint: { path: checkpointPath(p.checkpointDir, p.db, runId), everyMs: p.checkpointEveryMs, meta } } : {}),
       ...(p.resume ? { resume: p.resume.checkpoint } : {}),
     };
     const spec = { variant: job.variant, bounds: job.bounds, ...(job.only !== undefined ? { only: job.only } : {}), ...(job.options !== undefined ? { options: job.options } : {}) };
@@ -399,7 +446,7 @@ async function exploreOnPool(
  */
 export async function exploreJobOnPool(job: Omit<ExploreJob, 'kind' | 'stop'>, workers: number): Promise<ExploreResult<Op, State>> {
   const signals = { stop: () => {}, abort: () => {} };
-  const ex = await exploreOnPool(job, { workers, checkpointDir: '' }, 0, () => {}, signals);
+  const ex = await exploreOnPool(job, { workers, checkpointDir: '', db: '' }, 0, () => {}, signals);
   if (ex.result === undefined) throw new ResultError(ex.failure?.message ?? 'internal error', ex.failure?.code ?? EXIT.internal);
   return ex.result;
 }

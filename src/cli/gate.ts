@@ -104,7 +104,7 @@ export async function cmdGate(o: GateOptions): Promise<number> {
         fromTexts,
         ...(o.checkImmutability ? { options: { checkImmutability: true } } : {}),
         // On the worker pool, like check (no checkpoints: a gate is rerun whole).
-        parallel: { workers, checkpointDir: join(dirname(o.db), 'checkpoints') },
+        parallel: { workers, checkpointDir: join(dirname(o.db), 'checkpoints'), db: o.db },
         onStart: (id) => {
           if (!o.json) out(`exploring ${name} (run ${id})`);
         },

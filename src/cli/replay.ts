@@ -6,7 +6,7 @@ import type { State } from '../../models/mm/state.ts';
 import { openStore, type RunRow } from '../store/db.ts';
 import { stateToJson } from '../report/json.ts';
 import { renderDiff, renderState } from '../report/text.ts';
-import { EXIT, type Bounds, type MmModel, type PictureOptions, UsageError, ResultError, makeModel, out, indent, violationLines, checkPictureOptions, isPictureFormat, writePicture } from './common.ts';
+import { EXIT, type Bounds, type MmModel, type PictureOptions, UsageError, ResultError, boundsFor, makeModel, out, indent, violationLines, checkPictureOptions, isPictureFormat, writePicture } from './common.ts';
 
 // ---------------------------------------------------------------- replay
 
@@ -23,10 +23,14 @@ export function boundsOfRun(run: RunRow): Partial<Bounds> {
   return bounds;
 }
 
-/** The model that found violation `id` in `run`: a built-in name or the variant file it was loaded from, with the run's bounds. */
-export async function modelOfRun(run: RunRow, id: number, only?: readonly string[]): Promise<MmModel> {
+/**
+ * The model that found violation `id` in `run`: a built-in name or the
+ * variant file it was loaded from, with the run's bounds (raised to what
+ * `trace` needs, when given: a replay is never limited by the bounds).
+ */
+export async function modelOfRun(run: RunRow, id: number, only?: readonly string[], trace?: readonly string[]): Promise<MmModel> {
   try {
-    return await makeModel(run.variant, boundsOfRun(run), only);
+    return await makeModel(run.variant, trace ? boundsFor(boundsOfRun(run), [...trace]) : boundsOfRun(run), only);
   } catch (e) {
     throw new ResultError(`violation ${id} was found by model "${run.variant}", which cannot be loaded now: ${(e as Error).message}`, EXIT.internal);
   }
@@ -50,8 +54,8 @@ export async function cmdReplay(idText: string, o: ReplayOptions): Promise<numbe
     store.close();
   }
   if (!run) throw new ResultError(`violation ${id}: its run ${v.trace_run ?? v.first_run} is missing from ${o.db}`, EXIT.internal);
-  const model = await modelOfRun(run, id);
   const texts = v.trace === '' ? [] : v.trace.split('\n');
+  const model = await modelOfRun(run, id, undefined, texts);
   let states: State[];
   try {
     states = replayTexts(model, model.initial(), texts).states;

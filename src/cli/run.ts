@@ -4,7 +4,7 @@ import { replayTexts } from '../engine/explorer.ts';
 import { splitOps } from '../../models/mm/ops.ts';
 import { stateToJson } from '../report/json.ts';
 import { renderDiff, renderState } from '../report/text.ts';
-import { EXIT, UsageError, type BoundOptions, type PictureOptions, parseBounds, makeModel, readFileOps, out, indent, violationLines, checkPictureOptions, isPictureFormat, writePicture } from './common.ts';
+import { EXIT, UsageError, type BoundOptions, type PictureOptions, parseBounds, boundsFor, makeModel, readFileOps, out, indent, violationLines, checkPictureOptions, isPictureFormat, writePicture } from './common.ts';
 
 // ---------------------------------------------------------------- run
 
@@ -23,7 +23,8 @@ export async function cmdRun(opsArg: string | undefined, o: RunOptions): Promise
   if (opsArg === undefined && o.file === undefined) throw new UsageError('no operations: give them as an argument (e.g. "P0 mmap 0 4; P0 fault 1 w") or with --file');
   const step = checkPictureOptions(o, ['text']);
   const texts = o.file !== undefined ? readFileOps(o.file) : splitOps(opsArg!);
-  const model = await makeModel(variant, given);
+  // The bounds options are accepted (scripts pass them) but only raise what the trace needs.
+  const model = await makeModel(variant, boundsFor(given, texts));
   const { states } = replayTexts(model, model.initial(), texts);
   const perState = states.map((s) => checkProperties(model, s));
   const final = states[states.length - 1]!;

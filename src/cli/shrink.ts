@@ -18,7 +18,8 @@ import { EXIT, ResultError, UsageError, type Bounds, type MmModel, makeModel, pa
 import { availableParallelism } from 'node:os';
 
 /** Default time of the exhaustive search for a shorter violation. */
-export const DEFAULT_EXHAUSTIVE_S = 30;
+import { DEFAULT_EXHAUSTIVE_S } from './common.ts';
+export { DEFAULT_EXHAUSTIVE_S };
 
 export interface ExhaustiveReport {
   /** Searched every trace up to this many operations (shrunk length - 1). */

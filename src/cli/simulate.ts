@@ -17,7 +17,8 @@ import { DEFAULT_EXHAUSTIVE_S, exhaustiveLine, shrinkViolation, shrunkRecord, ty
 import { EXIT, UsageError, type BoundOptions, parseCount, parseBounds, parsePropertyList, makeModel, readOps, out, err, event, num, traceLines } from './common.ts';
 
 /** Longest walk without --depth. */
-export const DEFAULT_WALK_DEPTH = 40;
+import { DEFAULT_WALK_DEPTH } from './common.ts';
+export { DEFAULT_WALK_DEPTH };
 /** Time budget without --time or --walks, in seconds. */
 export const DEFAULT_SIMULATE_S = 60;
 

@@ -50,7 +50,8 @@ export function replayTexts<S, A>(model: Model<S, A>, root: S, texts: readonly s
     try {
       a = model.parseAction(s, text);
     } catch (e) {
-      if (e instanceof ParseError) throw new ParseError(`step ${i + 1} "${text}": ${e.message}`);
+      // The operation parser quotes the operation it rejects; say it once (issue 14).
+      if (e instanceof ParseError) throw new ParseError(e.message.startsWith('"') ? `step ${i + 1} ${e.message}` : `step ${i + 1} "${text}": ${e.message}`);
       throw e;
     }
     // An operation the explorer would not offer (outside its alphabet, or a

@@ -147,6 +147,27 @@ function folioChanged(before: State | null, f: Folio): boolean {
   );
 }
 
+/** Everything that changed from `before` to `after`, as a Violated set (to mark in red when a violation names nothing). */
+export function changedObjects(before: State, after: State): Violated {
+  const out: Violated = { mms: new Set(), vmas: new Set(), anonVmas: new Set(), folios: new Set(), avcs: new Set() };
+  for (const v of values(after.vmas)) if (vmaChanged(before, v)) out.vmas.add(v.id);
+  for (const a of values(after.anonVmas)) if (anonVmaChanged(before, a)) out.anonVmas.add(a.id);
+  for (const f of values(after.folios)) if (folioChanged(before, f)) out.folios.add(f.id);
+  for (const a of values(after.avcs)) if (!before.avcs[a.id]) out.avcs.add(a.id);
+  for (const m of values(after.mms)) {
+    if (!before.mms[m.id]) out.mms.add(m.id);
+    // A changed PTE is red when its process and its folio both are (mmLabel).
+    for (const page of ptePages(m.ptes)) {
+      const pte = m.ptes[page]!;
+      if (!same(before.mms[m.id]?.ptes[page], pte)) {
+        out.mms.add(m.id);
+        if (pte.folio >= 0) out.folios.add(pte.folio);
+      }
+    }
+  }
+  return out;
+}
+
 // ------------------------------------------------------------------ labels
 
 /** A display name, with the model id a violation detail uses when the two differ. */
@@ -278,7 +299,12 @@ export function stepDot(before: State | null, after: State, opts: StepDotOptions
   const s = after;
   const n = displayNames(s);
   const violations = opts.violations ?? [];
-  const bad = violatedObjects(violations);
+  let bad = violatedObjects(violations);
+  // A violation that names no object (a kernel assert: a function, not an
+  // object) would leave nothing red: mark what this step changed instead,
+  // and say so in the caption (issue 14).
+  const namesNothing = violations.length > 0 && Object.values(bad).every((set: Set<Id>) => set.size === 0);
+  if (namesNothing && before !== null) bad = changedObjects(before, s);
   const c: Ctx = { s, before, n, bad };
   const out: string[] = [];
   const pages = rulerPages(s, opts.pages ?? 0);
@@ -286,13 +312,20 @@ export function stepDot(before: State | null, after: State, opts: StepDotOptions
   // Title, violations, warnings and removed objects in the graph label.
   const caption: string[] = [opts.title];
   for (const v of violations) caption.push(`VIOLATED ${v.property}: ${v.detail}`);
+  if (namesNothing) caption.push(`VIOLATED ${before !== null ? '(the violation names no object: red is what this step changed)' : '(the violation names no object)'}`);
   if (s.warnings.length > 0) caption.push(`warnings: ${s.warnings.join(', ')}`);
   if (before !== null) {
     const nb = displayNames(before);
     const removed: string[] = [];
     for (const m of values(before.mms)) if (!s.mms[m.id]) removed.push(nb.mm(m.id));
+    // A VMA replaced by another over the same range of the same process (a
+    // merge or move that frees one vm_area_struct and keeps or makes another
+    // there) is, to the reader, the same VMA changed: it is drawn changed,
+    // not listed as removed beside itself (issue 14).
+    const present = new Set(values(s.mms).flatMap((m) => m.vmas.map((id) => n.vma(id))));
     for (const m of values(before.mms))
-      for (const id of m.vmas) if (!s.mms[m.id]?.vmas.includes(id) && before.vmas[id]) removed.push(`vma ${nb.vma(id)}`);
+      for (const id of m.vmas)
+        if (!s.mms[m.id]?.vmas.includes(id) && before.vmas[id] && !present.has(nb.vma(id))) removed.push(`vma ${nb.vma(id)}`);
     for (const f of values(before.folios)) if (!s.folios[f.id]) removed.push(`folio ${nb.folio(f.id)}`);
     for (const a of values(before.anonVmas)) if (!s.anonVmas[a.id]) removed.push(`anon_vma ${nb.anonVma(a.id)}`);
     if (removed.length > 0) caption.push(`removed: ${removed.join(', ')}`);

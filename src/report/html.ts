@@ -3,6 +3,8 @@
 // svg.ts) and its state (renderState) and change (renderDiff) on the right.
 // Keyboard: ArrowDown/ArrowRight/j next step, ArrowUp/ArrowLeft/k previous,
 // Home/End first/last. No network: no external scripts, styles, fonts or images.
+// The page opens on the last step, where the violation is (issue 14), and
+// the text panels are stacked and wrap, so none is cut off on a narrow window.
 
 import type { State } from '../../models/mm/state.ts';
 import { stepTitle, traceDot, type PictureViolation, type TraceStep } from './dot.ts';
@@ -42,10 +44,9 @@ nav li .n { display: inline-block; min-width: 2.2em; color: inherit; opacity: 0.
 .step h2 { font-size: 15px; margin: 0 0 8px 0; font-family: monospace; }
 .picture { overflow: auto; border: 1px solid #ddd; padding: 4px; background: white; }
 .picture svg { max-width: 100%; height: auto; }
-.texts { display: flex; gap: 14px; flex-wrap: wrap; margin-top: 10px; }
-.texts section { flex: 1; min-width: 320px; }
+.texts { display: flex; flex-direction: column; gap: 10px; margin-top: 10px; }
 .texts h3 { font-size: 13px; margin: 4px 0; color: #555; }
-pre { background: #f6f6f6; border: 1px solid #ddd; padding: 8px; margin: 0; font-size: 12px; overflow: auto; }
+pre { background: #f6f6f6; border: 1px solid #ddd; padding: 8px; margin: 0; font-size: 12px; white-space: pre-wrap; overflow-wrap: anywhere; }
 pre.violations { color: #b00; white-space: pre-wrap; }
 `;
 
@@ -77,7 +78,7 @@ const SCRIPT = `
     else if (k === 'End') { show(steps.length - 1); e.preventDefault(); }
   });
   var m = /^#step-(\\d+)$/.exec(location.hash);
-  show(m ? Number(m[1]) : 0);
+  show(m ? Number(m[1]) : Number(document.body.getAttribute('data-start')));
 })();
 `;
 
@@ -125,7 +126,7 @@ export async function traceHtml(opts: TraceHtmlOptions): Promise<string> {
 <title>${esc(opts.title)}</title>
 <style>${CSS}</style>
 </head>
-<body data-step="0">
+<body data-step="${last}" data-start="${last}">
 <header>
 <h1>${esc(opts.title)}</h1>
 ${violationText === '' ? '' : `<div class="violation">${esc(violationText)}</div>`}
