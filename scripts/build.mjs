@@ -65,9 +65,13 @@ await build({
     },
   ],
 });
-// The worker entry and the bin path that other modules compute from import.meta.url.
+// The worker entries (workers/<name>.mjs registers tsx, then loads
+// <name>-task.ts) and the bin path that other modules compute from import.meta.url.
 mkdirSync(join(tmp, 'workers'), { recursive: true });
-writeFileSync(join(tmp, 'workers', 'expand.mjs'), "// Compiled: no tsx needed (workers/expand.mjs registers it for the sources).\nexport { default } from './expand-task.js';\n");
+for (const entry of readdirSync(join(ROOT, 'workers')).filter((f) => f.endsWith('.mjs'))) {
+  const name = entry.slice(0, -'.mjs'.length);
+  writeFileSync(join(tmp, 'workers', entry), `// Compiled: no tsx needed (workers/${entry} registers it for the sources).\nexport { default } from './${name}-task.js';\n`);
+}
 mkdirSync(join(tmp, 'bin'), { recursive: true });
 writeFileSync(join(tmp, 'bin', 'mmcheck.js'), "import '../../bin/mmcheck.js';\n");
 const manifest = {};

@@ -17,6 +17,7 @@ import { Redis } from 'ioredis';
 import { setAutoFreeze } from 'immer';
 import { explore } from '../src/engine/explorer.ts';
 import { readCheckpoint } from '../src/engine/checkpoint.ts';
+import { checkpointPath } from '../src/cli/exploration.ts';
 import { buildMmModel, type MmSpec } from '../src/cli/model-spec.ts';
 import { parseRedisUrl, redactUrls } from '../src/engine/redis.ts';
 import { freePort } from '../src/cli/bench-distributed.ts';
@@ -190,7 +191,7 @@ describe('check --redis: the single-thread results, whatever the workers do', ()
       const c = mmcheck(['check', '--redis', `${redis.url}/2`, '--depth', '5', ...SMALL_ARGS, '--continue', '--checkpoint-every', '0', '--db', db]);
       await waitFor('the run to start', () => /\(run (\d+)\)/.test(c.out()));
       const run = /\(run (\d+)\)/.exec(c.out())![1]!;
-      const ckpt = join(tmp, 'checkpoints', `${run}.ckpt`);
+      const ckpt = checkpointPath(join(tmp, 'checkpoints'), db, Number(run));
       await waitFor('a checkpoint at level 2', () => existsSync(ckpt) && readCheckpoint(ckpt).level >= 2);
       c.child.kill('SIGKILL');
       await c.exit;

@@ -12,9 +12,12 @@ import { isVariantFile } from '../../models/variants/load.ts';
 import { serveWorker, type Identity, type RunDescriptor } from '../engine/distributed.ts';
 import { DistributedError, parseRedisUrl, redactUrls } from '../engine/redis.ts';
 import { mmModelSpec, type MmSpec } from './model-spec.ts';
-import { EXIT, UsageError, parseCount, err, makeModel } from './common.ts';
+import { COMPILED, EXIT, UsageError, parseCount, err, makeModel } from './common.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+// The project's root, whether this runs from the sources (src/cli/) or
+// compiled (dist/src/cli/): the hashes are of the sources either way, so a
+// compiled coordinator and a worker running the sources agree.
+const ROOT = fileURLToPath(new URL(COMPILED ? '../../../' : '../../', import.meta.url));
 
 /** The code that decides a run's results, hashed per group (a variant file is its own group). */
 const GROUPS: Record<string, string> = { models: 'models', properties: 'properties', engine: 'src/engine' };
