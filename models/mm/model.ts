@@ -1,6 +1,7 @@
 // The mm model as the explorer sees it (src/engine/model.ts): initial state,
-// the operation alphabet over the bounds, transitions through immer, the
-// canonical encoding and the properties. At syscall granularity each syscall
+// the operation alphabet over the bounds, transitions (through immer, the
+// reference semantics, or copy-on-write for the search: forSearch), the
+// canonical encoding, the compact pack and the properties. At syscall granularity each syscall
 // runs all its steps at once, so every state is quiescent; at lock
 // granularity syscalls run as steps of threads, with rmap walkers
 // (threads.ts).
