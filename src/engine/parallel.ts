@@ -51,7 +51,7 @@ import type { ModelSpec } from './spec.ts';
 export const WORKER_FILE = fileURLToPath(new URL('../../workers/expand.mjs', import.meta.url));
 
 /** Most states in one batch. */
-const MAX_BATCH = 128;
+const MAX_BATCH = 512;
 /** Young generation of a worker thread, in MB (semi-spaces of about 2 MB). */
 const YOUNG_GENERATION_MB = 6;
 
