@@ -217,3 +217,69 @@ export function formatOp(op: Op): string {
 export function mmapFlags(op: Extract<Op, { kind: 'mmap' }>): number {
   return op.prot | (op.special ? VM_SPECIAL : 0) | (op.nomerge ? VM_NOMERGE : 0);
 }
+
+/** The highest page + 1 an operation touches, and its length (0 for a page operation). */
+export function opExtent(op: Op): { hi: number; len: number } {
+  switch (op.kind) {
+    case 'mmap':
+    case 'munmap':
+    case 'mprotect':
+      return { hi: op.addr + op.len, len: op.len };
+    case 'mremap':
+      return { hi: Math.max(op.addr + op.oldLen, op.newAddr + op.newLen), len: Math.max(op.oldLen, op.newLen) };
+    case 'fault':
+      return { hi: op.page + (op.large ? 2 : 1), len: 0 };
+    case 'pin':
+    case 'walk':
+      return { hi: op.page + 1, len: 0 };
+    default:
+      return { hi: 0, len: 0 };
+  }
+}
+
+/** What a trace uses, in the terms of the explorer's bounds (models/mm/model.ts Bounds). */
+export interface TraceExtent {
+  /** Most processes alive at once. */
+  procs: number;
+  /** Highest page touched + 1. */
+  pages: number;
+  /** Longest mmap/munmap/mprotect/mremap length. */
+  maxLen: number;
+  /** ENOMEM injections. */
+  enomem: number;
+  /** Walkers started. */
+  walkers: number;
+  largeFolios: boolean;
+  relocate: boolean;
+  /** It steps threads or starts walkers: lock granularity. */
+  lock: boolean;
+}
+
+/**
+ * The extent of a trace (run, replay, simulate's shrinking). A malformed
+ * operation is passed over: the replay that follows reports it, with its step.
+ */
+export function traceExtent(trace: readonly string[]): TraceExtent {
+  const e: TraceExtent = { procs: 1, pages: 1, maxLen: 1, enomem: 0, walkers: 0, largeFolios: false, relocate: false, lock: false };
+  let alive = 1;
+  for (const t of trace) {
+    let op: Op;
+    try {
+      op = parseOp(t);
+    } catch (err) {
+      if (err instanceof ParseError) continue;
+      throw err;
+    }
+    const x = opExtent(op);
+    e.pages = Math.max(e.pages, x.hi);
+    e.maxLen = Math.max(e.maxLen, x.len);
+    if (op.enomem > 0) e.enomem++;
+    if (op.kind === 'walk') e.walkers++;
+    if (op.kind === 'walk' || op.kind === 'step') e.lock = true;
+    if (op.kind === 'fault' && op.large) e.largeFolios = true;
+    if (op.kind === 'mremap' && op.flags.relocate) e.relocate = true;
+    if (op.kind === 'fork') e.procs = Math.max(e.procs, ++alive);
+    if (op.kind === 'exit') alive--;
+  }
+  return e;
+}

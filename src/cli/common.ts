@@ -7,7 +7,7 @@ import { createMmModel, DEFAULT_BOUNDS, type MmModelOptions } from '../../models
 import { ALL_PROPERTIES } from '../../properties/index.ts';
 import { isVariantFile, loadModel, VariantError } from '../../models/variants/load.ts';
 import { DEFAULT_DB_PATH } from '../store/db.ts';
-import { OP_KINDS, splitOps } from '../../models/mm/ops.ts';
+import { OP_KINDS, splitOps, traceExtent } from '../../models/mm/ops.ts';
 import type { State } from '../../models/mm/state.ts';
 
 /** Depth of `mmcheck check` without --depth (and of `npm start`): must finish in under a minute. */
@@ -119,50 +119,8 @@ export function parseBounds(o: BoundOptions): { given: Partial<Bounds>; bounds: 
  * must not refuse an operation written out by hand (issue 14).
  */
 export function traceBounds(texts: readonly string[]): Partial<Bounds> {
-  let forks = 0;
-  let pages = 0;
-  let maxLen = 1;
-  let enomem = 0;
-  let walkers = 0;
-  let lock = false;
-  for (const text of texts) {
-    const w = text.trim().split(/\s+/);
-    const n = w.filter((x) => /^\d+$/.test(x)).map(Number);
-    if (w.some((x) => /^enomem=\d+$/.test(x))) enomem++;
-    const span = (addr: number | undefined, len: number | undefined): void => {
-      if (addr === undefined || len === undefined) return;
-      pages = Math.max(pages, addr + len);
-      maxLen = Math.max(maxLen, len);
-    };
-    if (w[0] === 'W') {
-      walkers++;
-      lock = true;
-      pages = Math.max(pages, (n.at(-1) ?? 0) + 1);
-      continue;
-    }
-    switch (w[1]) {
-      case 'fork':
-        forks++;
-        break;
-      case 'step':
-        lock = true;
-        break;
-      case 'mmap':
-      case 'munmap':
-      case 'mprotect':
-        span(n[0], n[1]);
-        break;
-      case 'fault':
-      case 'pin':
-        if (n[0] !== undefined) pages = Math.max(pages, n[0] + (w.includes('large') ? 2 : 1));
-        break;
-      case 'mremap':
-        span(n[0], n[1]);
-        span(n[2], n[3]);
-        break;
-    }
-  }
-  return { procs: forks + 1, pages, maxLen, enomem, walkers, ...(lock ? { granularity: 'lock' as const } : {}) };
+  const e = traceExtent(texts);
+  return { procs: e.procs, pages: e.pages, maxLen: e.maxLen, enomem: e.enomem, walkers: e.walkers, ...(e.lock ? { granularity: 'lock' as const } : {}) };
 }
 
 /** `bounds` raised to what `texts` need: a trace is never refused for a bound. */

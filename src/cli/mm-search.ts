@@ -4,7 +4,7 @@
 // filter on the full model's actions; the simplifications the shrinker
 // tries (drop a process, shorter lengths, lower addresses, simpler flags);
 // and the bounds a trace uses, for the exhaustive search for a shorter one.
-import { formatOp, parseOp, type Op } from '../../models/mm/ops.ts';
+import { formatOp, opExtent, parseOp, traceExtent, type Op } from '../../models/mm/ops.ts';
 import { WALKER_BASE, type State } from '../../models/mm/state.ts';
 import { pick, type Swarm, type SwarmSpec } from '../engine/simulate.ts';
 import type { Bounds } from './common.ts';
@@ -12,24 +12,6 @@ import type { Bounds } from './common.ts';
 // ---------------------------------------------------------------- swarm
 
 /** Pages an operation touches: [lo, hi) and the longest length it names (0: none). */
-function extent(op: Op): { hi: number; len: number } {
-  switch (op.kind) {
-    case 'mmap':
-    case 'munmap':
-    case 'mprotect':
-      return { hi: op.addr + op.len, len: op.len };
-    case 'mremap':
-      return { hi: Math.max(op.addr + op.oldLen, op.newAddr + op.newLen), len: Math.max(op.oldLen, op.newLen) };
-    case 'fault':
-      return { hi: op.page + (op.large ? 2 : 1), len: 0 };
-    case 'pin':
-    case 'walk':
-      return { hi: op.page + 1, len: 0 };
-    default:
-      return { hi: 0, len: 0 };
-  }
-}
-
 const countProcs = (s: State): number => Object.keys(s.mms).length;
 
 /**
@@ -71,7 +53,7 @@ export function mmSwarm(bounds: Bounds, weighted = true): Swarm<State, Op> {
         if (!kinds.has(a.kind)) return false;
         if (a.enomem > 0 && !enomem) return false;
         if (a.kind === 'fork' && countProcs(s) >= procs) return false;
-        const e = extent(a);
+        const e = opExtent(a);
         return e.hi <= pages && e.len <= maxLen;
       },
     };
@@ -260,25 +242,6 @@ export function mmTraceSize(trace: readonly string[]): number[] {
  * shorter trace may use a syscall this one does not.
  */
 export function traceBounds(trace: readonly string[], base: Bounds): Bounds {
-  let alive = 1;
-  let procs = 1;
-  let pages = 1;
-  let maxLen = 1;
-  let enomem = 0;
-  let walkers = 0;
-  let largeFolios = false;
-  let relocate = false;
-  for (const t of trace) {
-    const op = parseOp(t);
-    const e = extent(op);
-    pages = Math.max(pages, e.hi);
-    maxLen = Math.max(maxLen, e.len);
-    if (op.enomem > 0) enomem++;
-    if (op.kind === 'walk') walkers++;
-    if (op.kind === 'fault' && op.large) largeFolios = true;
-    if (op.kind === 'mremap' && op.flags.relocate) relocate = true;
-    if (op.kind === 'fork') procs = Math.max(procs, ++alive);
-    if (op.kind === 'exit') alive--;
-  }
+  const { procs, pages, maxLen, enomem, walkers, largeFolios, relocate } = traceExtent(trace);
   return { ...base, procs, pages, maxLen, enomem, walkers, largeFolios, relocate };
 }
