@@ -169,8 +169,9 @@ export function mm(c: Ctx, id: Id): Mm {
 }
 
 /**
- * set_pte_at (include/linux/pgtable.h): install (or, with undefined,
- * clear) the PTE of page in mm's page table. The only way a page table is
+ * set_pte_at / set_ptes (include/linux/pgtable.h; kernel-semantics §2.8,
+ * §2.11, §4): install (or, with undefined, clear) the PTE of page in mm's
+ * page table. The only way a page table is
  * written: under copy-on-write it copies the table the first time a
  * transition writes it, so the PTE objects themselves are never written.
  */
@@ -186,7 +187,7 @@ export function set_pte_at(c: Ctx, mmId: Id, page: number, pte: Readonly<Pte> | 
   else ptes[page] = pte;
 }
 
-/** pte_clear (include/linux/pgtable.h): the page has no PTE any more. */
+/** pte_clear / ptep_get_and_clear (include/linux/pgtable.h; kernel-semantics §4, §5): the page has no PTE any more. */
 export function pte_clear(c: Ctx, mmId: Id, page: number): void {
   set_pte_at(c, mmId, page, undefined);
 }
