@@ -35,9 +35,9 @@ export interface Ctx {
   /** The tables of s, read from s once (each read of s.x goes through a proxy trap). */
   tables?: Partial<Pick<State, 'mms' | 'vmas' | 'anonVmas' | 'avcs' | 'folios'>>;
   /**
-   * Copy-on-write transitions (cow.ts): the records this transition already
-   * copied, which it may write. undefined under immer, where the draft does
-   * the copying.
+   * Copy-on-write transitions (cow.ts): the tables, records and page tables
+   * this transition has copied or created, which it may write. undefined
+   * under immer, where the draft does the copying.
    */
   own?: object[];
 }
