@@ -57,7 +57,7 @@ import { ParentLinks } from './parents.ts';
 import { LevelTable } from './leveltable.ts';
 import { CAND_WORDS, type ExpandResult, type ExpandTask } from './expand.ts';
 import { packState, PackedList } from './pack.ts';
-import { buildRecord, type Coverage, type Found, type Outcome, type Progress } from './explorer.ts';
+import { searchResult, type Found, type Outcome, type Progress } from './explorer.ts';
 import { writeCheckpoint } from './checkpoint.ts';
 import { KindCounters, recordViolations } from './coverage.ts';
 import { WORKER_FILE, type ParallelOptions, type ParallelResult } from './parallel.ts';
@@ -635,25 +635,8 @@ export async function exploreDistributed<S, A>(model: Model<S, A>, options: Dist
   }
   if (outcome !== 'interrupted' && found.length > 0) outcome = 'violation';
 
-  const violations = found.map((f) => buildRecord(model, root, links, f, fromPrefix));
-  const elapsedMs = performance.now() - t0;
-  const distinct = visited.size;
-  const sessionGenerated = generated - (resume?.generated ?? 0);
-  const coverage: Record<string, Coverage> = counters.coverage();
   return {
-    outcome: outcome!,
-    exhausted,
-    violations,
-    generated,
-    distinct,
-    depthReached: fromPrefix + levelSizes.length - 1,
-    levelSizes,
-    elapsedMs,
-    statesPerSec: elapsedMs > 0 ? (sessionGenerated * 1000) / elapsedMs : 0,
-    coverage,
-    neverFired: counters.neverFired(model),
-    visitedBytesPerState: visited.bytesPerState,
-    collisionProbability: (distinct * distinct) / 2 ** 65,
+    ...searchResult({ model, root, links, found, fromPrefix, t0, outcome: outcome!, exhausted, generated, generatedBefore: resume?.generated ?? 0, levelSizes, counters, visited }),
     ...(memoryLimit !== undefined ? { memoryLimit } : {}),
     ...(checkpointPath !== undefined ? { checkpoint: checkpointPath, checkpointLevel: checkpointLevel! } : {}),
     workers: seenWorkers.size,

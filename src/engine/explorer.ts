@@ -251,24 +251,47 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
   frontier = new PackedList(0, 0);
   next = frontier;
 
-  const violations = found.map((f) => buildRecord(model, root, links, f, fromPrefix));
+  return searchResult({ model, root, links, found, fromPrefix, t0, outcome: outcome!, exhausted, generated, levelSizes, counters, visited });
+}
 
-  const elapsedMs = performance.now() - t0;
-  const coverage = counters.coverage();
-  const distinct = visited.size;
+/** What a search (explore, the pool, the distributed one) has at its end, to make its result from. */
+export interface SearchEnd<S, A> {
+  model: Model<S, A>;
+  root: S;
+  links: ParentLinks;
+  found: Found[];
+  fromPrefix: number;
+  /** performance.now() at the start of this session. */
+  t0: number;
+  outcome: Outcome;
+  exhausted: boolean;
+  generated: number;
+  /** Generated before this session (a resumed run); default 0. */
+  generatedBefore?: number;
+  levelSizes: number[];
+  counters: KindCounters;
+  visited: Pick<VisitedSet, 'size' | 'bytesPerState'>;
+}
+
+/** The result of a search: traces rebuilt on the model (the reference transitions), rates, coverage. */
+export function searchResult<S, A>(e: SearchEnd<S, A>): ExploreResult<A, S> {
+  const violations = e.found.map((f) => buildRecord(e.model, e.root, e.links, f, e.fromPrefix));
+  const elapsedMs = performance.now() - e.t0;
+  const distinct = e.visited.size;
+  const sessionGenerated = e.generated - (e.generatedBefore ?? 0);
   return {
-    outcome: outcome!,
-    exhausted,
+    outcome: e.outcome,
+    exhausted: e.exhausted,
     violations,
-    generated,
+    generated: e.generated,
     distinct,
-    depthReached: fromPrefix + levelSizes.length - 1,
-    levelSizes,
+    depthReached: e.fromPrefix + e.levelSizes.length - 1,
+    levelSizes: e.levelSizes,
     elapsedMs,
-    statesPerSec: elapsedMs > 0 ? (generated * 1000) / elapsedMs : 0,
-    coverage,
-    neverFired: counters.neverFired(model),
-    visitedBytesPerState: visited.bytesPerState,
+    statesPerSec: elapsedMs > 0 ? (sessionGenerated * 1000) / elapsedMs : 0,
+    coverage: e.counters.coverage(),
+    neverFired: e.counters.neverFired(e.model),
+    visitedBytesPerState: e.visited.bytesPerState,
     collisionProbability: (distinct * distinct) / 2 ** 65,
   };
 }

@@ -43,7 +43,7 @@ import { ParentLinks } from './parents.ts';
 import { LevelTable } from './leveltable.ts';
 import { CAND_WORDS, type ExpandResult, type ExpandTask, type WarmUpTask } from './expand.ts';
 import { packState, PackedList } from './pack.ts';
-import { buildRecord, type Coverage, type ExploreOptions, type ExploreResult, type Found, type Outcome, type Progress } from './explorer.ts';
+import { searchResult, type ExploreOptions, type ExploreResult, type Found, type Outcome, type Progress } from './explorer.ts';
 import { writeCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { KindCounters, recordViolations } from './coverage.ts';
 import type { ModelSpec } from './spec.ts';
@@ -170,7 +170,6 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
     if (record(checkProperties(model, root, remaining), 0, 0, fp[0]!, fp[1]!) && stopAtFirst) outcome = 'violation';
   }
 
-  const coverageNow = (): Record<string, Coverage> => counters.coverage();
   let checkpointPath: string | undefined;
   let checkpointLevel: number | undefined;
   let lastCheckpoint = performance.now();
@@ -184,7 +183,7 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
       levelStart,
       levelSizes,
       generated,
-      coverage: coverageNow(),
+      coverage: counters.coverage(),
       found,
       remaining: remaining ? [...remaining] : null,
       elapsedMs: elapsedBefore + (performance.now() - t0),
@@ -449,25 +448,8 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
   }
   if (outcome !== 'interrupted' && found.length > 0) outcome = 'violation';
 
-  const violations = found.map((f) => buildRecord(model, root, links, f, fromPrefix));
-  const elapsedMs = performance.now() - t0;
-  const coverage = coverageNow();
-  const distinct = visited.size;
-  const sessionGenerated = generated - (resume?.generated ?? 0);
   return {
-    outcome: outcome!,
-    exhausted,
-    violations,
-    generated,
-    distinct,
-    depthReached: fromPrefix + levelSizes.length - 1,
-    levelSizes,
-    elapsedMs: elapsedMs,
-    statesPerSec: elapsedMs > 0 ? (sessionGenerated * 1000) / elapsedMs : 0,
-    coverage,
-    neverFired: counters.neverFired(model),
-    visitedBytesPerState: visited.bytesPerState,
-    collisionProbability: (distinct * distinct) / 2 ** 65,
+    ...searchResult({ model, root, links, found, fromPrefix, t0, outcome: outcome!, exhausted, generated, generatedBefore: resume?.generated ?? 0, levelSizes, counters, visited }),
     ...(memoryLimit !== undefined ? { memoryLimit } : {}),
     ...(checkpointPath !== undefined ? { checkpoint: checkpointPath, checkpointLevel: checkpointLevel! } : {}),
     workers,
