@@ -20,7 +20,7 @@
 
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { checkProperties, ParseError, type Model } from './model.ts';
+import { checkProperties, ParseError, searchModel, type Model } from './model.ts';
 import { replayTexts, stateFingerprint } from './replay.ts';
 import { buildModel, type ModelSpec } from './spec.ts';
 
@@ -155,7 +155,9 @@ export interface WalkContext<S, A> {
 
 /** Run a batch of walks (in a worker, or in this thread). */
 export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBatchResult {
-  const { model, root } = ctx;
+  // The walks are the inner loop: they run the search transitions (Model.forSearch).
+  const model = searchModel(ctx.model);
+  const { root } = ctx;
   const flag = task.stop ? new Int32Array(task.stop) : undefined;
   const all = model.properties.map((p) => p.id);
   const steps: number[] = [];
