@@ -775,7 +775,7 @@ export async function serveWorker(o: WorkerOptions): Promise<void> {
       let res: ExpandResult;
       for (;;) {
         const table: LevelTable = s.table.table;
-        const task: ExpandTask = { first: batch.first, bytes: batch.bytes, offsets: batch.offsets, visited: s.replica.keys.buffer as SharedArrayBuffer, table: table.buffer, ...(check ? { check } : {}) };
+        const task: ExpandTask = { first: batch.first, bytes: batch.bytes, offsets: batch.offsets, visited: s.replica.keys.buffer as SharedArrayBuffer, table: table.buffer, keep: true, ...(check ? { check } : {}) };
         res = (await s.pool.run(task)) as ExpandResult;
         if (!res.full) break;
         if (s.table.table === table) s.table = { level, table: LevelTable.create(table.capacity * 2) };

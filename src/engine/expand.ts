@@ -26,6 +26,11 @@ export interface ExpandTask {
   table: SharedArrayBuffer;
   /** Properties to check (the ones not violated yet); undefined: all. */
   check?: string[];
+  /**
+   * false on a level whose successors will never be expanded (the last,
+   * with no checkpoint to resume from): they are checked, not packed.
+   */
+  keep: boolean;
 }
 
 /**
@@ -78,6 +83,9 @@ export class ExpandContext<S, A> {
 }
 
 export const CAND_WORDS = 5;
+
+/** The packed form of a successor that is checked but never expanded. */
+const NOTHING = new Uint8Array(0);
 
 export function expandBatch<S, A>(ctx: ExpandContext<S, A>, task: ExpandTask): ExpandResult {
   const { model } = ctx;
@@ -146,7 +154,7 @@ export function expandBatch<S, A>(ctx: ExpandContext<S, A>, task: ExpandTask): E
       cand[b + 2] = hi;
       cand[b + 3] = lo;
       cand[b + 4] = kind;
-      packed.push(packState(model, t));
+      packed.push(task.keep ? packState(model, t) : NOTHING);
       const vs = checkProperties(model, t, only);
       if (vs.length > 0) violations.push({ c: nc, vs });
       nc++;

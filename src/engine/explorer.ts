@@ -120,6 +120,9 @@ export interface Found {
 
 const POLL_MASK = 1023;
 
+/** The packed form of a state that is counted but never expanded again. */
+const NOTHING = new Uint8Array(0);
+
 export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): ExploreResult<A, S> {
   // The inner loop runs the search model; traces are rebuilt on model itself.
   const inner = searchModel(model);
@@ -210,6 +213,9 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
       break;
     }
     inLevel = true;
+    // The last level's states are never expanded: they are checked and
+    // counted, not packed and kept (most of a search's states are there).
+    const keep = level + 1 < maxLevels;
     for (i = 0; i < frontier.length; i++) {
       const s = unpackState(inner, frontier.get(i));
       const parent = levelStart + i;
@@ -227,7 +233,7 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
         if (!visited.insert(fp[0]!, fp[1]!)) continue;
         produced[slot]!++;
         const index = links.push(parent, k);
-        next.push(packState(inner, t));
+        next.push(keep ? packState(inner, t) : NOTHING);
         if (record(t, level + 1, index, fp[0]!, fp[1]!) && stopAtFirst) {
           outcome = 'violation';
           break search;

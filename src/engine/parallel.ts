@@ -258,6 +258,9 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
       const results: ExpandResult[] = new Array<ExpandResult>(nb);
       let table = LevelTable.create(options.levelTableSize ?? Math.max(1024, levelSizes.at(-1)! * 4));
       const check = remaining ? [...remaining] : undefined;
+      // The last level's states are never expanded, unless a checkpoint may
+      // resume the search deeper: then they are kept, else only checked.
+      const keep = level + 1 < maxLevels || options.checkpoint !== undefined;
       let levelGenerated = 0;
       // Batches the merge needs: all, unless a violation is found (stopping at the first).
       let needed = nb;
@@ -332,7 +335,7 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
           const bytes = frontier.bytes.slice(base, frontier.offsets[end]!);
           const offsets = new Uint32Array(end - start + 1);
           for (let i = 0; i <= end - start; i++) offsets[i] = frontier.offsets[start + i]! - base;
-          const task: ExpandTask = { first: start, bytes, offsets, visited: visited.keys.buffer as SharedArrayBuffer, table: table.buffer, ...(check ? { check } : {}) };
+          const task: ExpandTask = { first: start, bytes, offsets, visited: visited.keys.buffer as SharedArrayBuffer, table: table.buffer, keep, ...(check ? { check } : {}) };
           inFlight++;
           p.run(task, { transferList: [bytes.buffer, offsets.buffer] }).then(
             (r: ExpandResult) => {
