@@ -4,7 +4,7 @@
 // a pure function of the state given it. At syscall granularity there are
 // no threads in flight, and nothing can deadlock.
 import type { Property } from '../src/engine/model.ts';
-import type { Id, LockClass, State, Thread } from '../models/mm/state.ts';
+import { anyThread, forEachThread, threadOf, type Id, type LockClass, type State, type Thread } from '../models/mm/state.ts';
 import { threadName } from '../models/mm/ops.ts';
 import { lockName } from '../models/mm/locks.ts';
 
@@ -22,8 +22,11 @@ export type BlockedOracle = (s: State, tid: Id) => Waiting | null;
 
 /** Who holds the lock w waits for: its writer, or the threads holding it for read. */
 function holders(s: State, w: Waiting): string {
-  if (w.holder >= 0) return threadName(w.holder) + (s.threads[w.holder] === undefined ? ' (not running: the lock leaked)' : '');
-  const readers = Object.values(s.threads).filter((t: Thread) => t.held.some((h) => h.cls === w.cls && h.id === w.id));
+  if (w.holder >= 0) return threadName(w.holder) + (threadOf(s, w.holder) === undefined ? ' (not running: the lock leaked)' : '');
+  const readers: Thread[] = [];
+  forEachThread(s, (t) => {
+    if (t.held.some((h) => h.cls === w.cls && h.id === w.id)) readers.push(t);
+  });
   return readers.length > 0 ? readers.map((t) => `${threadName(t.id)} (read)`).join(', ') : 'readers not running (the lock leaked)';
 }
 
@@ -33,7 +36,7 @@ function holders(s: State, w: Waiting): string {
  */
 function noLeakedLock(s: State): boolean {
   let onLists = 0;
-  for (const key in s.threads) onLists += s.threads[key]!.held.length;
+  forEachThread(s, (t) => (onLists += t.held.length));
   let held = 0;
   for (const key in s.mms) {
     const m = s.mms[key]!;
@@ -54,7 +57,9 @@ function noLeakedLock(s: State): boolean {
  */
 function someThreadFree(s: State): boolean {
   let holding = 0;
-  for (const key in s.threads) if (s.threads[key]!.held.length > 0) holding++;
+  forEachThread(s, (t) => {
+    if (t.held.length > 0) holding++;
+  });
   return holding <= 1 && noLeakedLock(s);
 }
 
@@ -67,11 +72,10 @@ export function noDeadlockWith(blocked: BlockedOracle): Property<State> {
     check(s) {
       const waits: string[] = [];
       // No thread in flight (every state at syscall granularity): nothing can wait.
-      let inFlight = false;
-      for (const _ in s.threads) inFlight = true;
-      if (!inFlight || someThreadFree(s)) return [];
-      for (const key in s.threads) {
-        const t = s.threads[key]!;
+      if (!anyThread(s) || someThreadFree(s)) return [];
+      const threads: Thread[] = [];
+      forEachThread(s, (t) => threads.push(t));
+      for (const t of threads) {
         const w = blocked(s, t.id);
         if (w === null) return [];
         const held = t.held.map((h) => `${lockName(h.cls, h.id)}${h.write ? '' : ' (read)'}`).join(', ') || 'nothing';

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { createMmModel, type Bounds, type MmModel } from '../models/mm/model.ts';
 import { loadModel } from '../models/variants/load.ts';
 import { resolveKernel } from '../models/variants/registry.ts';
-import type { State } from '../models/mm/state.ts';
+import { threadOf, type State } from '../models/mm/state.ts';
 import { splitOps } from '../models/mm/ops.ts';
 import { checkProperties } from '../src/engine/model.ts';
 import { explore, replayTexts, stateFingerprint } from '../src/engine/explorer.ts';
@@ -56,7 +56,7 @@ describe('threads and steps', () => {
   it('an mremap move is three steps; the process issues nothing else until it is done', () => {
     const m = model('mainline', B5A_BOUNDS);
     const s = run(m, 'P0 mmap 0 2; P0 fault 1 w; P0 mremap 1 1 3 1 maymove,fixed');
-    expect(s.threads[0]!.pc).toBe('move_page_tables');
+    expect(threadOf(s, 0)!.pc).toBe('move_page_tables');
     expect(enabled(m, s).filter((a) => a.startsWith('P0'))).toEqual(['P0 step  # move_page_tables']);
     expect(m.isQuiescent(s)).toBe(false);
     const done = run(m, B5A_PREFIX);
@@ -72,8 +72,8 @@ describe('threads and steps', () => {
     const prefix = 'P0 mmap 0 1; P0 mmap 2 1; P0 fault 0 w; P0 fault 2 w; P0 fork';
     const pcs: string[] = [];
     let s = run(m, prefix);
-    for (let i = 0; s.threads[0] !== undefined; i++) {
-      pcs.push(s.threads[0]!.pc);
+    for (let i = 0; threadOf(s, 0) !== undefined; i++) {
+      pcs.push(threadOf(s, 0)!.pc);
       expect(enabled(m, s).some((a) => a.startsWith('P1'))).toBe(false);
       s = run(m, prefix + '; P0 step'.repeat(i + 1));
     }
@@ -98,7 +98,7 @@ describe('threads and steps', () => {
     const m = model('mainline', B5A_BOUNDS);
     // The second mremap holds the anon_vma write lock (need_rmap_locks) between take_rmap_locks and the PTL.
     let s = run(m, `${B5A_PREFIX}; P0 mremap 3 1 1 1 maymove,fixed; P0 step`);
-    expect(s.threads[0]!.pc).toBe('move_ptes');
+    expect(threadOf(s, 0)!.pc).toBe('move_ptes');
     const av = s.vmas[s.mms[0]!.vmas[0]!]!.anonVma;
     const refBefore = s.anonVmas[av]!.refcount;
     s = run(m, `${B5A_PREFIX}; P0 mremap 3 1 1 1 maymove,fixed; P0 step; W reclaim P0 3; W0 step`);

@@ -11,7 +11,7 @@
 // counter: ids come only from those counters), not with for-in, which costs
 // ten times more on integer keys.
 import { formatOp, type SyscallOp } from './ops.ts';
-import { forEachThread, NIL, WALKER_BASE, ZERO_PAGE, type Id, type LockClass, type Mm, type State, type Thread, type Vma } from './state.ts';
+import { forEachThread, NIL, threadKey, WALKER_BASE, ZERO_PAGE, type Id, type LockClass, type Mm, type State, type Thread, type Vma } from './state.ts';
 
 /** A deterministic 32-bit string hash (FNV-1a): stable across threads, unlike an intern table. */
 export function hashString(s: string): number {
@@ -63,7 +63,7 @@ function shape(s: State, m: Mm): void {
     shapePut(f === undefined ? -1 : f.index);
   }
   shapePut(m.hasPinned ? 1 : 0);
-  const t = s.threads[m.id];
+  const t = s.threads[threadKey(m.id)];
   if (t !== undefined) {
     shapePut(hashString(t.pc));
     shapePut(t.op === undefined ? 0 : hashString(t.op.kind));

@@ -5,7 +5,7 @@
 // calling thread, and the allocation counter used to inject ENOMEM.
 import { peek } from './draft.ts';
 import { copyAnonVma, copyAvc, copyFolio, copyMm, copyThread, copyVma } from './cow.ts';
-import type { AllocKind, AnonVma, Avc, Folio, HeldLock, Id, Mm, Pte, State, Thread, Vma } from './state.ts';
+import { threadKey, type AllocKind, type AnonVma, type Avc, type Folio, type HeldLock, type Id, type Mm, type Pte, type State, type Thread, type Vma } from './state.ts';
 import type { Kernel } from './kernel.ts';
 
 export interface Ctx {
@@ -194,10 +194,10 @@ export function pte_clear(c: Ctx, mmId: Id, page: number): void {
 
 /** The thread tid, to be written (a thread's pc, locals and held locks change at each step). */
 export function threadW(c: Ctx, tid: Id): Thread {
-  const t = c.s.threads;
-  const x = t[tid];
+  const key = threadKey(tid);
+  const x = c.s.threads[key];
   if (x === undefined) throw new Error(`model bug: no thread ${tid}`);
-  return writable(c, 'threads', tid, x, copyThread);
+  return writable(c, 'threads', key, x, copyThread);
 }
 
 export function folio(c: Ctx, id: Id): Folio {

@@ -21,7 +21,7 @@ export function folio_alloc(c: Ctx, nrPages = 1): Id {
 
 /** The last folio reference is dropped (after the TLB flush in zap, §5): the folio is freed. */
 export function folio_put_last(c: Ctx, folioId: Id): void {
-  if (folio(c, folioId).mapcount === 0 && !walkerHolds(peek(c.s, 'threads'), folioId)) remove(c, 'folios', folioId);
+  if (folio(c, folioId).mapcount === 0 && !walkerHolds(peek(c.s, 'threads'), peek(c.s, 'nextId').walker, folioId)) remove(c, 'folios', folioId);
 }
 
 /** do_anonymous_page (memory.c; §2.8): read faults map the zero page; write faults prepare the anon_vma and map a new exclusive folio. */

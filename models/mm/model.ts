@@ -21,7 +21,7 @@ import { WouldBlock } from './locks.ts';
 import { busyProcs, issueSyscall, runThreadStep } from './threads.ts';
 import { issueWalker } from './walkers.ts';
 import { noDeadlock, noDeadlockWith } from '../../properties/deadlock.ts';
-import { emptyState, NIL, VM_EXEC, VM_READ, VM_WRITE, ZERO_PAGE, type State, type WalkerKind } from './state.ts';
+import { anyThread, emptyState, forEachThread, NIL, threadOf, VM_EXEC, VM_READ, VM_WRITE, ZERO_PAGE, type State, type WalkerKind } from './state.ts';
 import { runSyscall } from './syscalls.ts';
 import type { MremapFlags } from './mremap.ts';
 import { resolveKernel } from '../variants/registry.ts';
@@ -117,7 +117,7 @@ export function applyOp(kernel: Kernel, s: State, op: SyscallOp, mode: Transitio
  * Throws WouldBlock when the step must wait for a lock.
  */
 export function applyLockOp(kernel: Kernel, s: State, op: Op, reduce: boolean, mode: Transitions = 'immer'): State {
-  if (op.kind === 'step' && s.threads[op.proc] === undefined) throw new ParseError(`"${formatOp(op)}": ${threadName(op.proc)} has nothing in flight`);
+  if (op.kind === 'step' && threadOf(s, op.proc) === undefined) throw new ParseError(`"${formatOp(op)}": ${threadName(op.proc)} has nothing in flight`);
   return transition(mode, s, kernel, op.proc, 0, (c) => {
     let tid: number;
     if (op.kind === 'step') tid = op.proc;
@@ -266,7 +266,7 @@ export function enumerateOps(s: State, b: Bounds, busy?: ReadonlySet<number>): S
 export function validateOp(s: State, b: Bounds, op: Op, text: string): void {
   if (op.kind === 'step') {
     if (b.granularity !== 'lock') throw new ParseError(`"${text}": steps exist at lock granularity only (--granularity lock)`);
-    if (s.threads[op.proc] === undefined) throw new ParseError(`"${text}": ${threadName(op.proc)} has nothing in flight`);
+    if (threadOf(s, op.proc) === undefined) throw new ParseError(`"${text}": ${threadName(op.proc)} has nothing in flight`);
     return;
   }
   if (s.mms[op.proc] === undefined) throw new ParseError(`"${text}": process P${op.proc} does not exist`);
@@ -395,10 +395,7 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
   };
   const lockActions = (s: State): Op[] => {
     const candidates: Op[] = [];
-    for (const key in s.threads) {
-      const t = s.threads[key]!;
-      candidates.push({ kind: 'step', proc: t.id, pc: t.pc, enomem: 0 });
-    }
+    forEachThread(s, (t) => candidates.push({ kind: 'step', proc: t.id, pc: t.pc, enomem: 0 }));
     candidates.push(...syscalls(s, busyProcs(s)), ...walkerStarts(s));
     const out: Op[] = [];
     for (const op of candidates) {
@@ -458,7 +455,7 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     parseAction(s, text) {
       const op = parseOp(text);
       validateOp(s, bounds, op, text);
-      if (op.kind === 'step') return { ...op, pc: s.threads[op.proc]!.pc };
+      if (op.kind === 'step') return { ...op, pc: threadOf(s, op.proc)!.pc };
       return op;
     },
     actionKind: (op) => op.kind,
@@ -469,6 +466,5 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
 }
 
 function noThreads(s: State): boolean {
-  for (const _ in s.threads) return false;
-  return true;
+  return !anyThread(s);
 }

@@ -11,7 +11,7 @@
 // the wrong order.
 import type { All } from './cow.ts';
 import { formatOp, parseOp, type SyscallOp } from './ops.ts';
-import type { AnonVma, Avc, Folio, HeldLock, Id, LockClass, LockState, Mm, Pte, State, Thread, Vma, WalkerKind } from './state.ts';
+import { forEachThread, threadKey, type AnonVma, type Avc, type Folio, type HeldLock, type Id, type LockClass, type LockState, type Mm, type Pte, type State, type Thread, type Vma, type WalkerKind } from './state.ts';
 
 // ---------------------------------------------------------------------------
 // Writing.
@@ -218,12 +218,9 @@ export function packMmState(s: State): Uint8Array {
   table(s.avcs, n.avc, writeAvc);
   table(s.folios, n.folio, writeFolio);
   let threads = 0;
-  for (const k in s.threads) if (s.threads[k] !== undefined) threads++;
+  forEachThread(s, () => threads++);
   int(threads);
-  for (const k in s.threads) {
-    const t = s.threads[k];
-    if (t !== undefined) writeThread(t);
-  }
+  forEachThread(s, writeThread);
   return buf.slice(0, pos);
 }
 
@@ -263,12 +260,12 @@ function rints(): number[] {
 
 const rlock = (): LockState => ({ writer: rint(), readers: rint() }) satisfies All<LockState>;
 
-function rtable<T extends { id: Id }>(read: () => T): Record<Id, T> {
-  const out: Record<Id, T> = {};
+function rtable<T extends { id: Id }>(read: () => T, key: (id: Id) => number = (id) => id): Record<number, T> {
+  const out: Record<number, T> = {};
   const n = rint();
   for (let i = 0; i < n; i++) {
     const x = read();
-    out[x.id] = x;
+    out[key(x.id)] = x;
   }
   return out;
 }
@@ -391,7 +388,7 @@ export function unpackMmState(bytes: Uint8Array): State {
     folios: rtable(readFolio),
     nextId,
     budgets: { enomem, walkers: walkers < 0 ? undefined : walkers },
-    threads: rtable(readThread),
+    threads: rtable(readThread, threadKey),
     warnings,
     uaf,
   } satisfies All<State>;

@@ -22,7 +22,7 @@ import { restoreMove } from './mremap.ts';
 import { threadName, type SyscallOp } from './ops.ts';
 import { ISSUED, SUSPEND, emptyThread, type Step } from './sched.ts';
 import { runSyscall } from './syscalls.ts';
-import { NIL, RECORD, type Id, type State, type Thread } from './state.ts';
+import { forEachThread, NIL, RECORD, threadKey, type Id, type State, type Thread } from './state.ts';
 import { WALKER_STEPS } from './walkers.ts';
 
 // ---------------------------------------------------------------------------
@@ -96,7 +96,7 @@ export function issueSyscall(c: Ctx, op: SyscallOp): void {
   const t = emptyThread(op.proc, op.proc);
   t.op = op;
   t.failAt = op.enomem;
-  insert(c, 'threads', t.id, t);
+  insert(c, 'threads', threadKey(t.id), t);
 }
 
 /** The step function a thread runs next. */
@@ -127,18 +127,17 @@ export function runThreadStep(c: Ctx, tid: Id): void {
   }
   if (finished) {
     if (t.held.length > 0) warn(c, `${RECORD.lockdep} ${threadName(t.id)} ended holding ${t.held.map((h) => lockName(h.cls, h.id)).join(', ')}`);
-    remove(c, 'threads', tid);
+    remove(c, 'threads', threadKey(tid));
   } else t.allocs = c.allocs;
 }
 
 /** Processes that cannot issue a syscall: one in flight, or a child a fork in flight is still building. */
 export function busyProcs(s: State): Set<Id> {
   const out = new Set<Id>();
-  for (const key in s.threads) {
-    const t = s.threads[key]!;
-    if (t.walker !== undefined) continue;
+  forEachThread(s, (t) => {
+    if (t.walker !== undefined) return;
     out.add(t.proc);
     if (t.op?.kind === 'fork' && t.pc !== ISSUED) out.add(t.mms[0]!);
-  }
+  });
   return out;
 }

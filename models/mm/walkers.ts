@@ -13,7 +13,7 @@ import { folio_put_last } from './memory.ts';
 import { ANON_LOCK_CONTENDED } from './rmap.ts';
 import { threadName } from './ops.ts';
 import { ISSUED, emptyThread, type Step } from './sched.ts';
-import { NIL, RECORD, ptePages, WALKER_BASE, vmaPages, type Id, type State, type Thread, type WalkerKind } from './state.ts';
+import { NIL, RECORD, ptePages, threadKey, WALKER_BASE, vmaPages, type Id, type State, type Thread, type WalkerKind } from './state.ts';
 
 /** The (process, page of folio) pairs that map folioId. */
 function mappingsOf(s: State, folioId: Id): { mm: Id; sub: number }[] {
@@ -146,7 +146,7 @@ export function issueWalker(c: Ctx, kind: WalkerKind, proc: Id, page: number): I
   t.pc = `${kind}:${ISSUED}`;
   t.folios = [pte.folio];
   if (kind === 'reclaim') t.seen = mappingsOf(s, pte.folio);
-  insert(c, 'threads', id, t);
+  insert(c, 'threads', threadKey(id), t);
   s.budgets.walkers = (s.budgets.walkers ?? 0) - 1;
   return id;
 }

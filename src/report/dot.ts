@@ -11,7 +11,7 @@
 // P<mm>, V<vma>, A<anon_vma>, F<folio>, AVC<avc>), and display names are
 // those same ids, so a violated object is matched by its name directly.
 
-import { NIL, ZERO_PAGE, ptePages, values, type AnonVma, type Avc, type Folio, type Id, type Mm, type State, type Vma } from '../../models/mm/state.ts';
+import { NIL, ZERO_PAGE, ptePages, threadOf, values, type AnonVma, type Avc, type Folio, type Id, type Mm, type State, type Vma } from '../../models/mm/state.ts';
 import { displayNames, mmAlive, protString, threadToJson, vmaMarks, type Names } from './json.ts';
 
 export interface PictureViolation {
@@ -514,7 +514,7 @@ export function stepDot(before: State | null, after: State, opts: StepDotOptions
     out.push(`    graph${attrs({ label: 'threads', style: 'rounded,dashed', color: '#888888' })};`);
     for (const t of threads) {
       const j = threadToJson(t);
-      const isNew = before !== null && JSON.stringify(before.threads[t.id] && threadToJson(before.threads[t.id]!)) !== JSON.stringify(j);
+      const isNew = before !== null && JSON.stringify(threadOf(before, t.id) && threadToJson(threadOf(before, t.id)!)) !== JSON.stringify(j);
       out.push(
         `    thread_${t.id}${attrs({
           shape: 'cds',
