@@ -368,6 +368,41 @@ function walkerStarts(s: State): Op[] {
   return out;
 }
 
+/**
+ * The successors the last actions() call computed, for next() to return
+ * (the explorer asks for them in order, right after). One memo per model;
+ * a WeakMap from action to successor cost about a quarter of the search's
+ * time in garbage collection (its entries outlive a scavenge).
+ */
+class SuccessorMemo {
+  private state: State | undefined;
+  private readonly ops: Op[] = [];
+  private readonly next: State[] = [];
+  private hint = 0;
+
+  begin(s: State): void {
+    this.state = s;
+    this.ops.length = 0;
+    this.next.length = 0;
+    this.hint = 0;
+  }
+
+  set(op: Op, t: State): void {
+    this.ops.push(op);
+    this.next.push(t);
+  }
+
+  /** The successor of s under op, if the last actions(s) computed it. */
+  get(s: State, op: Op): State | undefined {
+    if (s !== this.state) return undefined;
+    let i = this.hint;
+    if (this.ops[i] !== op) i = this.ops.indexOf(op);
+    if (i < 0) return undefined;
+    this.hint = i + 1;
+    return this.next[i];
+  }
+}
+
 export function createMmModel(opts: MmModelOptions = {}): MmModel {
   const bounds: Bounds = { ...DEFAULT_BOUNDS, ...opts.bounds };
   const kernel = opts.kernel ?? (opts.variant !== undefined ? resolveKernel(opts.variant) : mainlineKernel);
@@ -378,11 +413,12 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
   // granularity an action is enabled only if its step can take its locks,
   // known by running it; with ENOMEM injection a syscall is run once to count
   // its allocation points, which is also its successor without injection.
-  const successors = new WeakMap<Op, State>();
+  const successors = new SuccessorMemo();
   /** Syscalls with their ENOMEM injections. */
   const syscalls = (s: State, busy?: ReadonlySet<number>): SyscallOp[] => {
     const base = enumerateOps(s, bounds, busy);
     if (s.budgets.enomem <= 0) return base;
+    if (!lock) successors.begin(s);
     const out: SyscallOp[] = [];
     for (const op of base) {
       out.push(op);
@@ -394,6 +430,7 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     return out;
   };
   const lockActions = (s: State): Op[] => {
+    successors.begin(s);
     const candidates: Op[] = [];
     forEachThread(s, (t) => candidates.push({ kind: 'step', proc: t.id, pc: t.pc, enomem: 0 }));
     candidates.push(...syscalls(s, busyProcs(s)), ...walkerStarts(s));
@@ -409,7 +446,7 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     return out;
   };
   const lockNext = (s: State, op: Op): State => {
-    const known = successors.get(op);
+    const known = successors.get(s, op);
     if (known !== undefined) return known;
     try {
       return applyLockOp(kernel, s, op, bounds.reduce, mode);
@@ -418,7 +455,7 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
       throw e;
     }
   };
-  const syscallNext = (s: State, op: Op): State => successors.get(op) ?? applyOp(kernel, s, op as SyscallOp, mode);
+  const syscallNext = (s: State, op: Op): State => successors.get(s, op) ?? applyOp(kernel, s, op as SyscallOp, mode);
   const properties = (opts.properties ?? ALL_PROPERTIES).map((p) =>
     p.id === noDeadlock.id && lock ? noDeadlockWith((s, tid) => blockedOn(kernel, s, tid, mode)) : p,
   );

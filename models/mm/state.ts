@@ -263,7 +263,9 @@ export function forEachThread(s: State, f: (t: Thread) => void): void {
 
 /** Any thread in flight. */
 export function anyThread(s: State): boolean {
-  for (const _ in s.threads) return true;
+  const threads = s.threads;
+  for (let id = 0; id < s.nextId.mm; id++) if (threads[2 * id] !== undefined) return true;
+  for (let n = 0; n < s.nextId.walker; n++) if (threads[2 * n + 1] !== undefined) return true;
   return false;
 }
 
