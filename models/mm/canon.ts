@@ -10,8 +10,7 @@
 // Tables are scanned by id up to s.nextId (every id of a table is below its
 // counter: ids come only from those counters), not with for-in, which costs
 // ten times more on integer keys.
-import type { OpKind, SyscallOp } from './ops.ts';
-import type { MremapFlags } from './mremap.ts';
+import { opInts, type SyscallOp } from './ops.ts';
 import { forEachThread, NIL, threadKey, WALKER_BASE, ZERO_PAGE, type Id, type LockClass, type Mm, type State, type Thread, type Vma } from './state.ts';
 
 /** A deterministic 32-bit string hash (FNV-1a): stable across threads, unlike an intern table. */
@@ -218,42 +217,18 @@ function orderThreads(s: State): void {
   if (threadOrder.length > 1) threadOrder.sort((a, b) => (a.walker === undefined ? (mmIdx.get(a.id) ?? a.id) : a.id) - (b.walker === undefined ? (mmIdx.get(b.id) ?? b.id) : b.id));
 }
 
-/**
- * The fields of each syscall, but its process (which the encoding renames).
- * Checked at compile time to be all of them: a field added to an op and not
- * listed here is an error, not two ops encoded alike.
- */
-const OP_FIELDS = {
-  mmap: ['addr', 'len', 'prot', 'close', 'special', 'nomerge', 'enomem'],
-  fault: ['page', 'write', 'large', 'enomem'],
-  fork: ['enomem'],
-  munmap: ['addr', 'len', 'enomem'],
-  mprotect: ['addr', 'len', 'prot', 'enomem'],
-  mremap: ['addr', 'oldLen', 'newAddr', 'newLen', 'flags', 'enomem'],
-  pin: ['page', 'enomem'],
-  exit: ['enomem'],
-} as const;
-const MREMAP_FLAGS = ['maymove', 'fixed', 'dontunmap', 'relocate'] as const;
-type Listed<T, L extends readonly PropertyKey[]> = [Exclude<keyof T, L[number] | 'kind' | 'proc'>] extends [never] ? true : false;
-const OP_FIELDS_COMPLETE: { [K in OpKind]: Listed<Extract<SyscallOp, { kind: K }>, (typeof OP_FIELDS)[K]> } & {
-  flags: Listed<MremapFlags, typeof MREMAP_FLAGS>;
-} = { mmap: true, fault: true, fork: true, munmap: true, mprotect: true, mremap: true, pin: true, exit: true, flags: true };
-void OP_FIELDS_COMPLETE;
-const OP_KIND_CODE: Record<OpKind, number> = { mmap: 1, fault: 2, fork: 3, munmap: 4, mprotect: 5, mremap: 6, pin: 7, exit: 8 };
-
 /** FNV-1a over one integer. */
 const mixInt = (h: number, x: number): number => Math.imul(h ^ x, 0x01000193);
 
 /** A syscall in flight, without its process: a hash of its kind and fields (no string, no cache). */
+let opAcc = 0;
+const mixOp = (x: number): void => {
+  opAcc = mixInt(opAcc, x);
+};
 function opHash(op: SyscallOp): number {
-  let h = mixInt(0x811c9dc5, OP_KIND_CODE[op.kind]);
-  const o = op as unknown as Record<string, number | boolean | MremapFlags>;
-  for (const f of OP_FIELDS[op.kind]) {
-    const x = o[f]!;
-    if (typeof x === 'object') for (const g of MREMAP_FLAGS) h = mixInt(h, x[g] ? 1 : 0);
-    else h = mixInt(h, typeof x === 'boolean' ? (x ? 1 : 0) : x);
-  }
-  return h | 0;
+  opAcc = 0x811c9dc5;
+  opInts(op, mixOp);
+  return opAcc | 0;
 }
 
 function putThreads(): void {

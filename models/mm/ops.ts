@@ -39,6 +39,63 @@ export type Op = SyscallOp | ThreadOp;
 export type OpKind = SyscallOp['kind'];
 export const OP_KINDS: readonly OpKind[] = ['mmap', 'fault', 'fork', 'munmap', 'mprotect', 'mremap', 'pin', 'exit'];
 
+/**
+ * The fields of each syscall but its kind and process, in a fixed order.
+ * Checked at compile time to be all of them: a field added to an op and not
+ * listed here is an error, not two ops encoded or packed alike.
+ */
+const OP_FIELDS = {
+  mmap: ['addr', 'len', 'prot', 'close', 'special', 'nomerge', 'enomem'],
+  fault: ['page', 'write', 'large', 'enomem'],
+  fork: ['enomem'],
+  munmap: ['addr', 'len', 'enomem'],
+  mprotect: ['addr', 'len', 'prot', 'enomem'],
+  mremap: ['addr', 'oldLen', 'newAddr', 'newLen', 'flags', 'enomem'],
+  pin: ['page', 'enomem'],
+  exit: ['enomem'],
+} as const;
+const MREMAP_FLAGS = ['maymove', 'fixed', 'dontunmap', 'relocate'] as const;
+const BOOLEAN_FIELDS: ReadonlySet<string> = new Set(['close', 'special', 'nomerge', 'write', 'large']);
+type Listed<T, L extends readonly PropertyKey[]> = [Exclude<keyof T, L[number] | 'kind' | 'proc'>] extends [never] ? true : false;
+const OP_FIELDS_COMPLETE: { [K in OpKind]: Listed<Extract<SyscallOp, { kind: K }>, (typeof OP_FIELDS)[K]> } & {
+  flags: Listed<MremapFlags, typeof MREMAP_FLAGS>;
+} = { mmap: true, fault: true, fork: true, munmap: true, mprotect: true, mremap: true, pin: true, exit: true, flags: true };
+void OP_FIELDS_COMPLETE;
+
+/**
+ * A syscall but its process as small integers: its kind (1 + index in
+ * OP_KINDS), then its fields in OP_FIELDS order (booleans 0/1, mremap's
+ * flags as bits). The canonical hash (canon.ts) and the pack (pack.ts) use it.
+ */
+export function opInts(op: SyscallOp, put: (x: number) => void): void {
+  put(OP_KINDS.indexOf(op.kind) + 1);
+  const o = op as unknown as Record<string, number | boolean | MremapFlags>;
+  for (const f of OP_FIELDS[op.kind]) {
+    const x = o[f]!;
+    if (typeof x === 'object') {
+      let bits = 0;
+      for (let i = 0; i < MREMAP_FLAGS.length; i++) if (x[MREMAP_FLAGS[i]!]) bits |= 1 << i;
+      put(bits);
+    } else put(typeof x === 'boolean' ? (x ? 1 : 0) : x);
+  }
+}
+
+/** The op of process proc that opInts wrote, its integers read by take. */
+export function opFromInts(proc: Id, take: () => number): SyscallOp {
+  const kind = OP_KINDS[take() - 1];
+  if (kind === undefined) throw new Error('opFromInts: not an op');
+  const o: Record<string, unknown> = { kind, proc };
+  for (const f of OP_FIELDS[kind]) {
+    const x = take();
+    if (f === 'flags') {
+      const flags: Record<string, boolean> = {};
+      MREMAP_FLAGS.forEach((g, i) => (flags[g] = (x & (1 << i)) !== 0));
+      o[f] = flags;
+    } else o[f] = BOOLEAN_FIELDS.has(f) ? x !== 0 : x;
+  }
+  return o as unknown as SyscallOp;
+}
+
 export const isSyscall = (op: Op): op is SyscallOp => op.kind !== 'walk' && op.kind !== 'step';
 
 /** A thread's name in traces: P<i> for a syscall, W<n> for a walker. */

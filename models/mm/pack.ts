@@ -10,7 +10,7 @@
 // the round-trip test (test/transitions.test.ts) catches a field written in
 // the wrong order.
 import type { All } from './cow.ts';
-import { formatOp, parseOp, type SyscallOp } from './ops.ts';
+import { opFromInts, opInts } from './ops.ts';
 import { forEachThread, threadKey, type AnonVma, type Avc, type Folio, type HeldLock, type Id, type LockClass, type LockState, type Mm, type Pte, type State, type Thread, type Vma, type WalkerKind } from './state.ts';
 
 // ---------------------------------------------------------------------------
@@ -150,7 +150,8 @@ function writeThread(t: Thread): void {
   if (t.op === undefined) int(0);
   else {
     int(1);
-    str(opText(t.op));
+    int(t.op.proc);
+    opInts(t.op, int);
   }
   int(WALKERS.indexOf(t.walker));
   str(t.pc);
@@ -172,28 +173,6 @@ function writeThread(t: Thread): void {
     int(p.mm);
     int(p.sub);
   }
-}
-
-// A thread's syscall travels as its text. The alphabet is small and an issued
-// op is never written, so texts and ops are kept both ways: unpacking the same
-// text gives the same op object (which canon.ts's hash cache then knows).
-const texts = new WeakMap<SyscallOp, string>();
-const ops = new Map<string, SyscallOp>();
-
-function opText(op: SyscallOp): string {
-  let t = texts.get(op);
-  if (t === undefined) texts.set(op, (t = formatOp(op)));
-  return t;
-}
-
-function opOf(text: string): SyscallOp {
-  let op = ops.get(text);
-  if (op === undefined) {
-    op = parseOp(text) as SyscallOp;
-    ops.set(text, op);
-    texts.set(op, text);
-  }
-  return op;
 }
 
 /** The state as bytes (a fresh array the caller owns). */
@@ -355,7 +334,7 @@ const readThread = (): Thread =>
   ({
     id: rint(),
     proc: rint(),
-    op: rint() === 0 ? undefined : opOf(rstr()),
+    op: rint() === 0 ? undefined : opFromInts(rint(), rint),
     walker: WALKERS[rint()],
     pc: rstr(),
     held: readHeld(),
