@@ -22,8 +22,12 @@
 
 const HEADER = 4;
 const MAX_LOAD = 0.7;
-/** offer(): the table is at its load limit; grow it and re-run the batch. */
-export const FULL = -1;
+/**
+ * offer(): the table is at its load limit; grow it and re-run the batch.
+ * Not a rank: the main thread marks a slot it has taken with -rank, which
+ * offer() returns, and ranks are below 2^31.
+ */
+export const FULL = -0x80000000;
 
 export class LevelTable {
   readonly words: Int32Array;

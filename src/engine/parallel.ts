@@ -41,7 +41,8 @@ import { fingerprintInto } from './hash.ts';
 import { VisitedSet } from './visited.ts';
 import { ParentLinks } from './parents.ts';
 import { LevelTable } from './leveltable.ts';
-import { CAND_WORDS, type ExpandResult, type ExpandTask, type WarmUpTask } from './expand.ts';
+import { type ExpandResult, type ExpandTask, type WarmUpTask } from './expand.ts';
+import { LevelMerge } from './levelmerge.ts';
 import { packState, PackedList } from './pack.ts';
 import { searchResult, type ExploreOptions, type ExploreResult, type Found, type Outcome, type Progress } from './explorer.ts';
 import { writeCheckpoint, type Checkpoint } from './checkpoint.ts';
@@ -255,14 +256,26 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
       const n = frontier.length;
       const size = Math.max(1, Math.min(MAX_BATCH, Math.ceil(n / (workers * 8))));
       const nb = Math.ceil(n / size);
-      const results: ExpandResult[] = new Array<ExpandResult>(nb);
+      // Results that arrived before an earlier batch's, waiting to be merged in order.
+      const results: (ExpandResult | undefined)[] = new Array<ExpandResult | undefined>(nb);
       let table = LevelTable.create(options.levelTableSize ?? Math.max(1024, levelSizes.at(-1)! * 4));
       const check = remaining ? [...remaining] : undefined;
       // The last level's states are never expanded, unless a checkpoint may
       // resume the search deeper: then they are kept, else only checked.
       const keep = level + 1 < maxLevels || options.checkpoint !== undefined;
+      // The next frontier is first sized by the last level's growth (it doubles if short).
+      const growth = levelSizes.length >= 2 ? levelSizes.at(-1)! / Math.max(1, levelSizes.at(-2)!) : 4;
+      const expected = Math.ceil(n * Math.min(8, growth) * 1.1);
+      const merge = new LevelMerge(
+        { links, found, remaining, counters, stopAtFirst },
+        levelStart,
+        level,
+        size,
+        keep ? Math.ceil((frontier.offsets[n]! / n) * expected) : 0,
+        expected,
+      );
       let levelGenerated = 0;
-      // Batches the merge needs: all, unless a violation is found (stopping at the first).
+      // Batches to expand: all, unless the merge stopped at a violation (stopping at the first).
       let needed = nb;
       let done = 0;
       const poll = (): 'stop' | 'memory' | undefined => {
@@ -294,23 +307,16 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
         let grow = false;
         let stop: 'stop' | 'memory' | undefined;
         let failed = false;
-        // Stopping at the first violation: batches [0, prefix) are complete,
-        // and none of their new states violates. Once a complete batch holds
-        // a violating successor that owns its fingerprint, later batches
-        // cannot change that (their ranks are larger): they are not needed.
-        let prefix = 0;
-        const scanPrefix = (): void => {
-          while (prefix < needed && results[prefix] !== undefined) {
-            const r = results[prefix]!;
-            for (const v of r.violations) {
-              const j = v.c * CAND_WORDS;
-              if (table.rankOf(r.cand[j + 2]!, r.cand[j + 3]!) === r.cand[j]! + 1) {
-                needed = prefix + 1;
-                return;
-              }
-            }
-            prefix++;
+        // Merge every batch whose predecessors are merged, while the workers
+        // expand the later ones; a violation stopped at ends the level there.
+        const mergeReady = (): void => {
+          while (!merge.stopped && merge.merged < needed && results[merge.merged] !== undefined) {
+            const r = results[merge.merged]!;
+            // Released as soon as merged: the level's results and the next frontier are not both held whole.
+            results[merge.merged] = undefined;
+            merge.merge(r, table, record);
           }
+          if (merge.stopped) needed = merge.merged;
         };
         const pump = (): void => {
           if (failed) return;
@@ -347,7 +353,13 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
                 results[b] = r;
                 done++;
                 for (let i = 0; i < r.counts.length; i++) levelGenerated += r.counts[i]!;
-                if (stopAtFirst) scanPrefix();
+                try {
+                  mergeReady();
+                } catch (e) {
+                  failed = true;
+                  reject(e);
+                  return;
+                }
               }
               pump();
             },
@@ -359,78 +371,20 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
         };
         pump();
       });
-      if (stopped !== undefined) {
-        // The partial level is dropped: everything is as at the level boundary.
-        outcome = 'interrupted';
-        resumable = true;
-        break;
-      }
-
-      // ---- 3: merge in canonical order.
-      let candidates = 0;
-      let candidateBytes = 0;
-      for (let b = 0; b < needed; b++) {
-        candidates += results[b]!.cand.length / CAND_WORDS;
-        candidateBytes += results[b]!.bytes.length;
-      }
-      sent += candidates;
       // The visited set may have to grow for this level: check the bound first.
-      let growBytes = 0;
-      for (let cap = visited.capacity; visited.size + candidates >= cap * VisitedSet.MAX_LOAD; ) {
-        const grown = VisitedSet.grown(cap);
-        if (grown === cap) break;
-        cap = grown;
-        growBytes += cap * 8;
-      }
-      if (overMemory(growBytes)) {
+      const memoryStop = stopped === undefined && overMemory(merge.visitedGrowth(visited));
+      if (stopped !== undefined || memoryStop) {
+        // The partial level is dropped: everything is as at the level boundary.
+        merge.rollback();
         outcome = 'interrupted';
         resumable = true;
         break;
       }
-      // Sized for every candidate: the next frontier never grows (and copies) while it fills.
-      const next = new PackedList(Math.max(1024, candidateBytes), Math.max(64, candidates));
-      let stopAt: { b: number; pos: number; k: number } | undefined;
-      // Successors generated (and fired per kind): all of the level, or, at
-      // a violation, those the single-thread BFS generated before stopping.
-      const count = (b: number): void => {
-        const r = results[b]!;
-        const map = r.kindNames.map(slotOf);
-        let upto = r.kinds.length;
-        if (stopAt !== undefined && b === stopAt.b) {
-          upto = stopAt.k + 1;
-          for (let i = 0; i < stopAt.pos - b * size; i++) upto += r.counts[i]!;
-        }
-        generated += upto;
-        for (let i = 0; i < upto; i++) fired[map[r.kinds[i]!]!]!++;
-      };
-      merge: for (let b = 0; b < needed; b++) {
-        const r = results[b]!;
-        const map = r.kindNames.map(slotOf);
-        let vi = 0;
-        for (let c = 0, j = 0; j < r.cand.length; c++, j += CAND_WORDS) {
-          const pos = r.cand[j]!;
-          const k = r.cand[j + 1]!;
-          const hi = r.cand[j + 2]!;
-          const lo = r.cand[j + 3]!;
-          while (vi < r.violations.length && r.violations[vi]!.c < c) vi++;
-          if (!table.take(hi, lo, pos + 1)) continue;
-          if (!visited.insert(hi, lo)) throw new Error('parallel explorer: a level-table owner was already visited');
-          produced[map[r.cand[j + 4]!]!]!++;
-          const index = links.push(levelStart + pos, k);
-          next.push(r.bytes.subarray(r.offsets[c]!, r.offsets[c + 1]!));
-          const v = r.violations[vi];
-          if (v !== undefined && v.c === c && record(v.vs, level + 1, index, hi, lo) && stopAtFirst) {
-            stopAt = { b, pos, k };
-            count(b);
-            break merge;
-          }
-        }
-        // The batch is merged: count it and let it go, so that the level's
-        // results and the next frontier are not both held whole.
-        count(b);
-        results[b] = undefined as unknown as ExpandResult;
-      }
-      if (stopAt !== undefined) {
+      merge.complete(visited);
+      generated += merge.generated;
+      sent += merge.sent;
+      const next = merge.next;
+      if (merge.stopped) {
         levelSizes.push(next.length);
         outcome = 'violation';
         break search;
