@@ -252,6 +252,24 @@ describe('check', () => {
   });
 });
 
+describe('lock points a variant turns off', () => {
+  it('check and gate say in one line which replaced function runs uncut at lock granularity; mainline says nothing', async () => {
+    const lock = ['--granularity', 'lock', '--depth', '1', '--procs', '1', '--pages', '2', '--max-len', '1', '--db', db];
+    const relocate = await mmcheck('check', '--model', 'relocate-v3', ...lock);
+    expect(relocate.code, relocate.stderr).toBe(0);
+    const notes = relocate.stderr.split('\n').filter((l) => l.includes('note:'));
+    expect(notes).toHaveLength(1);
+    expect(notes[0]).toMatch(/relocate-v3 replaces copy_vma_and_data; .*move_page_tables/);
+    const mainline = await mmcheck('check', ...lock);
+    expect(mainline.stderr).not.toMatch(/note:/);
+    // At syscall granularity nothing is cut, so nothing is turned off.
+    const syscall = await mmcheck('check', '--model', 'relocate-v3', '--depth', '1', '--procs', '1', '--db', db);
+    expect(syscall.stderr).not.toMatch(/note:/);
+    const gate = await mmcheck('gate', '--base', 'mainline', '--patch', 'relocate-v3', ...lock);
+    expect(gate.stderr.split('\n').filter((l) => l.includes('note:'))).toHaveLength(1);
+  });
+});
+
 describe('list and replay', () => {
   it('list on a missing database says so and creates nothing', async () => {
     const r = await mmcheck('list', '--db', db);

@@ -72,6 +72,18 @@ function replacedCallers(kernel: object): ReadonlySet<string> {
 }
 
 /**
+ * What a variant's replacements turn off at lock granularity: the functions
+ * it replaces that sit above some lock point, and those lock points (empty
+ * for mainline). Its own path then runs whole where mainline's is cut.
+ */
+export function disabledLockPoints(kernel: object): { functions: string[]; lockPoints: string[] } {
+  const k = kernel as Record<string, unknown>;
+  const lockPoints = [...replacedCallers(kernel)];
+  const functions = [...new Set(lockPoints.flatMap((pc) => CALLERS[pc]!.filter((name) => mainline !== undefined && k[name] !== mainline[name])))];
+  return { functions, lockPoints };
+}
+
+/**
  * End the current step here at lock granularity, resuming at `pc` with
  * `locals` (without locals, the thread keeps those of its last lock point).
  * A step that resumes at pc passes it once (c.resumeAt).

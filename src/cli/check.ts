@@ -10,7 +10,7 @@ import { DEFAULT_DB_PATH, openStore, type Store } from '../store/db.ts';
 import { parseRedisUrl, redactUrls } from '../engine/redis.ts';
 import { exploreAndRecord, progressLine, boundsText, checkpointMeta, checkpointPath, modelHash, type CheckpointIdentity, type ParallelJob } from './exploration.ts';
 import { PIPE_PROGRESS_MS, throttledProgress } from './progress.ts';
-import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, type Bounds, parseCount, parseBounds, parsePropertyList, makeModel, readOps, out, err, event, num, traceLines } from './common.ts';
+import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, type Bounds, parseCount, parseBounds, parsePropertyList, makeModel, lockPointNote, readOps, out, err, event, num, traceLines } from './common.ts';
 
 // ---------------------------------------------------------------- check
 
@@ -122,6 +122,8 @@ export async function cmdCheck(o: CheckOptions): Promise<number> {
     fromTexts = o.from !== undefined ? readOps(o.from, '--from') : [];
   }
   const model = await makeModel(variant, given, only);
+  const note = lockPointNote(model);
+  if (note !== undefined) err(`mmcheck: ${note}`);
   if (fromTexts.length > 0) replayTexts(model, model.initial(), fromTexts); // ParseError: exit 2
   if (fromTexts.length > depth)
     throw new UsageError(`--from has ${fromTexts.length} operations, more than --depth ${depth}; raise --depth`);

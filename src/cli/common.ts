@@ -4,6 +4,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { PICTURE_FORMATS, renderTracePicture, type PictureFormat, type TracePicture } from '../report/picture.ts';
 import { ParseError, type Model, type Violation } from '../engine/model.ts';
 import { createMmModel, DEFAULT_BOUNDS, type MmModelOptions } from '../../models/mm/model.ts';
+import { disabledLockPoints } from '../../models/mm/sched.ts';
 import { ALL_PROPERTIES } from '../../properties/index.ts';
 import { isVariantFile, loadModel, VariantError } from '../../models/variants/load.ts';
 import { DEFAULT_DB_PATH } from '../store/db.ts';
@@ -165,6 +166,18 @@ export async function makeModel(spec: string, bounds: Partial<Bounds>, only?: re
     if (e instanceof ParseError || e instanceof UsageError || e instanceof VariantError) throw new UsageError(e.message);
     throw e;
   }
+}
+
+/**
+ * One line when the model's variant replaces a function above a lock point
+ * (models/mm/sched.ts): at lock granularity its path then runs as one step,
+ * so races inside it are not explored. undefined when nothing is turned off.
+ */
+export function lockPointNote(model: MmModel): string | undefined {
+  if (model.bounds.granularity !== 'lock') return undefined;
+  const { functions, lockPoints } = disabledLockPoints(model.kernel);
+  if (functions.length === 0) return undefined;
+  return `note: ${model.name} replaces ${functions.join(', ')}; at lock granularity its path runs without mainline's lock points ${lockPoints.join(', ')}, so nothing interleaves there`;
 }
 
 /** Running compiled (dist/, see bin/mmcheck.js) rather than from the TypeScript sources. */

@@ -10,7 +10,7 @@ import { replayTexts } from '../engine/explorer.ts';
 import { recordedModelSpec } from '../../models/variants/load.ts';
 import { openStore } from '../store/db.ts';
 import { boundsText, exploreAndRecord, type RecordedRun } from './exploration.ts';
-import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, err, makeModel, num, out, parseBounds, parseCount, readOps, traceLines } from './common.ts';
+import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, err, lockPointNote, makeModel, num, out, parseBounds, parseCount, readOps, traceLines } from './common.ts';
 
 export interface GateOptions extends BoundOptions {
   base: string;
@@ -82,6 +82,10 @@ export async function cmdGate(o: GateOptions): Promise<number> {
   const workers = parseCount('workers', o.workers, 1) ?? availableParallelism();
   const baseModel = await makeModel(o.base, given);
   const patchModel = await makeModel(o.patch, given);
+  for (const m of [baseModel, patchModel]) {
+    const note = lockPointNote(m);
+    if (note !== undefined) err(`mmcheck: ${note}`);
+  }
   const fromTexts = o.from !== undefined ? readOps(o.from, '--from') : [];
   if (fromTexts.length > 0) {
     replayTexts(baseModel, baseModel.initial(), fromTexts);
