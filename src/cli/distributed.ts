@@ -9,7 +9,8 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { isVariantFile } from '../../models/variants/load.ts';
-import { serveWorker, type Identity, type RunDescriptor } from '../engine/distributed.ts';
+import { serveWorker, type Identity, type RunDescriptor } from '../engine/redis-run.ts';
+import { explorationService } from '../engine/distributed.ts';
 import { DistributedError, parseRedisUrl, redactUrls } from '../engine/redis.ts';
 import { mmModelSpec, type MmSpec } from './model-spec.ts';
 import { COMPILED, EXIT, UsageError, parseCount, err, makeModel } from './common.ts';
@@ -125,7 +126,7 @@ export async function cmdWorker(o: WorkerCliOptions): Promise<number> {
         } catch (e) {
           return `cannot build the model: ${(e as Error).message}`;
         }
-        return { spec: mmModelSpec({ variant: spec.variant, bounds: spec.bounds, ...(spec.only !== undefined ? { only: spec.only } : {}) }) };
+        return explorationService(mmModelSpec({ variant: spec.variant, bounds: spec.bounds, ...(spec.only !== undefined ? { only: spec.only } : {}) }));
       },
     });
     return EXIT.ok;
