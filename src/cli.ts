@@ -135,7 +135,7 @@ function program(setCode: (n: number) => void): Command {
 
   p.command('bench')
     .description('the performance benchmark: fixed configurations, states per second, bytes per state, peak memory')
-    .option('--only <name>', 'one configuration')
+    .option('--only <name>', 'one configuration, or distributed (the Redis row alone)')
     .option('--json', 'print JSON')
     .option('--no-naive', 'skip the naive baseline')
     .addOption(new Option('--phase <phase>', 'one measurement (1, 2 or naive) of --only, as JSON: what the bench runs in each child process').hideHelp())

@@ -383,3 +383,13 @@ describe('credentials', () => {
     expect(parseRedisUrl('redis://127.0.0.1').display).toBe('redis://127.0.0.1');
   });
 });
+
+describe("the bench's distributed row", () => {
+  it('without redis-server on PATH the row is skipped, saying so, and the bench does not fail', async () => {
+    const empty = mkdtempSync(join(tmp, 'path-'));
+    const b = start(process.execPath, [BIN, 'bench', '--only', 'distributed', '--json'], { PATH: empty });
+    expect(await b.exit, b.err()).toBe(0);
+    const { distributed } = JSON.parse(b.out()) as { distributed: { skipped?: string } };
+    expect(distributed.skipped).toMatch(/redis-server is not installed/);
+  }, 60_000);
+});
