@@ -1,8 +1,10 @@
-// Exploration across machines (src/engine/distributed.ts), the mm model's
-// side: what identifies the code a run needs (mmcheck's version and content
-// hashes of the model, the properties, the engine and the variant file), and
-// `mmcheck worker --redis URL`, which serves expansion work for every run on
-// that Redis whose model it has, byte for byte, on its own disk.
+// Work across machines (src/engine/redis-run.ts), the mm model's side: what
+// identifies the code a run needs (mmcheck's version and content hashes of
+// the model, the properties, the engine, the swarm configurations and the
+// variant file), and `mmcheck worker --redis URL`, which serves the work of
+// every run on that Redis whose model it has, byte for byte, on its own
+// disk: levels of check and gate (src/engine/distributed.ts) and walks of
+// simulate (src/engine/simulate-redis.ts).
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
