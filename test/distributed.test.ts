@@ -165,16 +165,20 @@ describe('check --redis: the single-thread results, whatever the workers do', ()
 
   it('a worker killed with SIGKILL mid-level: its batches are redone; a worker joining mid-run takes work', async () => {
     const db = join(tmp, 'b.db');
+    // Database 4, which the shared workers do not serve: the run can end only
+    // once the joiner has joined it and redone what the victim held (with the
+    // shared workers it could end before the joiner started).
+    const url = `${redis.url}/4`;
     // The victim holds every batch it takes (as a hung or dying machine would), then is killed.
-    const victim = worker(redis.url, ['--delay-ms', '600000']);
+    const victim = worker(url, ['--delay-ms', '600000']);
     let joiner: Proc | undefined;
     try {
       await waitFor('the victim to be ready', () => /waiting for runs/.test(victim.err()));
-      const c = mmcheck(['check', '--redis', redis.url, '--depth', '5', ...SMALL_ARGS, '--continue', '--json', '--db', db]);
+      const c = mmcheck(['check', '--redis', url, '--depth', '5', ...SMALL_ARGS, '--continue', '--json', '--db', db]);
       await waitFor('the victim to hold a batch', () => /holding batch/.test(victim.err()));
       victim.child.kill('SIGKILL');
       await victim.exit;
-      joiner = worker(redis.url);
+      joiner = worker(url);
       expect(await c.exit, c.err()).toBe(0);
       expect(got(c.out())).toEqual(await expected(SMALL, 5, false));
       expect(joiner.err()).toMatch(/serving run/);
