@@ -28,7 +28,7 @@
 // canonical order is the batch order. (b) is the one that extends across
 // machines; on one machine (a) moves less.
 //
-// Steps 3, the start, the checkpoints and the result are the level driver's
+// Step 3, the start, the checkpoints and the result are the level driver's
 // (src/engine/levels.ts), shared with the Redis coordinator; this module is
 // the thread pool's expansion of a level (steps 1 and 2).
 
