@@ -92,7 +92,8 @@ function program(setCode: (n: number) => void): Command {
       .option('--json', 'print the verdict as JSON')
       .option('--junit <file>', 'write a JUnit report, one test case per property')
       .option('--check-immutability', "debug a variant: freeze every state before its successors are computed, and name the function that writes to one")
-      .option('--workers <n>', `worker threads (default: the number of cores, ${availableParallelism()} here); results do not depend on it`),
+      .option('--workers <n>', `worker threads (default: the number of cores, ${availableParallelism()} here); results do not depend on it`)
+      .option('--redis <url>', 'explore both models on `mmcheck worker` processes through this Redis (redis://[:password@]host[:port], rediss:// for TLS) instead of threads'),
   ).action(async (o: GateOptions) => setCode(await (await import('./cli/gate.ts')).cmdGate(o)));
 
   addBoundOptions(
@@ -111,7 +112,8 @@ function program(setCode: (n: number) => void): Command {
       .option('--exhaustive-time <seconds>', `time for the exhaustive search for a shorter violation after shrinking (0: skip; default ${DEFAULT_EXHAUSTIVE_S})`)
       .option('--db <path>', 'results database', DEFAULT_DB_PATH)
       .option('--json', 'one JSON event per line on stdout (start, progress, violation, done)')
-      .option('--workers <n>', `worker threads (default: the number of cores, ${availableParallelism()} here)`),
+      .option('--workers <n>', `worker threads (default: the number of cores, ${availableParallelism()} here)`)
+      .option('--redis <url>', 'run the walks on `mmcheck worker` processes through this Redis (redis://[:password@]host[:port], rediss:// for TLS); the same walks as on threads for a --seed'),
   ).action(async (o: SimulateOptions) => setCode(await (await import('./cli/simulate.ts')).cmdSimulate(o)));
 
   p.command('shrink')
@@ -133,14 +135,14 @@ function program(setCode: (n: number) => void): Command {
 
   p.command('bench')
     .description('the performance benchmark: fixed configurations, states per second, bytes per state, peak memory')
-    .option('--only <name>', 'one configuration')
+    .option('--only <name>', 'one configuration, or distributed (the Redis row alone)')
     .option('--json', 'print JSON')
     .option('--no-naive', 'skip the naive baseline')
     .addOption(new Option('--phase <phase>', 'one measurement (1, 2 or naive) of --only, as JSON: what the bench runs in each child process').hideHelp())
     .action(async (o: { only?: string; json?: boolean; naive?: boolean; phase?: string }) => setCode(await (await import('./cli/bench.ts')).cmdBench(o)));
 
   p.command('worker')
-    .description('serve expansion work for `check --redis` runs whose model this machine has (same version and content hash)')
+    .description('serve the work of `check`, `gate` and `simulate --redis` runs whose model this machine has (same version and content hash)')
     .option('--redis <url>', 'the Redis of the runs: redis://[:password@]host[:port][/db], rediss:// for TLS (default $MMCHECK_REDIS)')
     .option('--concurrency <n>', `batches expanded at once, on as many threads (default: the number of cores, ${availableParallelism()} here)`)
     .addOption(new Option('--lock-ms <ms>', "BullMQ lock duration: a dead worker's batch is redone about this long after (default 30000)").hideHelp())

@@ -165,16 +165,20 @@ describe('check --redis: the single-thread results, whatever the workers do', ()
 
   it('a worker killed with SIGKILL mid-level: its batches are redone; a worker joining mid-run takes work', async () => {
     const db = join(tmp, 'b.db');
+    // Database 4, which the shared workers do not serve: the run can end only
+    // once the joiner has joined it and redone what the victim held (with the
+    // shared workers it could end before the joiner started).
+    const url = `${redis.url}/4`;
     // The victim holds every batch it takes (as a hung or dying machine would), then is killed.
-    const victim = worker(redis.url, ['--delay-ms', '600000']);
+    const victim = worker(url, ['--delay-ms', '600000']);
     let joiner: Proc | undefined;
     try {
       await waitFor('the victim to be ready', () => /waiting for runs/.test(victim.err()));
-      const c = mmcheck(['check', '--redis', redis.url, '--depth', '5', ...SMALL_ARGS, '--continue', '--json', '--db', db]);
+      const c = mmcheck(['check', '--redis', url, '--depth', '5', ...SMALL_ARGS, '--continue', '--json', '--db', db]);
       await waitFor('the victim to hold a batch', () => /holding batch/.test(victim.err()));
       victim.child.kill('SIGKILL');
       await victim.exit;
-      joiner = worker(redis.url);
+      joiner = worker(url);
       expect(await c.exit, c.err()).toBe(0);
       expect(got(c.out())).toEqual(await expected(SMALL, 5, false));
       expect(joiner.err()).toMatch(/serving run/);
@@ -205,6 +209,68 @@ describe('check --redis: the single-thread results, whatever the workers do', ()
     // Generous: a slow worker, a killed coordinator and a resume, while the
     // rest of the suite shares the machine (it took over two minutes once).
   }, 300_000);
+});
+
+describe('simulate --redis and gate --redis: the results of threads', () => {
+  const BUG = ['--model', 'b8e-put-root-first', '--procs', '3', '--pages', '1', '--max-len', '1'];
+
+  /** What a recorded run and its violations must share, whoever ran the work (not times, commands, worker counts). */
+  async function recorded(db: string) {
+    const list = mmcheck(['list', '--json', '--db', db]);
+    expect(await list.exit, list.err()).toBe(0);
+    const { runs, violations } = JSON.parse(list.out()) as { runs: Record<string, unknown>[]; violations: Record<string, unknown>[] };
+    return {
+      runs: runs.map(({ id, started_at, finished_at, command, duration_ms, workers, ...rest }) => rest),
+      // The shrinking's own time aside.
+      violations: violations.map(({ id, shrink, ...rest }) => ({ ...rest, shrink: typeof shrink === 'string' ? { ...(JSON.parse(shrink) as object), seconds: 0 } : shrink })),
+    };
+  }
+
+  it('simulate --redis finds the violation threaded simulate finds with the same seed: the same walk, traces, counts and records', async () => {
+    const args = ['simulate', ...BUG, '--walks', '2000', '--seed', '7', '--exhaustive-time', '0', '--json'];
+    const threads = mmcheck([...args, '--workers', '1', '--db', join(tmp, 's1.db')]);
+    expect(await threads.exit, threads.err()).toBe(1);
+    const onRedis = mmcheck([...args, '--redis', redis.url, '--db', join(tmp, 's2.db')]);
+    expect(await onRedis.exit, onRedis.err()).toBe(1);
+    // Without what depends on time or on who ran the walks.
+    const walked = (out: string) =>
+      out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((e) => e.event === 'violation' || e.event === 'done')
+        .map(({ seconds, statesPerSec, workers, shrink, ...rest }) => rest);
+    const want = walked(threads.out());
+    expect(want.map((e) => e.event)).toEqual(['violation', 'done']);
+    expect(want[0]).toMatchObject({ property: 'no-use-after-free' });
+    expect(walked(onRedis.out())).toEqual(want);
+    expect(await recorded(join(tmp, 's2.db'))).toEqual(await recorded(join(tmp, 's1.db')));
+    expect(onRedis.out()).not.toContain(PASSWORD);
+    expect(JSON.stringify(await recorded(join(tmp, 's2.db')))).not.toContain(PASSWORD);
+    expect(shared.map((w) => w.err()).join('')).toMatch(/serving run \S+ from \S+ \(simulate/);
+  }, 120_000);
+
+  it('gate --redis gives the verdict of gate on threads: both models explored by the workers', async () => {
+    const args = ['gate', '--patch', 'b8e-put-root-first', '--procs', '3', '--pages', '1', '--max-len', '1', '--ops', 'mmap,fault,fork,exit', '--depth', '7', '--json'];
+    const threads = mmcheck([...args, '--workers', '1', '--db', join(tmp, 'g1.db')]);
+    expect(await threads.exit, threads.err()).toBe(1);
+    const onRedis = mmcheck([...args, '--redis', redis.url, '--db', join(tmp, 'g2.db')]);
+    expect(await onRedis.exit, onRedis.err()).toBe(1);
+    const verdict = JSON.parse(threads.out()) as { pass: boolean; verdicts: { property: string; status: string }[] };
+    expect(verdict.pass).toBe(false);
+    expect(verdict.verdicts.filter((v) => v.status === 'blamed').map((v) => v.property)).toEqual(['no-use-after-free']);
+    expect(JSON.parse(onRedis.out())).toEqual(verdict);
+    expect(await recorded(join(tmp, 'g2.db'))).toEqual(await recorded(join(tmp, 'g1.db')));
+    expect(onRedis.out() + onRedis.err()).not.toContain(PASSWORD);
+  }, 120_000);
+
+  it('simulate --redis with Redis unreachable: exit 3, saying so, the run recorded as an error', async () => {
+    const port = await freePort();
+    const s = mmcheck(['simulate', '--walks', '10', '--redis', `redis://:${PASSWORD}@127.0.0.1:${port}`, '--db', join(tmp, 's3.db')]);
+    expect(await s.exit).toBe(3);
+    expect(s.err()).toMatch(/cannot reach Redis at redis:\/\/\*\*\*@127\.0\.0\.1:\d+.*recorded as error/);
+    expect(s.err() + s.out()).not.toContain(PASSWORD);
+  }, 120_000);
 });
 
 describe('check --redis: failures are said and fast; TLS', () => {
@@ -239,10 +305,14 @@ describe('check --redis: failures are said and fast; TLS', () => {
     expect(list.out()).toMatch(/"outcome":\s*"error"/);
   }, 120_000);
 
-  it('a worker whose model content differs is refused with a clear message; one that matches serves the run', async () => {
+  // check (levels) and simulate (walks): the same join check, whatever the run's work.
+  it.each([
+    { command: 'check', db: 1, work: ['--depth', '3'] },
+    { command: 'simulate', db: 3, work: ['--walks', '200', '--seed', '1', '--exhaustive-time', '0'] },
+  ])('a worker whose model content differs is refused with a clear message; one that matches serves the run ($command)', async ({ command, db: redisDb, work }) => {
     // A variant file outside the repository (imports by absolute URL).
     const mod = (p: string): string => pathToFileURL(join(ROOT, p)).href;
-    const variant = join(tmp, 'my-variant.mts');
+    const variant = join(tmp, `my-variant-${command}.mts`);
     const text = [
       `import { folio, vma } from '${mod('models/mm/ctx.ts')}';`,
       `import { linearPageIndex } from '${mod('models/mm/state.ts')}';`,
@@ -251,10 +321,10 @@ describe('check --redis: failures are said and fast; TLS', () => {
       `}) };`,
     ].join('\n');
     writeFileSync(variant, text);
-    const db = join(tmp, 'f.db');
-    // Database 1: the shared workers (database 0) do not serve it.
-    const url = `${redis.url}/1`;
-    const c = mmcheck(['check', '--redis', url, '--model', variant, '--depth', '3', ...SMALL_ARGS, '--json', '--db', db]);
+    const db = join(tmp, `f-${command}.db`);
+    // Another database: the shared workers (database 0) do not serve it.
+    const url = `${redis.url}/${redisDb}`;
+    const c = mmcheck([command, '--redis', url, '--model', variant, ...work, ...SMALL_ARGS, '--json', '--db', db]);
     let wrong: Proc | undefined;
     let right: Proc | undefined;
     try {
@@ -271,7 +341,7 @@ describe('check --redis: failures are said and fast; TLS', () => {
       writeFileSync(variant, `${text}\n// edited\n`);
       wrong = worker(url);
       await waitFor('the refusal', () => /refused run/.test(c.err()));
-      expect(c.err()).toMatch(/worker \S+ refused run \S+: different model content: the variant file .*my-variant\.mts differs from the coordinator's/);
+      expect(c.err()).toMatch(/worker \S+ refused run \S+: different model content: the variant file .*my-variant-\w+\.mts differs from the coordinator's/);
       expect(wrong.err()).toMatch(/refusing run \S+ from \S+: different model content/);
       writeFileSync(variant, text);
       right = worker(url);
@@ -316,4 +386,14 @@ describe('credentials', () => {
     expect(t.options).toMatchObject({ host: 'example.org', port: 6380, username: 'alice', password: 's3cr@t', db: 2, tls: { servername: 'example.org' } });
     expect(parseRedisUrl('redis://127.0.0.1').display).toBe('redis://127.0.0.1');
   });
+});
+
+describe("the bench's distributed row", () => {
+  it('without redis-server on PATH the row is skipped, saying so, and the bench does not fail', async () => {
+    const empty = mkdtempSync(join(tmp, 'path-'));
+    const b = start(process.execPath, [BIN, 'bench', '--only', 'distributed', '--json'], { PATH: empty });
+    expect(await b.exit, b.err()).toBe(0);
+    const { distributed } = JSON.parse(b.out()) as { distributed: { skipped?: string } };
+    expect(distributed.skipped).toMatch(/redis-server is not installed/);
+  }, 60_000);
 });

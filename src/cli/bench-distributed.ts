@@ -8,12 +8,13 @@
 // threads, and the bytes per distinct state that crossed Redis: the
 // coordinator's payload (batches and fingerprints out, results in) and
 // everything Redis received and sent (its INFO counters, BullMQ included).
-// A measurement, not a test: the load average is printed with it.
+// A measurement, not a test: the load average is printed with it. The same
+// measurement is the `distributed` row of `mmcheck bench` (src/cli/bench.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { exploreParallel } from '../engine/parallel.ts';
@@ -22,7 +23,7 @@ import { parseRedisUrl } from '../engine/redis.ts';
 import { BENCH_CONFIGS } from './bench.ts';
 import { buildMmModel, mmModelSpec, type MmSpec } from './model-spec.ts';
 import { identityOf } from './distributed.ts';
-import { EXIT, UsageError, num, out, parseCount } from './common.ts';
+import { EXIT, ResultError, UsageError, num, out, parseCount } from './common.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/mmcheck.js', import.meta.url));
 
@@ -45,6 +46,19 @@ export interface DistributedBenchRow {
   load: number;
 }
 
+/** Why the measurement cannot run here (no redis-server on PATH), or undefined. */
+export function redisServerMissing(): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    try {
+      accessSync(join(dir, 'redis-server'), constants.X_OK);
+      return undefined;
+    } catch {
+      // not in this directory
+    }
+  }
+  return 'redis-server is not installed (Debian/Ubuntu: apt-get install redis-server; .ci/run installs it)';
+}
+
 /** A free TCP port on the loopback interface. */
 export async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -57,9 +71,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function until(what: string, cond: () => Promise<boolean> | boolean, ms: number): Promise<void> {
+async function until(what: string, cond: () => Promise<boolean> | boolean, ms: number, failed: () => string | undefined = () => undefined): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await cond())) {
+    const why = failed();
+    if (why !== undefined) throw new Error(`bench-distributed: ${why}`);
     if (Date.now() > deadline) throw new Error(`bench-distributed: timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -79,8 +95,11 @@ export async function benchDistributed(name = 'default', repeat = 2): Promise<Di
   const port = await freePort();
   const url = `redis://127.0.0.1:${port}`;
   const children: ChildProcess[] = [];
+  let failed: string | undefined;
   const launch = (cmd: string, args: string[]): ChildProcess => {
     const c = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // A program that cannot start (ENOENT) fails the wait for it, not the process.
+    c.on('error', (e) => (failed = `${cmd}: ${e.message}`));
     children.push(c);
     return c;
   };
@@ -88,14 +107,14 @@ export async function benchDistributed(name = 'default', repeat = 2): Promise<Di
   r.on('error', () => {});
   try {
     launch('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no']);
-    await until('redis-server', async () => (await r.ping().catch(() => '')) === 'PONG', 20_000);
+    await until('redis-server', async () => (await r.ping().catch(() => '')) === 'PONG', 20_000, () => failed);
     const logs: string[] = [];
     for (let i = 0; i < 2; i++) {
       const w = launch('node', [BIN, 'worker', '--redis', url, '--concurrency', '1']);
       logs.push('');
       w.stderr!.on('data', (d: Buffer) => (logs[i] += d.toString()));
     }
-    await until('the workers', () => logs.every((l) => l.includes('waiting for runs')), 60_000);
+    await until('the workers', () => logs.every((l) => l.includes('waiting for runs')), 60_000, () => failed);
 
     const spec: MmSpec = { variant: config.model, bounds: config.bounds };
     const model = await buildMmModel(spec);
@@ -140,17 +159,24 @@ export async function benchDistributed(name = 'default', repeat = 2): Promise<Di
   }
 }
 
+/** The measurement as printed, here and as the bench's `distributed` row. */
+export function distributedLines(row: DistributedBenchRow): string[] {
+  return [
+    `distributed (${row.name}): ${num(row.distinct)} distinct, ${num(row.generated)} generated; load average ${row.load.toFixed(1)}`,
+    `  2 worker processes on Redis  ${row.secondsRedis.toFixed(2)} s`,
+    `  2 threads                    ${row.secondsThreads.toFixed(2)} s`,
+    `  overhead                     ${(row.overhead * 100).toFixed(0)} % (target <= 25 %)`,
+    `  bytes per distinct state     ${num(row.payloadPerState)} coordinator payload, ${num(row.redisPerState)} through Redis in all`,
+    `  successors sent per new state ${row.sentPerState.toFixed(2)}; results identical to threads: ${row.identical ? 'yes' : 'NO'}`,
+  ];
+}
+
 export async function cmdBenchDistributed(o: { only?: string; json?: boolean; repeat?: string }): Promise<number> {
-  const row = await benchDistributed(o.only ?? 'default', parseCount('repeat', o.repeat, 1) ?? 2);
-  if (o.json) {
-    out(JSON.stringify(row));
-  } else {
-    out(`distributed (${row.name}): ${num(row.distinct)} distinct, ${num(row.generated)} generated; load average ${row.load.toFixed(1)}`);
-    out(`  2 worker processes on Redis  ${row.secondsRedis.toFixed(2)} s`);
-    out(`  2 threads                    ${row.secondsThreads.toFixed(2)} s`);
-    out(`  overhead                     ${(row.overhead * 100).toFixed(0)} % (target <= 25 %)`);
-    out(`  bytes per distinct state     ${num(row.payloadPerState)} coordinator payload, ${num(row.redisPerState)} through Redis in all`);
-    out(`  successors sent per new state ${row.sentPerState.toFixed(2)}; results identical to threads: ${row.identical ? 'yes' : 'NO'}`);
-  }
+  const repeat = parseCount('repeat', o.repeat, 1) ?? 2;
+  const missing = redisServerMissing();
+  if (missing !== undefined) throw new ResultError(`bench-distributed: ${missing}`, EXIT.internal);
+  const row = await benchDistributed(o.only ?? 'default', repeat);
+  if (o.json) out(JSON.stringify(row));
+  else for (const line of distributedLines(row)) out(line);
   return row.identical ? EXIT.ok : EXIT.internal;
 }

@@ -9,7 +9,10 @@
 //   - by a NAIVE baseline: immer states from model.next, no canonical
 //     renaming, JSON.stringify(state) as the key of a Set<string>, plain
 //     BFS (the properties are checked on each new state, as the explorer
-//     does), with the ratio of its time to the 1-worker time.
+//     does), with the ratio of its time to the 1-worker time;
+// and the `distributed` row: the coordinator plus two `mmcheck worker`
+// processes on a local redis-server against the 2-thread pool on `default`
+// (src/cli/bench-distributed.ts), skipped, saying so, without redis-server.
 // Times exclude starting the pool (its threads and the model built in each,
 // 0.3-1 s, printed apart). A measurement, not a test: run it on an otherwise idle machine (it prints
 // the load average; another process on a core halves what 2 workers can do)
@@ -58,6 +61,12 @@ export const BENCH_CONFIGS: readonly BenchConfig[] = [
 ];
 
 /** The C checker's figures on spin-core's alphabet (issue 12; SPIN 6.5.2, no symmetry reduction, same kind of machine). */
+/** `--only distributed`: only the distributed row. */
+const DISTRIBUTED = 'distributed';
+/** The bound of the distributed row, and its runs of each side (one: a few seconds). */
+const DISTRIBUTED_CONFIG = 'default';
+const DISTRIBUTED_REPEAT = 1;
+
 export const SPIN_REFERENCE = [
   'SPIN 6.5.2 on an equivalent model (issue 12): procs 3 depth 8: 569,161 states in 3.1 s; depth 9: 2.6 M in 9 s;',
   'procs 4 depth 9: 13 M in 28 s; out of 16 GB at procs 4 depth 10 and procs 7 depth 9',
@@ -246,16 +255,18 @@ function rowLine(r: BenchRow): string {
 
 export async function cmdBench(o: { only?: string; json?: boolean; naive?: boolean; phase?: string }): Promise<number> {
   const configs = o.only === undefined ? BENCH_CONFIGS : BENCH_CONFIGS.filter((c) => c.name === o.only);
-  if (configs.length === 0) throw new UsageError(`no benchmark "${o.only}" (${BENCH_CONFIGS.map((c) => c.name).join(', ')})`);
+  const withDistributed = o.only === undefined || o.only === DISTRIBUTED;
+  if (configs.length === 0 && !withDistributed) throw new UsageError(`no benchmark "${o.only}" (${[...BENCH_CONFIGS.map((c) => c.name), DISTRIBUTED].join(', ')})`);
   if (o.phase !== undefined) {
-    if (o.only === undefined || !PHASES.includes(o.phase as BenchPhase)) throw new UsageError(`--phase is ${PHASES.join(', ')}, with --only`);
+    if (configs.length === 0 || !PHASES.includes(o.phase as BenchPhase)) throw new UsageError(`--phase is ${PHASES.join(', ')}, with --only and a configuration`);
     out(JSON.stringify(await runPhase(configs[0]!, o.phase as BenchPhase)));
     return EXIT.ok;
   }
   const rows: BenchRow[] = [];
   const load = loadavg().map((l) => l.toFixed(2)).join(' ');
-  if (!o.json) {
-    out(`${availableParallelism()} cores, load average ${load} (another busy process slows every column, the 2-worker and pair runs most)`);
+  if (!o.json) out(`${availableParallelism()} cores, load average ${load} (another busy process slows every column, the 2-worker and pair runs most)`);
+  // The table of the configurations (none with --only distributed).
+  if (!o.json && configs.length > 0) {
     out(`targets: ${TARGETS.join('; ')}`);
     out('each measurement in a fresh process; seconds exclude starting the pool; immer: 1 worker on the reference transitions (the path before issue 12);');
     out('pair: two 1-worker processes at once, and the 2-worker pool as a share of them; peak MB and B/dist: the 1- or 2-worker process (naive: its own)');
@@ -268,12 +279,20 @@ export async function cmdBench(o: { only?: string; json?: boolean; naive?: boole
     rows.push(r);
     if (!o.json) out(rowLine(r));
   }
-  if (o.json) out(JSON.stringify({ loadavg: loadavg(), cores: availableParallelism(), rows }, null, 2));
+  // Loaded here: bench-distributed.ts reads this module's configurations.
+  const bd = withDistributed ? await import('./bench-distributed.ts') : undefined;
+  const skipped = bd?.redisServerMissing();
+  const distributed = bd && skipped === undefined ? await bd.benchDistributed(DISTRIBUTED_CONFIG, DISTRIBUTED_REPEAT) : undefined;
+  if (o.json) out(JSON.stringify({ loadavg: loadavg(), cores: availableParallelism(), rows, ...(bd ? { distributed: distributed ?? { skipped } } : {}) }, null, 2));
   else {
     if (rows.some((r) => r.name === 'spin-core')) for (const line of SPIN_REFERENCE) out(line);
+    if (distributed) for (const line of bd!.distributedLines(distributed)) out(line);
+    else if (skipped !== undefined) out(`distributed: skipped: ${skipped}`);
     for (const line of verdicts(rows)) out(line);
+    if (distributed)
+      out(`distributed: 2 worker processes on Redis <= 25 % over 2 threads: ${distributed.overhead <= 0.25 ? 'met' : 'NOT met'} (${(distributed.overhead * 100).toFixed(0)} %)`);
   }
-  return EXIT.ok;
+  return distributed && !distributed.identical ? EXIT.internal : EXIT.ok;
 }
 
 /** One line per target that the measured rows speak to. */

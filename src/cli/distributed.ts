@@ -1,15 +1,22 @@
-// Exploration across machines (src/engine/distributed.ts), the mm model's
-// side: what identifies the code a run needs (mmcheck's version and content
-// hashes of the model, the properties, the engine and the variant file), and
-// `mmcheck worker --redis URL`, which serves expansion work for every run on
-// that Redis whose model it has, byte for byte, on its own disk.
+// Work across machines (src/engine/redis-run.ts), the mm model's side: what
+// identifies the code a run needs (mmcheck's version and content hashes of
+// the model, the properties, the engine, the swarm configurations and the
+// variant file), and `mmcheck worker --redis URL`, which serves the work of
+// every run on that Redis whose model it has, byte for byte, on its own
+// disk: levels of check and gate (src/engine/distributed.ts) and walks of
+// simulate (src/engine/simulate-redis.ts).
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { isVariantFile } from '../../models/variants/load.ts';
-import { serveWorker, type Identity, type RunDescriptor } from '../engine/distributed.ts';
+import { serveWorker, type Identity, type RunDescriptor } from '../engine/redis-run.ts';
+import { explorationService } from '../engine/distributed.ts';
+import { walkService } from '../engine/simulate-redis.ts';
+import type { SimulateWorkerData } from '../engine/simulate.ts';
+import { DEFAULT_BOUNDS } from '../../models/mm/model.ts';
+import { mmSwarmSpec } from './mm-search.ts';
 import { DistributedError, parseRedisUrl, redactUrls } from '../engine/redis.ts';
 import { mmModelSpec, type MmSpec } from './model-spec.ts';
 import { COMPILED, EXIT, UsageError, parseCount, err, makeModel } from './common.ts';
@@ -19,10 +26,15 @@ import { COMPILED, EXIT, UsageError, parseCount, err, makeModel } from './common
 // compiled coordinator and a worker running the sources agree.
 const ROOT = fileURLToPath(new URL(COMPILED ? '../../../' : '../../', import.meta.url));
 
-/** The code that decides a run's results, hashed per group (a variant file is its own group). */
-const GROUPS: Record<string, string> = { models: 'models', properties: 'properties', engine: 'src/engine' };
+/**
+ * The code that decides a run's results, hashed per group (a variant file is
+ * its own group): the model, the properties, the engine, and the swarm
+ * configurations that simulate's walks draw (src/cli/mm-search.ts).
+ */
+const GROUPS: Record<string, string> = { models: 'models', properties: 'properties', engine: 'src/engine', search: 'src/cli/mm-search.ts' };
 
 function filesUnder(dir: string): string[] {
+  if (statSync(dir).isFile()) return [dir];
   const out: string[] = [];
   const walk = (d: string): void => {
     for (const name of readdirSync(d).sort()) {
@@ -70,10 +82,21 @@ export function refusal(d: RunDescriptor): string | undefined {
   const mine = identityOf(spec.variant).hashes;
   const differ = Object.keys({ ...mine, ...d.identity.hashes }).filter((g) => mine[g] !== d.identity.hashes[g]);
   if (differ.length > 0) {
-    const what = differ.map((g) => (g === 'variant file' ? `the variant file ${spec.variant}` : `${GROUPS[g] ?? g}/`)).join(', ');
+    const what = differ.map((g) => (g === 'variant file' ? `the variant file ${spec.variant}` : g === 'search' ? GROUPS[g] : `${GROUPS[g] ?? g}/`)).join(', ');
     return `different model content: ${what} differ${differ.length === 1 && !what.endsWith('/') ? 's' : ''} from the coordinator's (content hash ${mine[differ[0]!]?.slice(0, 12) ?? 'none'} here, ${d.identity.hashes[differ[0]!]?.slice(0, 12) ?? 'none'} there); run the same mmcheck commit and variant files everywhere`;
   }
   return undefined;
+}
+
+/** What a simulate run adds to its MmSpec: the walks' start and whether they draw swarm configurations. */
+export interface WalkSpec {
+  swarm: boolean;
+  fromTexts: string[];
+}
+
+/** The walk threads' data for a simulate run, built on this machine (the swarm module is this machine's). */
+export function walkWorkerData(model: SimulateWorkerData['model'], spec: MmSpec & WalkSpec): SimulateWorkerData {
+  return { model, ...(spec.swarm ? { swarm: mmSwarmSpec({ ...DEFAULT_BOUNDS, ...spec.bounds }) } : {}), fromTexts: spec.fromTexts };
 }
 
 export interface WorkerCliOptions {
@@ -118,14 +141,17 @@ export async function cmdWorker(o: WorkerCliOptions): Promise<number> {
       accept: async (d) => {
         const why = refusal(d);
         if (why !== undefined) return why;
-        const spec = d.spec as MmSpec;
+        const spec = d.spec as MmSpec & Partial<WalkSpec>;
         try {
-          // Bounds and properties are checked here, before any batch is taken.
+          // Bounds and properties are checked here, before any job is taken.
           await makeModel(spec.variant, spec.bounds, spec.only);
         } catch (e) {
           return `cannot build the model: ${(e as Error).message}`;
         }
-        return { spec: mmModelSpec({ variant: spec.variant, bounds: spec.bounds, ...(spec.only !== undefined ? { only: spec.only } : {}) }) };
+        const model = mmModelSpec({ variant: spec.variant, bounds: spec.bounds, ...(spec.only !== undefined ? { only: spec.only } : {}), ...(spec.options !== undefined ? { options: spec.options } : {}) });
+        if (d.kind === 'explore') return explorationService(model);
+        if (d.kind === 'simulate') return walkService(walkWorkerData(model, spec as MmSpec & WalkSpec));
+        return `this mmcheck serves explore and simulate runs, not "${String(d.kind)}" runs`;
       },
     });
     return EXIT.ok;

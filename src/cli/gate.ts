@@ -9,6 +9,7 @@ import { ALL_PROPERTIES } from '../../properties/index.ts';
 import { replayTexts } from '../engine/explorer.ts';
 import { recordedModelSpec } from '../../models/variants/load.ts';
 import { openStore } from '../store/db.ts';
+import { parseRedisUrl, redactUrls } from '../engine/redis.ts';
 import { boundsText, exploreAndRecord, type RecordedRun } from './exploration.ts';
 import { DEFAULT_CHECK_DEPTH, EXIT, UsageError, type BoundOptions, err, lockPointNote, makeModel, num, out, parseBounds, parseCount, readOps, traceLines } from './common.ts';
 
@@ -22,6 +23,8 @@ export interface GateOptions extends BoundOptions {
   junit?: string;
   workers?: string;
   checkImmutability?: boolean;
+  /** Explore both models on `mmcheck worker` processes through this Redis (src/engine/distributed.ts). */
+  redis?: string;
 }
 
 export interface GateVerdict {
@@ -92,13 +95,15 @@ export async function cmdGate(o: GateOptions): Promise<number> {
     replayTexts(patchModel, patchModel.initial(), fromTexts);
   }
   if (fromTexts.length > depth) throw new UsageError(`--from has ${fromTexts.length} operations, more than --depth ${depth}; raise --depth`);
+  // --redis: checked now (bad input, exit 2); never printed or stored with its credentials.
+  const redis = o.redis !== undefined ? { url: o.redis, display: parseRedisUrl(o.redis).display } : undefined;
 
   const store = openStore(o.db);
   try {
     const tty = process.stderr.isTTY === true;
     const explore = (variant: string, name: string): Promise<RecordedRun> =>
       exploreAndRecord(store, {
-        command: ['gate', ...process.argv.slice(3)].join(' '),
+        command: redactUrls(['gate', ...process.argv.slice(3)].join(' ')),
         variant,
         modelName: name,
         bounds,
@@ -107,10 +112,15 @@ export async function cmdGate(o: GateOptions): Promise<number> {
         stopAtFirst: false,
         fromTexts,
         ...(o.checkImmutability ? { options: { checkImmutability: true } } : {}),
-        // On the worker pool, like check (no checkpoints: a gate is rerun whole).
-        parallel: { workers, checkpointDir: join(dirname(o.db), 'checkpoints'), db: o.db },
+        // On the worker pool or the Redis workers, like check (no checkpoints: a gate is rerun whole).
+        parallel: {
+          workers,
+          checkpointDir: join(dirname(o.db), 'checkpoints'),
+          db: o.db,
+          ...(redis ? { redis: { url: redis.url, onNote: (m: string) => err(`mmcheck: ${m}`) } } : {}),
+        },
         onStart: (id) => {
-          if (!o.json) out(`exploring ${name} (run ${id})`);
+          if (!o.json) out(`exploring ${name}${redis ? ` on workers on Redis ${redis.display}` : ''} (run ${id})`);
         },
         onProgress: (p) => {
           if (tty) err(`${name}: depth ${p.depth}, ${num(p.distinct)} distinct states, ${num(p.statesPerSec)} states/s`);

@@ -11,10 +11,13 @@ import { simulate, type SimulateProgress, type SimulateResult } from '../engine/
 import { recordedModelSpec } from '../../models/variants/load.ts';
 import { openStore } from '../store/db.ts';
 import { mmModelSpec } from './model-spec.ts';
-import { mmSwarmSpec } from './mm-search.ts';
+import { DistributedError, parseRedisUrl, redactUrls } from '../engine/redis.ts';
+import { simulateDistributed } from '../engine/simulate-redis.ts';
+import { identityOf, walkWorkerData, type WalkSpec } from './distributed.ts';
+import type { MmSpec } from './model-spec.ts';
 import { boundsText } from './exploration.ts';
 import { DEFAULT_EXHAUSTIVE_S, exhaustiveLine, shrinkViolation, shrunkRecord, type Shrunk } from './shrink.ts';
-import { EXIT, UsageError, type BoundOptions, parseCount, parseBounds, parsePropertyList, makeModel, readOps, out, err, event, num, traceLines } from './common.ts';
+import { EXIT, ResultError, UsageError, type BoundOptions, parseCount, parseBounds, parsePropertyList, makeModel, readOps, out, err, event, num, traceLines } from './common.ts';
 
 /** Longest walk without --depth. */
 import { DEFAULT_WALK_DEPTH } from './common.ts';
@@ -35,6 +38,8 @@ export interface SimulateOptions extends BoundOptions {
   /** commander's --no-swarm: false when given. */
   swarm?: boolean;
   exhaustiveTime?: string;
+  /** Run the walks on `mmcheck worker` processes through this Redis (src/engine/simulate-redis.ts). */
+  redis?: string;
   db: string;
   json?: boolean;
 }
@@ -59,6 +64,8 @@ export async function cmdSimulate(o: SimulateOptions): Promise<number> {
   const { given, bounds } = parseBounds(o);
   const only = parsePropertyList(o.properties);
   const fromTexts = o.from !== undefined ? readOps(o.from, '--from') : [];
+  // --redis: checked now (bad input, exit 2); never printed or stored with its credentials.
+  const redis = o.redis !== undefined ? parseRedisUrl(o.redis) : undefined;
   setAutoFreeze(false);
   const model = await makeModel(variant, given, only);
   const root = fromTexts.length > 0 ? replayTexts(model, model.initial(), fromTexts).states.at(-1)! : model.initial(); // ParseError: exit 2
@@ -66,7 +73,7 @@ export async function cmdSimulate(o: SimulateOptions): Promise<number> {
   const store = openStore(o.db);
   try {
     const runId = store.startRun({
-      command: ['simulate', ...process.argv.slice(3)].join(' '),
+      command: redactUrls(['simulate', ...process.argv.slice(3)].join(' ')),
       model: 'mm',
       variant,
       bounds: { ...bounds, depth, ...(fromTexts.length > 0 ? { from: fromTexts } : {}), seed, swarm, ...(walks !== undefined ? { walks } : {}), ...(timeS !== undefined ? { time: timeS } : {}) },
@@ -99,7 +106,7 @@ export async function cmdSimulate(o: SimulateOptions): Promise<number> {
     process.on('SIGTERM', onSignal);
     const budget = [walks !== undefined ? `${num(walks)} walks` : '', timeS !== undefined ? `${timeS} s` : ''].filter((x) => x).join(' or ');
     if (!o.json)
-      out(`mmcheck simulate: model ${model.name}, walks of up to ${depth} operations, ${boundsText(bounds)}, ${swarm ? 'swarm' : 'uniform'}, budget ${budget}, seed ${seed}, ${workers} worker${workers === 1 ? '' : 's'} (run ${runId})`);
+      out(`mmcheck simulate: model ${model.name}, walks of up to ${depth} operations, ${boundsText(bounds)}, ${swarm ? 'swarm' : 'uniform'}, budget ${budget}, seed ${seed}, ${redis ? `workers on Redis ${redis.display}` : `${workers} worker${workers === 1 ? '' : 's'}`} (run ${runId})`);
     else event({ event: 'start', run: runId, model: model.name, seed, depth, workers, swarm });
 
     const tty = process.stderr.isTTY === true;
@@ -113,10 +120,11 @@ export async function cmdSimulate(o: SimulateOptions): Promise<number> {
         const props = [...new Set(atRoot.map((v) => v.property))];
         for (const p of stopAtFirst ? props.slice(0, 1) : props)
           r.hits.push({ walk: -1, property: p, details: atRoot.filter((v) => v.property === p).map((v) => v.detail), trace: [], fingerprint: '' });
-      } else
-        r = await simulate({
-          workers,
-          worker: { model: mmModelSpec({ variant, bounds: given, ...(only ? { only } : {}) }), ...(swarm ? { swarm: mmSwarmSpec(bounds) } : {}), fromTexts },
+      } else {
+        // The same walks whichever runs them: threads here, or worker processes on Redis.
+        const modelSpec: MmSpec = { variant, bounds: given, ...(only ? { only } : {}) };
+        const spec: MmSpec & WalkSpec = { ...modelSpec, swarm, fromTexts };
+        const walkOptions = {
           seed,
           depth,
           ...(walks !== undefined ? { walks } : {}),
@@ -124,12 +132,16 @@ export async function cmdSimulate(o: SimulateOptions): Promise<number> {
           swarm,
           stopAtFirst,
           shouldStop: () => interrupts > 0,
-          onProgress: (p) => {
+          onProgress: (p: SimulateProgress) => {
             lastProgress = p;
             if (tty) err(simulateProgressLine(p));
             if (o.json) event({ event: 'progress', ...p });
           },
-        });
+        };
+        r = redis
+          ? await simulateDistributed({ ...walkOptions, target: redis, spec, identity: identityOf(variant), onNote: (m) => err(`mmcheck: ${m}`) })
+          : await simulate({ ...walkOptions, workers, worker: walkWorkerData(mmModelSpec(modelSpec), spec) });
+      }
       // 2. Shrink each violation (the --from prefix is part of the trace: it may shrink too).
       for (const h of r.hits) {
         const trace = [...fromTexts, ...h.trace];
@@ -137,6 +149,8 @@ export async function cmdSimulate(o: SimulateOptions): Promise<number> {
       }
     } catch (e) {
       store.finishRun(runId, { outcome: 'error', generated: lastProgress?.states ?? 0, distinct: 0, depthReached: 0, durationMs: lastProgress?.elapsedMs ?? 0, error: (e as Error).message.split('\n')[0]! });
+      // Redis unreachable or lost: a resource failure, said as it is (exit 3).
+      if (e instanceof DistributedError) throw new ResultError(`${e.message} (run ${runId} recorded as error)`, EXIT.internal);
       throw e;
     } finally {
       process.off('SIGINT', onSignal);
@@ -162,7 +176,7 @@ export async function cmdSimulate(o: SimulateOptions): Promise<number> {
         const s = shrunk[i]!;
         event({ event: 'violation', id: ids[i], property: h.property, walk: h.walk, swarm: h.swarm, details: s.details, trace: s.trace, original: s.original, shrink: s.info });
       });
-      event({ event: 'done', run: runId, outcome, walks: r.walks, states: r.states, seconds, statesPerSec: r.statesPerSec, seed, workers, violations: ids });
+      event({ event: 'done', run: runId, outcome, walks: r.walks, states: r.states, seconds, statesPerSec: r.statesPerSec, seed, workers: r.workers, violations: ids });
     } else {
       r.hits.forEach((h, i) => {
         const s = shrunk[i]!;

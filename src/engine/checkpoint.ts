@@ -1,4 +1,5 @@
-// Checkpoints of the parallel explorer (src/engine/parallel.ts), taken at a
+// Checkpoints of the level-synchronous search (src/engine/levels.ts: the
+// thread pool's and the Redis coordinator's), taken at a
 // level boundary: everything needed to expand the next level as if the run
 // had never stopped (visited set, parent links, the frontier's packed
 // states, counters, violations found). One file: a JSON header, then the

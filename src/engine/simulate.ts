@@ -9,7 +9,8 @@
 // configuration.
 //
 // Reproducibility: walk i draws everything from a PRNG seeded by (seed, i),
-// so a walk is the same whichever thread runs it. Walks run in batches of
+// so a walk is the same whichever thread (or machine: simulate-redis.ts)
+// runs it. Walks run in batches of
 // consecutive indices on a piscina pool; stopping at the first violation,
 // the reported one is the violating walk of lowest index, and the counts are
 // those of walks 0..that index, whatever the number of workers. With
@@ -275,18 +276,29 @@ export interface SimulateResult {
   workers: number;
 }
 
+/**
+ * Where batches of walks run: threads of this process (simulate) or worker
+ * processes on Redis (src/engine/simulate-redis.ts). The schedule and the
+ * results (walkSearch) are the same for both.
+ */
+export interface WalkRunner {
+  /** Batches kept in flight. */
+  readonly slots: number;
+  run(task: WalkBatch): Promise<WalkBatchResult>;
+  /** Ctrl-C: the batches in flight end as soon as they can (the walks they ran count). */
+  interrupt(): void;
+}
+
+/** What walkSearch needs of SimulateOptions (not where the walks run). */
+export type WalkSearchOptions = Omit<SimulateOptions, 'workers' | 'worker'>;
+
 /** Run walks on a pool until a violation (or, with --continue, the budget) or the budget. */
 export async function simulate(options: SimulateOptions): Promise<SimulateResult> {
-  const { workers, seed, depth, walks, timeMs, stopAtFirst, onProgress, shouldStop } = options;
+  const { workers, seed, depth, stopAtFirst } = options;
   if (!Number.isInteger(workers) || workers < 1) throw new ParseError(`workers must be a positive integer, got ${workers}`);
-  if (walks === undefined && timeMs === undefined) throw new ParseError('simulate needs a budget: walks or time');
-  const size = options.batch ?? 32;
-  const progressMs = options.progressMs ?? 3000;
+  checkBudget(options);
   const t0 = performance.now();
-  const deadline = timeMs !== undefined ? Date.now() + timeMs : undefined;
   const stop = new SharedArrayBuffer(4);
-  const stopFlag = new Int32Array(stop);
-
   const pool = new Piscina({
     filename: SIMULATE_WORKER_FILE,
     workerData: options.worker,
@@ -295,86 +307,108 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
     idleTimeout: 60_000,
     concurrentTasksPerWorker: 1,
   });
-  let startupMs = 0;
+  try {
+    // Every worker builds its model before the clock of the budget matters.
+    await Promise.all(Array.from({ length: workers }, () => pool.run({ first: 0, count: 0, seed, depth, swarm: false, stopAtFirst } satisfies WalkBatch)));
+    const startupMs = performance.now() - t0;
+    const runner: WalkRunner = {
+      slots: workers * 2,
+      run: (task) => pool.run({ ...task, stop } satisfies WalkBatch) as Promise<WalkBatchResult>,
+      interrupt: () => Atomics.store(new Int32Array(stop), 0, 1),
+    };
+    return { ...(await walkSearch(runner, options, t0, startupMs)), workers };
+  } finally {
+    await pool.destroy();
+  }
+}
+
+/** A budget is required: walks, time, or both. */
+export function checkBudget(o: WalkSearchOptions): void {
+  if (o.walks === undefined && o.timeMs === undefined) throw new ParseError('simulate needs a budget: walks or time');
+}
+
+/**
+ * The schedule of the walks, on any runner: batches of consecutive walks in
+ * index order, and the results that do not depend on which runner ran which
+ * batch (see the top of this file). `t0`: when the search started;
+ * `startupMs`: the part of it spent starting the runner.
+ */
+export async function walkSearch(runner: WalkRunner, options: WalkSearchOptions, t0: number, startupMs: number): Promise<Omit<SimulateResult, 'workers'>> {
+  const { seed, depth, walks, timeMs, stopAtFirst, onProgress, shouldStop } = options;
+  const size = options.batch ?? 32;
+  const progressMs = options.progressMs ?? 3000;
+  const deadline = timeMs !== undefined ? Date.now() + timeMs : undefined;
   // Per batch index: its result.
   const results = new Map<number, WalkBatchResult>();
   // Property -> the hit of lowest walk index.
   const best = new Map<string, WalkHit>();
   const lowest = (): number => Math.min(Infinity, ...[...best.values()].map((h) => h.walk));
   let interrupted = false;
-  try {
-    // Every worker builds its model before the clock of the budget matters.
-    const ts = performance.now();
-    await Promise.all(Array.from({ length: workers }, () => pool.run({ first: 0, count: 0, seed, depth, swarm: false, stopAtFirst } satisfies WalkBatch)));
-    startupMs = performance.now() - ts;
-    let lastProgress = performance.now();
-    let doneWalks = 0;
-    let doneStates = 0;
-    let timer: NodeJS.Timeout | undefined;
-    await new Promise<void>((resolve, reject) => {
-      let nextBatch = 0;
-      let inFlight = 0;
-      let failed = false;
-      let settled = false;
-      const more = (): boolean => {
-        const first = nextBatch * size;
-        if (walks !== undefined && first >= walks) return false;
-        if (deadline !== undefined && Date.now() >= deadline) return false;
-        // Stopping at the first: batches after the lowest violating walk cannot lower it.
-        if (stopAtFirst && first > lowest()) return false;
-        return true;
-      };
-      const pump = (): void => {
-        if (failed || settled) return;
-        if (!interrupted && shouldStop?.()) {
-          interrupted = true;
-          Atomics.store(stopFlag, 0, 1);
+  let lastProgress = performance.now();
+  let doneWalks = 0;
+  let doneStates = 0;
+  let timer: NodeJS.Timeout | undefined;
+  await new Promise<void>((resolve, reject) => {
+    let nextBatch = 0;
+    let inFlight = 0;
+    let failed = false;
+    let settled = false;
+    const more = (): boolean => {
+      const first = nextBatch * size;
+      if (walks !== undefined && first >= walks) return false;
+      if (deadline !== undefined && Date.now() >= deadline) return false;
+      // Stopping at the first: batches after the lowest violating walk cannot lower it.
+      if (stopAtFirst && first > lowest()) return false;
+      return true;
+    };
+    const pump = (): void => {
+      if (failed || settled) return;
+      if (!interrupted && shouldStop?.()) {
+        interrupted = true;
+        runner.interrupt();
+      }
+      if (onProgress) {
+        const now = performance.now();
+        if (now - lastProgress >= progressMs) {
+          lastProgress = now;
+          const elapsedMs = now - t0;
+          onProgress({ walks: doneWalks, states: doneStates, statesPerSec: (doneStates * 1000) / elapsedMs, elapsedMs, found: best.size });
         }
-        if (onProgress) {
-          const now = performance.now();
-          if (now - lastProgress >= progressMs) {
-            lastProgress = now;
-            const elapsedMs = now - t0;
-            onProgress({ walks: doneWalks, states: doneStates, statesPerSec: (doneStates * 1000) / elapsedMs, elapsedMs, found: best.size });
+      }
+      while (!interrupted && inFlight < runner.slots && more()) dispatch(nextBatch++);
+      if (inFlight === 0) {
+        settled = true;
+        resolve();
+      }
+    };
+    const dispatch = (b: number): void => {
+      const first = b * size;
+      const count = walks !== undefined ? Math.min(size, walks - first) : size;
+      const known = stopAtFirst ? undefined : Object.fromEntries([...best].map(([p, h]) => [p, h.walk]));
+      const task: WalkBatch = { first, count, seed, depth, swarm: options.swarm, stopAtFirst, ...(known ? { known } : {}), ...(deadline !== undefined ? { deadline } : {}) };
+      inFlight++;
+      runner.run(task).then(
+        (r: WalkBatchResult) => {
+          inFlight--;
+          results.set(b, r);
+          doneWalks += r.steps.length;
+          for (const n of r.steps) doneStates += n;
+          for (const h of r.hits) {
+            const old = best.get(h.property);
+            if (old === undefined || h.walk < old.walk) best.set(h.property, h);
           }
-        }
-        while (!interrupted && inFlight < workers * 2 && more()) dispatch(nextBatch++);
-        if (inFlight === 0) {
-          settled = true;
-          resolve();
-        }
-      };
-      const dispatch = (b: number): void => {
-        const first = b * size;
-        const count = walks !== undefined ? Math.min(size, walks - first) : size;
-        const known = stopAtFirst ? undefined : Object.fromEntries([...best].map(([p, h]) => [p, h.walk]));
-        const task: WalkBatch = { first, count, seed, depth, swarm: options.swarm, stopAtFirst, stop, ...(known ? { known } : {}), ...(deadline !== undefined ? { deadline } : {}) };
-        inFlight++;
-        pool.run(task).then(
-          (r: WalkBatchResult) => {
-            inFlight--;
-            results.set(b, r);
-            doneWalks += r.steps.length;
-            for (const n of r.steps) doneStates += n;
-            for (const h of r.hits) {
-              const old = best.get(h.property);
-              if (old === undefined || h.walk < old.walk) best.set(h.property, h);
-            }
-            pump();
-          },
-          (e: unknown) => {
-            failed = true;
-            reject(e);
-          },
-        );
-      };
-      // Poll for Ctrl-C and progress while batches run.
-      timer = setInterval(pump, 200);
-      pump();
-    }).finally(() => clearInterval(timer));
-  } finally {
-    await pool.destroy();
-  }
+          pump();
+        },
+        (e: unknown) => {
+          failed = true;
+          reject(e);
+        },
+      );
+    };
+    // Poll for Ctrl-C and progress while batches run.
+    timer = setInterval(pump, 200);
+    pump();
+  }).finally(() => clearInterval(timer));
 
   // The hits and counts that do not depend on scheduling.
   let hits = [...best.values()].sort((a, b) => a.walk - b.walk || (a.property < b.property ? -1 : 1));
@@ -398,6 +432,5 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
     elapsedMs,
     statesPerSec: elapsedMs - startupMs > 0 ? (states * 1000) / (elapsedMs - startupMs) : 0,
     startupMs,
-    workers,
   };
 }
