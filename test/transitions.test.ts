@@ -16,7 +16,7 @@ import type { Model } from '../src/engine/model.ts';
 import { createMmModel, MutatedInputError, type Bounds, type MmModel } from '../models/mm/model.ts';
 import { encodeState } from '../models/mm/canon.ts';
 import { packMmState, unpackMmState } from '../models/mm/pack.ts';
-import { splitOps, type Op } from '../models/mm/ops.ts';
+import { formatOp, opFromInts, opInts, parseOp, splitOps, type Op, type SyscallOp } from '../models/mm/ops.ts';
 import { stateToJson } from '../src/report/json.ts';
 import type { State } from '../models/mm/state.ts';
 import { BUG_CORPUS } from '../models/variants/corpus/index.ts';
@@ -129,6 +129,33 @@ describe('the compact pack', () => {
         level = next.filter((_, i) => i % Math.ceil(next.length / 60) === 0);
       }
       expect(n).toBeGreaterThan(500);
+    }
+  });
+
+  it('packs an in-flight syscall field by field: every kind and flag comes back as it was', () => {
+    const texts = [
+      'P1 mmap 3 2 rx close special nomerge enomem=2',
+      'P0 mmap 0 1',
+      'P2 fault 4 w large enomem=1',
+      'P0 fault 0 r',
+      'P0 fork enomem=3',
+      'P1 munmap 1 2',
+      'P0 mprotect 0 3 r enomem=1',
+      'P0 mremap 1 1 3 1 maymove,fixed',
+      'P1 mremap 0 2 4 2 maymove,fixed,dontunmap enomem=2',
+      'P0 mremap 0 1 2 1 maymove,fixed,relocate',
+      'P3 pin 2',
+      'P0 exit',
+    ];
+    for (const text of texts) {
+      const op = parseOp(text) as SyscallOp;
+      const ints: number[] = [];
+      opInts(op, (x) => ints.push(x));
+      let i = 0;
+      const back = opFromInts(op.proc, () => ints[i++]!);
+      expect(i, text).toBe(ints.length);
+      expect(back, text).toEqual(op);
+      expect(formatOp(back)).toBe(formatOp(op));
     }
   });
 
