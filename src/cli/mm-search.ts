@@ -33,6 +33,8 @@ export function mmSwarm(bounds: Bounds, weighted = true): Swarm<State, Op> {
     // Each kind's share of the choices: a syscall with many argument
     // combinations (mremap, fault) would otherwise crowd out fork and exit.
     const share = new Map<string, number>([...kinds].map((k) => [k, weighted ? 0.05 + rand() : 1]));
+    let countedFor: readonly Op[] | undefined;
+    const perKind = new Map<string, number>();
     const text = `ops ${ops.join(',')}; procs ${procs}; pages ${pages}; max-len ${maxLen}${bounds.enomem > 0 ? `; enomem ${enomem ? 'on' : 'off'}` : ''}${bounds.granularity === 'lock' ? `; walkers ${walkers ? 'on' : 'off'}` : ''}`;
     // Without injections, a root whose ENOMEM budget is spent: the model
     // then no longer counts every syscall's allocations at every step.
@@ -43,9 +45,13 @@ export function mmSwarm(bounds: Bounds, weighted = true): Swarm<State, Op> {
       ...(weighted
         ? {
             weight(_s: State, a: Op, allowed: readonly Op[]) {
-              let n = 0;
-              for (const b of allowed) if (b.kind === a.kind) n++;
-              return share.get(a.kind)! / n;
+              // The walk asks for every action of one list in turn: count its kinds once, not once per action.
+              if (allowed !== countedFor) {
+                countedFor = allowed;
+                perKind.clear();
+                for (const b of allowed) perKind.set(b.kind, (perKind.get(b.kind) ?? 0) + 1);
+              }
+              return share.get(a.kind)! / perKind.get(a.kind)!;
             },
           }
         : {}),
