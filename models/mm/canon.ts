@@ -262,8 +262,18 @@ function putThreads(): void {
   }
 }
 
-/** The canonical encoding of s as a flat Int32Array. */
+/** The canonical encoding of s as a flat Int32Array (a copy the caller owns). */
 export function encodeState(s: State): Int32Array {
+  return out.slice(0, encodeInto(s));
+}
+
+/** The same in the encoder's own buffer: valid until its next call (Model.encodeScratch). */
+export function encodeStateScratch(s: State): Int32Array {
+  return out.subarray(0, encodeInto(s));
+}
+
+/** Encode s into `out`; returns its length. */
+function encodeInto(s: State): number {
   const mmOrder = canonicalMmOrder(s);
   const next = s.nextId;
   mmIdx.reset(next.mm);
@@ -434,5 +444,5 @@ export function encodeState(s: State): Int32Array {
     put(thread(f.locked));
   }
   putThreads();
-  return out.slice(0, len);
+  return len;
 }

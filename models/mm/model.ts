@@ -9,11 +9,11 @@ import { produce } from 'immer';
 import { ParseError, type Model, type Property } from '../../src/engine/model.ts';
 import { ALL_PROPERTIES } from '../../properties/index.ts';
 import { withStateView } from '../../properties/view.ts';
-import { encodeState } from './canon.ts';
+import { encodeState, encodeStateScratch } from './canon.ts';
 import { makeCtx, type Ctx } from './ctx.ts';
 import { cowState, deepFreeze } from './cow.ts';
 import { inDrafts } from './draft.ts';
-import { packMmState, unpackMmState } from './pack.ts';
+import { packMmState, packMmStateScratch, unpackMmState } from './pack.ts';
 import { mainlineKernel, type Kernel } from './kernel.ts';
 import { mm_alloc } from './mmap.ts';
 import { formatOp, OP_KINDS, parseOp, threadName, type Op, type OpKind, type SyscallOp } from './ops.ts';
@@ -486,7 +486,9 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     next,
     forSearch: mode === 'cow' || opts.search === 'immer' ? undefined : () => (search ??= createMmModel({ ...opts, transitions: 'cow' })),
     encode: encodeState,
+    encodeScratch: encodeStateScratch,
     pack: packMmState,
+    packScratch: packMmStateScratch,
     unpack: unpackMmState,
     formatAction: (_s, op) => formatOp(op),
     parseAction(s, text) {

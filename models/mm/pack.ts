@@ -177,6 +177,16 @@ function writeThread(t: Thread): void {
 
 /** The state as bytes (a fresh array the caller owns). */
 export function packMmState(s: State): Uint8Array {
+  return buf.slice(0, packInto(s));
+}
+
+/** The same in the packer's own buffer: valid until its next call (Model.packScratch). */
+export function packMmStateScratch(s: State): Uint8Array {
+  return buf.subarray(0, packInto(s));
+}
+
+/** Pack s into `buf`; returns its length. */
+function packInto(s: State): number {
   pos = 0;
   const n = s.nextId;
   int(n.mm);
@@ -200,7 +210,7 @@ export function packMmState(s: State): Uint8Array {
   forEachThread(s, () => threads++);
   int(threads);
   forEachThread(s, writeThread);
-  return buf.slice(0, pos);
+  return pos;
 }
 
 // ---------------------------------------------------------------------------

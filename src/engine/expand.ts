@@ -7,11 +7,11 @@
 // table shows that a state of smaller rank already reached it: such a
 // successor can never be the one recorded. The main thread picks the owners
 // after the level (src/engine/parallel.ts).
-import { checkProperties, searchModel, type Model, type Violation } from './model.ts';
+import { checkProperties, scratchEncoder, searchModel, type Model, type Violation } from './model.ts';
 import { fingerprintInto } from './hash.ts';
 import { containsKey } from './visited.ts';
 import { FULL, LevelTable } from './leveltable.ts';
-import { packState, PackedList, unpackState } from './pack.ts';
+import { packStateScratch, PackedList, unpackState } from './pack.ts';
 import { KindCounters } from './coverage.ts';
 
 export interface ExpandTask {
@@ -75,9 +75,12 @@ export class ExpandContext<S, A> {
   readonly kinds: KindCounters;
   /** The model the inner loop runs (Model.forSearch). */
   readonly model: Model<S, A>;
+  /** The search model's encoding, to fingerprint at once. */
+  readonly encode: (s: S) => Int32Array;
 
   constructor(model: Model<S, A>) {
     this.model = searchModel(model);
+    this.encode = scratchEncoder(this.model);
     this.kinds = new KindCounters(model.actionKinds);
   }
 }
@@ -133,7 +136,7 @@ export function expandBatch<S, A>(ctx: ExpandContext<S, A>, task: ExpandTask): E
         kinds = g;
       }
       kinds[nk++] = kind;
-      fingerprintInto(model.encode(t), fp);
+      fingerprintInto(ctx.encode(t), fp);
       const hi = fp[0]!;
       const lo = fp[1]!;
       if (containsKey(visited, hi, lo)) continue;
@@ -154,7 +157,7 @@ export function expandBatch<S, A>(ctx: ExpandContext<S, A>, task: ExpandTask): E
       cand[b + 2] = hi;
       cand[b + 3] = lo;
       cand[b + 4] = kind;
-      packed.push(task.keep ? packState(model, t) : NOTHING);
+      packed.push(task.keep ? packStateScratch(model, t) : NOTHING);
       const vs = checkProperties(model, t, only);
       if (vs.length > 0) violations.push({ c: nc, vs });
       nc++;

@@ -10,13 +10,13 @@
 // range: the parent index of frontier[i] is levelStart + i, and no per-state
 // index array is needed.
 
-import { checkProperties, ParseError, searchModel, type Model } from './model.ts';
+import { checkProperties, ParseError, scratchEncoder, searchModel, type Model } from './model.ts';
 import { fingerprintHex, fingerprintInto } from './hash.ts';
 import { VisitedSet } from './visited.ts';
 import { ParentLinks } from './parents.ts';
 import { replay } from './replay.ts';
 import { KindCounters, recordViolations } from './coverage.ts';
-import { PackedList, packState, unpackState } from './pack.ts';
+import { PackedList, packState, packStateScratch, unpackState } from './pack.ts';
 
 export { replay, replayTexts, stateFingerprint, type Replayed } from './replay.ts';
 
@@ -126,6 +126,7 @@ const NOTHING = new Uint8Array(0);
 export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): ExploreResult<A, S> {
   // The inner loop runs the search model; traces are rebuilt on model itself.
   const inner = searchModel(model);
+  const encode = scratchEncoder(inner);
   const stopAtFirst = options.stopAtFirst ?? true;
   const fromPrefix = options.fromPrefix ?? 0;
   const progressMs = options.progressMs ?? 3000;
@@ -229,11 +230,11 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
           outcome = 'interrupted';
           break search;
         }
-        fingerprintInto(inner.encode(t), fp);
+        fingerprintInto(encode(t), fp);
         if (!visited.insert(fp[0]!, fp[1]!)) continue;
         produced[slot]!++;
         const index = links.push(parent, k);
-        next.push(keep ? packState(inner, t) : NOTHING);
+        next.push(keep ? packStateScratch(inner, t) : NOTHING);
         if (record(t, level + 1, index, fp[0]!, fp[1]!) && stopAtFirst) {
           outcome = 'violation';
           break search;

@@ -42,6 +42,12 @@ export interface Model<S, A> {
    * states that differ in any modelled field. Hashed to a 64-bit fingerprint.
    */
   encode(s: S): Int32Array;
+  /**
+   * Optional: encode(s) in a buffer the model reuses, valid only until its
+   * next call. The explorer's inner loop fingerprints it at once, without a
+   * copy per successor.
+   */
+  encodeScratch?(s: S): Int32Array;
   /** The action in the operation syntax (DESIGN.md §3). */
   formatAction(s: S, a: A): string;
   /** Parse one operation in the context of state s; throws ParseError. */
@@ -62,6 +68,8 @@ export interface Model<S, A> {
    * uses v8.serialize / v8.deserialize (src/engine/pack.ts).
    */
   pack?(s: S): Uint8Array;
+  /** Optional: pack(s) in a buffer the model reuses, valid only until its next call (copied at once by the explorer). */
+  packScratch?(s: S): Uint8Array;
   unpack?(buf: Uint8Array): S;
   /**
    * Optional: the same model with transitions made for the explorer's inner
@@ -76,6 +84,12 @@ export interface Model<S, A> {
    * model can derive data once that its properties share.
    */
   evaluate?<T>(s: S, f: () => T): T;
+}
+
+/** The encoding to fingerprint at once: the model's scratch encoding when it has one. */
+export function scratchEncoder<S, A>(model: Model<S, A>): (s: S) => Int32Array {
+  const scratch = model.encodeScratch;
+  return scratch ? (s) => scratch.call(model, s) : (s) => model.encode(s);
 }
 
 /** The model the explorer's inner loop runs. */

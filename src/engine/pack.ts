@@ -11,6 +11,11 @@ export function packState<S, A>(model: Model<S, A>, s: S): Uint8Array {
   return model.pack ? model.pack(s) : serialize(s);
 }
 
+/** packState for a caller that copies the bytes at once: the model's scratch buffer when it has one. */
+export function packStateScratch<S, A>(model: Model<S, A>, s: S): Uint8Array {
+  return model.packScratch ? model.packScratch(s) : packState(model, s);
+}
+
 export function unpackState<S, A>(model: Model<S, A>, buf: Uint8Array): S {
   return model.unpack ? model.unpack(buf) : (deserialize(buf) as S);
 }
