@@ -17,6 +17,7 @@ import { exclusiveMeansSingle, mapcountExact, pgoffLinear, rmapCoverage } from '
 import { noLeak, noUseAfterFree } from './lifetime.ts';
 import { lockDiscipline, walkerSeesEveryMapping } from './locking.ts';
 import { noDeadlock } from './deadlock.ts';
+import { userView } from './user.ts';
 
 export const ALL_PROPERTIES: Property<State>[] = [
   rmapCoverage,
@@ -39,6 +40,7 @@ export const ALL_PROPERTIES: Property<State>[] = [
   lockDiscipline,
   noLeak,
   kernelAsserts,
+  userView,
 ];
 
 export function propertyById(id: string): Property<State> | undefined {

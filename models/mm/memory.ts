@@ -3,8 +3,9 @@
 import { allocOk, folio, insert, remove, mm, mmR, peek, pte_clear, pteR, set_pte_at, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { folio_trylock, folio_unlock, mmap_read_lock, mmap_read_unlock, pte_lock, pte_unlock } from './locks.ts';
 import { EBUSY, ENOMEM } from './rmap.ts';
-import { NIL, VM_READ, VM_WRITE, ZERO_PAGE, walkerHolds, type Id } from './state.ts';
+import { NIL, USER_ZERO, VM_READ, VM_WRITE, ZERO_PAGE, walkerHolds, type Id } from './state.ts';
 import { vma_lookup } from './vma.ts';
+import { copy_user_page } from './user.ts';
 
 export const VM_FAULT_OOM = -1;
 /** Pages of the large folio a fault may allocate with --large-folios (an order-1 mTHP). */
@@ -15,7 +16,7 @@ export const VM_FAULT_SIGSEGV = -2;
 export function folio_alloc(c: Ctx, nrPages = 1): Id {
   if (!allocOk(c, 'folio')) return NIL;
   const id = c.s.nextId.folio++;
-  insert(c, 'folios', id, { id, anonVma: NIL, index: 0, nrPages, mapcount: 0, exclusive: 0, pinned: false, locked: NIL });
+  insert(c, 'folios', id, { id, anonVma: NIL, index: 0, nrPages, mapcount: 0, exclusive: 0, pinned: false, locked: NIL, data: new Array<number>(nrPages).fill(USER_ZERO) });
   return id;
 }
 
@@ -98,6 +99,8 @@ export function wp_page_copy(c: Ctx, vmaId: Id, page: number, unshare: boolean):
     remove(c, 'folios', f);
     return 0;
   }
+  // __wp_page_copy_user: the new page starts as a copy of the old (zeros for the zero page).
+  copy_user_page(c, f, old.folio, old.sub);
   c.k.folio_add_new_anon_rmap(c, f, vmaId, page, true);
   set_pte_at(c, v.mm, page, { folio: f, sub: 0, writable: !unshare && (v.flags & VM_WRITE) !== 0 });
   if (old.folio !== ZERO_PAGE) {
@@ -181,6 +184,7 @@ export function copy_present_pte(c: Ctx, dstVmaId: Id, srcVmaId: Id, page: numbe
     // copy_present_page: the child gets an immediate private copy.
     const f = c.k.folio_alloc(c, 1);
     if (f === NIL) return ENOMEM;
+    copy_user_page(c, f, pte.folio, pte.sub);
     c.k.folio_add_new_anon_rmap(c, f, dstVmaId, page, true);
     set_pte_at(c, dst.mm, page, { folio: f, sub: 0, writable: (dst.flags & VM_WRITE) !== 0 });
     return 0;

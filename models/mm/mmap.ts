@@ -5,11 +5,12 @@ import { mmap_read_lock, mmap_read_unlock, mmap_write_downgrade, mmap_write_lock
 import { ENOMEM } from './rmap.ts';
 import { NIL, RECORD, freeLock, type Id } from './state.ts';
 import { lock_point } from './sched.ts';
+import { user_fork } from './user.ts';
 import { find_vma, vma_attach, vma_detach, vma_next_from, vma_prev_of, vmg_state } from './vma.ts';
 
 /** mm_alloc for a new process; the caller picks the id (the next free process slot). */
 export function mm_alloc(c: Ctx, id: Id, parent: Id): Id {
-  insert(c, 'mms', id, { id, parent, vmas: [], ptes: [], mmapLock: freeLock(), pageTableLock: NIL, ptl: NIL, hasPinned: false });
+  insert(c, 'mms', id, { id, parent, vmas: [], ptes: [], mmapLock: freeLock(), pageTableLock: NIL, ptl: NIL, hasPinned: false, user: [] });
   if (c.s.nextId.mm <= id) c.s.nextId.mm = id + 1;
   return id;
 }
@@ -74,6 +75,8 @@ function checkForkReuse(c: Ctx, vmaId: Id, pvmaId: Id, eligible: Set<Id>): void 
  */
 export function dup_mm(c: Ctx, parentId: Id): number {
   const child = mm_alloc(c, c.s.nextId.mm, parentId);
+  // The reference model: the child reads what its parent reads (user.ts).
+  user_fork(c, child, parentId);
   return c.k.dup_mm_finish(c, child, c.k.dup_mmap(c, child, parentId));
 }
 
