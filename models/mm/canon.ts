@@ -11,7 +11,7 @@
 // counter: ids come only from those counters), not with for-in, which costs
 // ten times more on integer keys.
 import { formatOp, type SyscallOp } from './ops.ts';
-import { forEachThread, NIL, USER_ZERO, WALKER_BASE, ZERO_PAGE, type Id, type LockClass, type Mm, type State, type Thread, type Vma } from './state.ts';
+import { forEachThread, NIL, USER_SWAPPED, USER_ZERO, WALKER_BASE, ZERO_PAGE, type Id, type LockClass, type Mm, type Pte, type State, type Thread, type Vma } from './state.ts';
 
 /** A deterministic 32-bit string hash (FNV-1a): stable across threads, unlike an intern table. */
 export function hashString(s: string): number {
@@ -38,6 +38,13 @@ function shapePut(x: number): void {
   }
   shapes[shapesLen++] = x;
 }
+
+/**
+ * A page without a PTE or mapping the zero page. There a swapped-out page of
+ * the reference model reads as zeros would (the model keeps no swap, so a
+ * reclaimed page can only come back by a new fault): the two encode alike.
+ */
+const readsZero = (pte: Pte | undefined): boolean => pte === undefined || pte.folio === ZERO_PAGE;
 
 /** Append the id-free shape of a process, used to order interchangeable processes. */
 function shape(s: State, m: Mm): void {
@@ -68,7 +75,7 @@ function shape(s: State, m: Mm): void {
   shapePut(user.length);
   for (let page = 0; page < user.length; page++) {
     const x = user[page];
-    shapePut(x === undefined ? -2 : x > USER_ZERO ? 1 : x);
+    shapePut(x === undefined ? -2 : x > USER_ZERO ? 1 : x === USER_SWAPPED && readsZero(m.ptes[page]) ? USER_ZERO : x);
   }
   const t = s.threads[m.id];
   if (t !== undefined) {
@@ -414,7 +421,7 @@ export function encodeState(s: State): Int32Array {
       const x = user[page];
       if (x === undefined) continue;
       put(page);
-      put(contentRef(x));
+      put(x === USER_SWAPPED && readsZero(ptes[page]) ? USER_ZERO : contentRef(x));
       u++;
     }
     out[uAt] = u;

@@ -230,10 +230,18 @@ export function zap_pte_range(c: Ctx, vmaId: Id, start: number, end: number): vo
   for (const f of freed) if (c.s.folios[f] !== undefined) folio_put_last(c, f);
 }
 
-/** unmap_vmas (memory.c; §5): zap every PTE of the given VMAs. */
-export function unmap_vmas(c: Ctx, vmaIds: readonly Id[]): void {
-  for (const id of vmaIds) c.k.zap_pte_range(c, id, vmaR(c, id).start, vmaR(c, id).end);
+/**
+ * unmap_vmas / unmap_single_vma (memory.c; §5): zap the PTEs of each given
+ * VMA within [start, end) only (each VMA's range clipped to it): munmap
+ * passes its own range, exit_mmap everything. (The digest's §5 says "every
+ * detached VMA"; the kernel clips, which matters when a split went wrong.)
+ */
+export function unmap_vmas(c: Ctx, vmaIds: readonly Id[], start: number, end: number): void {
+  for (const id of vmaIds) c.k.zap_pte_range(c, id, start, end);
 }
+
+/** The end of the address space, for exit_mmap's unmap_vmas over everything (ULONG_MAX). */
+export const USER_END = Number.MAX_SAFE_INTEGER;
 
 /** free_pgtables (memory.c; §5): unlink_anon_vmas for each VMA (PTEs are already zapped). */
 export function free_pgtables(c: Ctx, vmaIds: readonly Id[]): void {

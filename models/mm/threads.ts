@@ -22,7 +22,7 @@ import { restoreMove } from './mremap.ts';
 import { threadName, type SyscallOp } from './ops.ts';
 import { ISSUED, SUSPEND, emptyThread, type Step } from './sched.ts';
 import { runSyscall } from './syscalls.ts';
-import { syscallResult, user_syscall_done } from './user.ts';
+import { syscallResult, user_point_of_no_return, user_syscall_done } from './user.ts';
 import { ENOMEM } from './rmap.ts';
 import { NIL, RECORD, type Id, type State, type Thread } from './state.ts';
 import { WALKER_STEPS } from './walkers.ts';
@@ -81,7 +81,7 @@ const SYSCALL_STEPS: Record<string, Step> = {
     return forkTail(c, t, ret);
   },
   unmap_vmas: (c, t) => {
-    c.k.vms_clear_ptes(c, t.proc, [...t.vmas], true);
+    c.k.vms_clear_ptes(c, t.proc, [...t.vmas], true, t.nums[0]!, t.nums[1]!);
     return finish(c, t, 0);
   },
   exit_mmap_free: (c, t) => {
@@ -126,11 +126,13 @@ export function runThreadStep(c: Ctx, tid: Id): void {
   c.allocs = t.allocs;
   c.failAt = t.failAt;
   let finished: boolean;
+  const first = t.pc === ISSUED;
   try {
     finished = stepOf(t)(c, t);
   } catch (e) {
     if (e !== SUSPEND) throw e;
     finished = false;
+    if (first && t.op !== undefined) user_point_of_no_return(c, t.op);
   }
   if (finished) {
     if (t.held.length > 0) warn(c, `${RECORD.lockdep} ${threadName(t.id)} ended holding ${t.held.map((h) => lockName(h.cls, h.id)).join(', ')}`);

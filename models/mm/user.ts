@@ -10,7 +10,7 @@
 // The user-view property (properties/user.ts) compares the two.
 import { folio, mm, mmR, pteR, type Ctx } from './ctx.ts';
 import type { SyscallOp } from './ops.ts';
-import { SIGSEGV, USER_SWAPPED, USER_ZERO, ZERO_PAGE, type Id, type Mm, type State } from './state.ts';
+import { NIL, SIGSEGV, USER_SWAPPED, USER_ZERO, ZERO_PAGE, type Id, type Mm, type State } from './state.ts';
 import { VM_FAULT_OOM, VM_FAULT_SIGSEGV } from './memory.ts';
 import { ENOMEM } from './rmap.ts';
 
@@ -70,9 +70,15 @@ export function user_page_swapped(c: Ctx, mmId: Id, page: number): void {
   if (user[page] !== undefined && user[page] !== USER_SWAPPED) setUser(c, mmId, page, page + 1, USER_SWAPPED);
 }
 
-/** fork: the child reads what the parent reads (made with the child's mm; a failed fork frees both). */
-export function user_fork(c: Ctx, childId: Id, parentId: Id): void {
-  mm(c, childId).user = mmR(c, parentId).user.slice();
+/**
+ * fork: the child reads what the parent reads when the fork returns (the
+ * parent is in the fork all along; a page reclaim unmapped meanwhile is
+ * swapped in both). The child is the parent's newest: ids only grow.
+ */
+function user_fork(c: Ctx, parentId: Id): void {
+  let child = NIL;
+  for (let id = 0; id < c.s.nextId.mm; id++) if (c.s.mms[id]?.parent === parentId) child = id;
+  if (child !== NIL) mm(c, child).user = mmR(c, parentId).user.slice();
 }
 
 /** The result a syscall reports to the user: a fault's VM_FAULT_* become SIGSEGV or ENOMEM. */
@@ -82,9 +88,21 @@ export function syscallResult(op: SyscallOp, ret: number): number {
   return ret === VM_FAULT_OOM ? ENOMEM : ret;
 }
 
-/** The reference pages [from, to) follow the kernel in being mapped or not (an outcome the kernel does not promise). */
+/**
+ * Where the kernel does not promise whether a range stays mapped, the
+ * reference pages [from, to) follow the kernel model in being mapped or not:
+ * a page the kernel unmapped is unmapped; a page it still maps keeps the
+ * reference content, or reads zeros if the reference had it unmapped (an
+ * empty mapping left behind). Contents are still checked: never another
+ * page's data.
+ */
 function followMapped(c: Ctx, mmId: Id, from: number, to: number): void {
-  for (let p = from; p < to; p++) if (kernelRead(c.s, mmR(c, mmId), p) === undefined) setUser(c, mmId, p, p + 1, undefined);
+  for (let p = from; p < to; p++) {
+    const mapped = kernelRead(c.s, mmR(c, mmId), p) !== undefined;
+    const x = mmR(c, mmId).user[p];
+    if (!mapped && x !== undefined) setUser(c, mmId, p, p + 1, undefined);
+    else if (mapped && x === undefined) setUser(c, mmId, p, p + 1, USER_ZERO);
+  }
 }
 
 /**
@@ -92,7 +110,8 @@ function followMapped(c: Ctx, mmId: Id, from: number, to: number): void {
  * state and apply its POSIX meaning to the reference model. A failed
  * syscall changes nothing the user reads, except a failed mremap with
  * MREMAP_FIXED, whose destination may already be unmapped (mremap_to unmaps
- * it before the move can fail; mremap(2) promises nothing there).
+ * it before the move can fail; mremap(2) promises nothing there), or left
+ * mapped and empty (the failed move's new VMA, when its unmap fails too).
  */
 export function user_syscall_done(c: Ctx, op: SyscallOp, ret: number): void {
   c.s.result = { proc: op.proc, ret };
@@ -112,15 +131,32 @@ export function user_syscall_done(c: Ctx, op: SyscallOp, ret: number): void {
       user_store(c, op.proc, op.page, content);
       return;
     }
+    case 'fork':
+      return user_fork(c, op.proc);
     case 'munmap':
       setUser(c, op.proc, op.addr, op.addr + op.len, undefined);
       return;
     case 'mremap':
       return user_mremap(c, op);
-    // fork: user_fork at the child's birth; mprotect and pin change no content; exit removes the mm with its view.
+    // mprotect and pin change no content; exit removes the mm with its view.
     default:
       return;
   }
+}
+
+/**
+ * Lock granularity: a syscall stopped at its first lock point. What it has
+ * already destroyed for good is dropped from the reference now rather than
+ * when it returns, so that states differing only in what nobody can read
+ * back are one state: munmap and exit are past their point of no return
+ * (vms_complete_munmap_vmas; exit cannot fail), and an mremap with
+ * MREMAP_FIXED has unmapped its target (mremap_to).
+ */
+export function user_point_of_no_return(c: Ctx, op: SyscallOp): void {
+  if (c.s.mms[op.proc] === undefined) return;
+  if (op.kind === 'exit') mm(c, op.proc).user = [];
+  else if (op.kind === 'munmap') setUser(c, op.proc, op.addr, op.addr + op.len, undefined);
+  else if (op.kind === 'mremap' && op.flags.fixed) setUser(c, op.proc, op.newAddr, op.newAddr + op.newLen, undefined);
 }
 
 /** mremap(2) that succeeded: the pages move with their contents (in place: shrink or expand). */
@@ -139,6 +175,10 @@ function user_mremap(c: Ctx, op: Extract<SyscallOp, { kind: 'mremap' }>): void {
   setUser(c, proc, addr, addr + oldLen, flags.dontunmap ? USER_ZERO : undefined);
   setUser(c, proc, op.newAddr, op.newAddr + newLen, USER_ZERO);
   moved.forEach((x, i) => setUser(c, proc, op.newAddr + i, op.newAddr + i + 1, x));
+  // move_vma's unmap of the source may fail to split with ENOMEM: mremap still
+  // succeeds and the source stays mapped, emptied (mm/mremap.c, "OOM: unable
+  // to split vma, just get accounts right").
+  if (!flags.dontunmap && op.enomem > 0) followMapped(c, proc, addr, addr + oldLen);
 }
 
 /**
