@@ -1,5 +1,5 @@
 // `mmcheck run`: execute operations and print the state and violations.
-import { checkProperties } from '../engine/model.ts';
+import { traceViolations } from '../engine/model.ts';
 import { replayTexts } from '../engine/explorer.ts';
 import { formatResult, splitOps } from '../../models/mm/ops.ts';
 import { stateToJson } from '../report/json.ts';
@@ -25,8 +25,8 @@ export async function cmdRun(opsArg: string | undefined, o: RunOptions): Promise
   const texts = o.file !== undefined ? readFileOps(o.file) : splitOps(opsArg!);
   // The bounds options are accepted (scripts pass them) but only raise what the trace needs.
   const model = await makeModel(variant, boundsFor(given, texts));
-  const { states } = replayTexts(model, model.initial(), texts);
-  const perState = states.map((s) => checkProperties(model, s));
+  const { states, actions } = replayTexts(model, model.initial(), texts);
+  const perState = traceViolations(model, states, actions);
   const final = states[states.length - 1]!;
   const finalViolations = perState[perState.length - 1]!;
   const anyViolation = perState.some((v) => v.length > 0);

@@ -55,7 +55,7 @@ import { fingerprintInto } from './hash.ts';
 import { VisitedSet } from './visited.ts';
 import { ParentLinks } from './parents.ts';
 import { LevelTable } from './leveltable.ts';
-import { CAND_WORDS, type ExpandResult, type ExpandTask } from './expand.ts';
+import { CAND_WORDS, type ExpandResult, type ExpandTask, type TransitionViolation } from './expand.ts';
 import { packState, PackedList } from './pack.ts';
 import { searchResult, type Found, type Outcome, type Progress } from './explorer.ts';
 import { writeCheckpoint } from './checkpoint.ts';
@@ -117,6 +117,8 @@ interface BatchResult {
   bytes: Uint8Array;
   offsets: Uint32Array;
   violations: { c: number; vs: Violation[] }[];
+  /** Transition violations (ExpandResult's). */
+  transitions: TransitionViolation[];
   kindNames: string[];
   /** Successors generated per kind (index into kindNames). */
   fired: number[];
@@ -224,8 +226,8 @@ export async function exploreDistributed<S, A>(model: Model<S, A>, options: Dist
   // Fingerprints not yet published to the workers.
   let unpublished: Uint32Array;
 
-  const record = (vs: readonly Violation[], level: number, index: number, hi: number, lo: number): boolean =>
-    recordViolations(found, remaining, vs, { level, index, hi: hi >>> 0, lo: lo >>> 0 });
+  const record = (vs: readonly Violation[], level: number, index: number, hi: number, lo: number, action?: number): boolean =>
+    recordViolations(found, remaining, vs, { level, index, hi: hi >>> 0, lo: lo >>> 0, ...(action !== undefined ? { action } : {}) });
 
   if (resume) {
     visited = VisitedSet.fromKeys(resume.keys, resume.visitedSize);
@@ -552,11 +554,25 @@ export async function exploreDistributed<S, A>(model: Model<S, A>, options: Dist
         const res = results[b]!;
         const map = res.kindNames.map(slotOf);
         let vi = 0;
+        // Transition violations in generation order with the candidates (as parallel.ts).
+        let ti = 0;
+        const transitionsUpTo = (pos: number, k: number): boolean => {
+          for (; ti < res.transitions.length; ti++) {
+            const x = res.transitions[ti]!;
+            if (x.pos > pos || (x.pos === pos && x.k > k)) return false;
+            if (record(x.vs, level + 1, levelStart + x.pos, x.hi, x.lo, x.k) && stopAtFirst) {
+              stopAt = { b, pos: x.pos, k: x.k };
+              return true;
+            }
+          }
+          return false;
+        };
         for (let c = 0, j = 0; j < res.cand.length; c++, j += CAND_WORDS) {
           const pos = res.cand[j]!;
           const k = res.cand[j + 1]!;
           const hi = res.cand[j + 2]!;
           const lo = res.cand[j + 3]!;
+          if (transitionsUpTo(pos, k)) break merge;
           while (vi < res.violations.length && res.violations[vi]!.c < c) vi++;
           if (!visited.insert(hi, lo)) continue;
           fresh.push(hi >>> 0, lo >>> 0);
@@ -569,6 +585,7 @@ export async function exploreDistributed<S, A>(model: Model<S, A>, options: Dist
             break merge;
           }
         }
+        if (transitionsUpTo(Infinity, 0)) break merge;
       }
       // Successors generated (and fired per kind): all of the level, or, at
       // a violation, those the single-thread BFS generated before stopping.
@@ -787,9 +804,10 @@ export async function serveWorker(o: WorkerOptions): Promise<void> {
         bytes: res.bytes,
         offsets: res.offsets,
         violations: res.violations,
+        transitions: res.transitions,
         kindNames: res.kindNames,
         fired: firedByKind,
-        ...(res.violations.length > 0 ? { counts: res.counts, kinds: res.kinds } : {}),
+        ...(res.violations.length > 0 || res.transitions.length > 0 ? { counts: res.counts, kinds: res.kinds } : {}),
       };
       const blob = serialize(out);
       if (o.delayMs) {

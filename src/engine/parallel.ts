@@ -131,8 +131,8 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
   let outcome: Outcome | undefined;
   let memoryLimit: string | undefined;
 
-  const record = (vs: readonly Violation[], level: number, index: number, hi: number, lo: number): boolean =>
-    recordViolations(found, remaining, vs, { level, index, hi: hi >>> 0, lo: lo >>> 0 });
+  const record = (vs: readonly Violation[], level: number, index: number, hi: number, lo: number, action?: number): boolean =>
+    recordViolations(found, remaining, vs, { level, index, hi: hi >>> 0, lo: lo >>> 0, ...(action !== undefined ? { action } : {}) });
 
   if (resume) {
     visited = VisitedSet.fromKeys(resume.keys, resume.visitedSize, true);
@@ -299,6 +299,11 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
         const scanPrefix = (): void => {
           while (prefix < needed && results[prefix] !== undefined) {
             const r = results[prefix]!;
+            // A transition violation always counts (it needs no ownership).
+            if (r.transitions.length > 0) {
+              needed = prefix + 1;
+              return;
+            }
             for (const v of r.violations) {
               const j = v.c * CAND_WORDS;
               if (table.rankOf(r.cand[j + 2]!, r.cand[j + 3]!) === r.cand[j]! + 1) {
@@ -404,11 +409,27 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
         const r = results[b]!;
         const map = r.kindNames.map(slotOf);
         let vi = 0;
+        // Transition violations, in generation order with the candidates: the
+        // one of a transition comes before the state check of its successor.
+        let ti = 0;
+        const transitionsUpTo = (pos: number, k: number): boolean => {
+          for (; ti < r.transitions.length; ti++) {
+            const x = r.transitions[ti]!;
+            if (x.pos > pos || (x.pos === pos && x.k > k)) return false;
+            if (record(x.vs, level + 1, levelStart + x.pos, x.hi, x.lo, x.k) && stopAtFirst) {
+              stopAt = { b, pos: x.pos, k: x.k };
+              count(b);
+              return true;
+            }
+          }
+          return false;
+        };
         for (let c = 0, j = 0; j < r.cand.length; c++, j += CAND_WORDS) {
           const pos = r.cand[j]!;
           const k = r.cand[j + 1]!;
           const hi = r.cand[j + 2]!;
           const lo = r.cand[j + 3]!;
+          if (transitionsUpTo(pos, k)) break merge;
           while (vi < r.violations.length && r.violations[vi]!.c < c) vi++;
           if (!table.take(hi, lo, pos + 1)) continue;
           if (!visited.insert(hi, lo)) throw new Error('parallel explorer: a level-table owner was already visited');
@@ -422,6 +443,7 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
             break merge;
           }
         }
+        if (transitionsUpTo(Infinity, 0)) break merge;
         // The batch is merged: count it and let it go, so that the level's
         // results and the next frontier are not both held whole.
         count(b);
