@@ -183,8 +183,10 @@ const EXACT: Allow = { links: true };
  *     the range may have the new protection (and fewer writable PTEs), with
  *     whatever links their successful merges gave them; a page outside may
  *     only gain an anon_vma that a page of the range had (a neighbour merged
- *     by dup_anon_vma). A failed merge itself leaves its VMAs' links as they
- *     were (vma_merge_existing_range's abort path unlinks the duplicate).
+ *     by dup_anon_vma). When no page has the new protection nothing
+ *     succeeded and nothing may differ: a failed merge leaves its VMAs'
+ *     links as they were (vma_merge_existing_range's abort path unlinks the
+ *     duplicate dup_anon_vma made).
  *   - mremap (mremap_to unmaps the MREMAP_FIXED target, and shrinks the
  *     source, before the move can fail; move_vma's failure moves the page
  *     tables back and unmaps the new VMA): the target and the cut-off tail
@@ -193,7 +195,7 @@ const EXACT: Allow = { links: true };
  *     neighbours, the unfaulted source among them, is not undone); PTEs and
  *     contents are as they were.
  */
-function failureAllowance(before: State, op: SyscallOp): (mm: Id, page: number) => Allow {
+function failureAllowance(before: State, op: SyscallOp, after: State): (mm: Id, page: number) => Allow {
   const mine = (mm: Id): boolean => mm === op.proc;
   /** anon_vmas of the pages [from, to) of op.proc before: a neighbour merged with them may have gained one. */
   const linkedBefore = (from: number, to: number): Set<Id> => {
@@ -217,6 +219,16 @@ function failureAllowance(before: State, op: SyscallOp): (mm: Id, page: number) 
       return (mm) => (mine(mm) ? allow : EXACT);
     }
     case 'mprotect': {
+      // Only a partial success (some page of the range has the new
+      // protection) may have changed links; a failure at the first VMA
+      // leaves them all as they were.
+      const am = after.mms[op.proc];
+      let partial = false;
+      for (let page = op.addr; page < op.addr + op.len && am !== undefined; page++) {
+        const v = am.vmas.map((id) => after.vmas[id]!).find((x) => x.start <= page && page < x.end);
+        if (v !== undefined && (v.flags & VM_ACCESS_FLAGS) === op.prot) partial = true;
+      }
+      if (!partial) return () => EXACT;
       const set = linkedBefore(op.addr, op.addr + op.len);
       const inside: Allow = { links: (_page, b, a) => (a.flags & VM_ACCESS_FLAGS) === op.prot || gains(set)(_page, b, a), prot: op.prot, wrprotect: true };
       const outside: Allow = { links: gains(set) };
@@ -254,7 +266,7 @@ export const failureAtomic: Property<State, Op> = {
     for (let id = 0; id < Math.max(before.nextId.mm, after.nextId.mm); id++) {
       if ((before.mms[id] === undefined) !== (after.mms[id] === undefined)) out.push(`${head} but P${id} ${after.mms[id] === undefined ? 'is gone' : 'appeared'}`);
     }
-    const diffs = diffPages(before, after, () => false, failureAllowance(before, op));
+    const diffs = diffPages(before, after, () => false, failureAllowance(before, op, after));
     for (const d of diffs) out.push(`${head} but changed P${d.mm} page ${d.page}: ${d.what}`);
     return out;
   },

@@ -180,19 +180,26 @@ export function copy_present_pte(c: Ctx, dstVmaId: Id, srcVmaId: Id, page: numbe
     set_pte_at(c, dst.mm, page, { folio: pte.folio, sub: pte.sub, writable: pte.writable });
     return 0;
   }
-  if (c.k.folio_try_dup_anon_rmap_pte(c, pte.folio, pte.sub, srcVmaId) === EBUSY) {
-    // copy_present_page: the child gets an immediate private copy.
-    const f = c.k.folio_alloc(c, 1);
-    if (f === NIL) return ENOMEM;
-    copy_user_page(c, f, pte.folio, pte.sub);
-    c.k.folio_add_new_anon_rmap(c, f, dstVmaId, page, true);
-    set_pte_at(c, dst.mm, page, { folio: f, sub: 0, writable: (dst.flags & VM_WRITE) !== 0 });
-    return 0;
-  }
+  if (c.k.folio_try_dup_anon_rmap_pte(c, pte.folio, pte.sub, srcVmaId) === EBUSY) return c.k.copy_present_page(c, dstVmaId, page, pte.folio, pte.sub);
   if ((folio(c, pte.folio).exclusive & (1 << pte.sub)) !== 0) warn(c, 'copy_present_ptes: page still PageAnonExclusive after dup');
   // ptep_set_wrprotect on the parent's PTE, then the child's read-only copy.
   set_pte_at(c, src.mm, page, { folio: pte.folio, sub: pte.sub, writable: false });
   set_pte_at(c, dst.mm, page, { folio: pte.folio, sub: pte.sub, writable: false });
+  return 0;
+}
+
+/**
+ * copy_present_page (memory.c; §2.7): a possibly pinned exclusive page is not
+ * shared with the child, which gets an immediate private copy of it
+ * (copy_user_highpage), mapped exclusively.
+ */
+export function copy_present_page(c: Ctx, dstVmaId: Id, page: number, srcFolio: Id, sub: number): number {
+  const dst = vmaR(c, dstVmaId);
+  const f = c.k.folio_alloc(c, 1);
+  if (f === NIL) return ENOMEM;
+  copy_user_page(c, f, srcFolio, sub);
+  c.k.folio_add_new_anon_rmap(c, f, dstVmaId, page, true);
+  set_pte_at(c, dst.mm, page, { folio: f, sub: 0, writable: (dst.flags & VM_WRITE) !== 0 });
   return 0;
 }
 
