@@ -56,6 +56,9 @@ describe('ALL_PROPERTIES', () => {
       ['lock-discipline', 'always'],
       ['no-leak', 'end'],
       ['kernel-asserts', 'always'],
+      ['user-view', 'quiescent'],
+      ['failure-atomic', 'transition'],
+      ['range-exact', 'transition'],
     ]);
     for (const p of ALL_PROPERTIES) {
       expect(p.description.length).toBeGreaterThan(10);

@@ -21,6 +21,7 @@ import { userView } from '../properties/user.ts';
 import { BUG_CORPUS } from '../models/variants/corpus/index.ts';
 import { renderState } from '../src/report/text.ts';
 import { stateToJson } from '../src/report/json.ts';
+import { traceDot } from '../src/report/dot.ts';
 import { toyModel } from './toy-model.ts';
 import { runCli } from './run-cli.ts';
 
@@ -63,6 +64,18 @@ describe('user-view', () => {
     const r = await runCli(['run', '--model', 'uv1-fork-copy-no-data', 'P0 mmap 0 1; P0 fault 0 w; P0 pin 0; P0 fork']);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('user-view: P1 page 0: expected v1, reads zeros');
+  });
+
+  it('pictures mark the page red with what it should read and what it reads', () => {
+    const m = model({ procs: 2, ops: ['mmap', 'fault', 'pin', 'fork'] }, 'uv1-fork-copy-no-data');
+    const texts = splitOps('P0 mmap 0 1; P0 fault 0 w; P0 pin 0; P0 fork');
+    const { states } = run(texts.join(';'), m);
+    const vs = checkProperties(m, states.at(-1)!).filter((v) => v.property === 'user-view');
+    const dot = traceDot(states.map((state, i) => ({ text: i === 0 ? '' : texts[i - 1]!, state })), vs).at(-1)!;
+    expect(dot).toContain('VIOLATED user-view: P1 page 0: expected v1, reads zeros');
+    expect(dot).toMatch(/PORT="p0" BGCOLOR="[^"]+"><B>F\d+ w<BR\/><FONT POINT-SIZE="8">expected v1, reads zeros<\/FONT><\/B>/);
+    // The parent's page shows its content.
+    expect(dot).toMatch(/<TD PORT="p0">F\d+ w v1<\/TD>/);
   });
 
   it('content ids are names: the order of writes does not matter, who shares a content does', () => {
