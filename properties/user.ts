@@ -3,7 +3,7 @@
 // (models/mm/user.ts, Mm.user).
 import type { Property } from '../src/engine/model.ts';
 import { kernelRead } from '../models/mm/user.ts';
-import { USER_SWAPPED, USER_ZERO, type Mm, type State } from '../models/mm/state.ts';
+import { USER_SWAPPED, USER_ZERO, ZERO_PAGE, type Mm, type State } from '../models/mm/state.ts';
 import { stateView } from './view.ts';
 
 /** A page's content in a violation: unmapped, zeros, swapped out, or a content id (vN). */
@@ -23,20 +23,32 @@ export interface UserMismatch {
   actual: number | undefined;
 }
 
+const NONE: UserMismatch[] = [];
+
 /** The pages where what mm's process reads differs from what the syscalls it made promise. */
 export function userMismatches(s: State): UserMismatch[] {
-  const out: UserMismatch[] = [];
+  let out: UserMismatch[] | undefined;
   for (const m of stateView(s).mms) {
-    let hi = m.user.length;
-    for (const id of m.vmas) hi = Math.max(hi, s.vmas[id]?.end ?? 0);
-    for (let page = 0; page < hi; page++) {
-      const expected = m.user[page];
-      const actual = kernelRead(s, m, page);
-      const ok = expected === USER_SWAPPED ? actual !== undefined : expected === actual;
-      if (!ok) out.push({ mm: m, page, expected, actual });
+    // Pages in VMAs, in order (the VMAs are sorted and disjoint), then the reference's pages past them.
+    const user = m.user;
+    let page = 0;
+    for (const id of m.vmas) {
+      const v = s.vmas[id]!;
+      for (; page < v.start; page++) if (user[page] !== undefined) (out ??= []).push({ mm: m, page, expected: user[page], actual: undefined });
+      for (; page < v.end; page++) {
+        const expected = user[page];
+        if (expected === undefined) {
+          (out ??= []).push({ mm: m, page, expected, actual: kernelRead(s, m, page) });
+          continue;
+        }
+        const pte = m.ptes[page];
+        const actual = pte === undefined || pte.folio === ZERO_PAGE ? USER_ZERO : (s.folios[pte.folio]?.data[pte.sub] ?? NaN);
+        if (expected !== actual && expected !== USER_SWAPPED) (out ??= []).push({ mm: m, page, expected, actual });
+      }
     }
+    for (; page < user.length; page++) if (user[page] !== undefined) (out ??= []).push({ mm: m, page, expected: user[page], actual: undefined });
   }
-  return out;
+  return out ?? NONE;
 }
 
 export const userView: Property<State> = {

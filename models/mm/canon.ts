@@ -71,12 +71,15 @@ function shape(s: State, m: Mm): void {
   }
   shapePut(m.hasPinned ? 1 : 0);
   // The reference view by kind only (unmapped, zero, swapped, a content): content ids are names.
+  // (Entries only: an array's length counts holes a delete left.)
   const user = m.user;
-  shapePut(user.length);
   for (let page = 0; page < user.length; page++) {
     const x = user[page];
-    shapePut(x === undefined ? -2 : x > USER_ZERO ? 1 : x === USER_SWAPPED && readsZero(m.ptes[page]) ? USER_ZERO : x);
+    if (x === undefined) continue;
+    shapePut(page);
+    shapePut(x > USER_ZERO ? 1 : x === USER_SWAPPED && readsZero(m.ptes[page]) ? USER_ZERO : x);
   }
+  shapePut(-1);
   const t = s.threads[m.id];
   if (t !== undefined) {
     shapePut(hashString(t.pc));
