@@ -106,7 +106,7 @@ describe('copy-on-write transitions agree with immer on the whole state', () => 
   // reference view and the contents (issue 13), along failures and SIGSEGV.
   it('result, user view and folio contents', () => {
     setAutoFreeze(false);
-    const m = createMmModel({ bounds: { procs: 2, pages: 8, enomem: 2 } });
+    const m = createMmModel({ bounds: { procs: 3, pages: 8, enomem: 2 } });
     const traces = [
       'P0 mmap 0 3; P0 fault 0 w; P0 fork; P1 fault 0 w; P0 pin 0; P0 fork enomem=1; P0 mremap 0 2 4 2 maymove,fixed,dontunmap; P1 fault 7 w',
       'P0 mmap 0 2; P0 fault 1 w enomem=3; P0 fault 1 w; P0 mprotect 1 1 r enomem=1; P0 munmap 0 1; P0 exit',
