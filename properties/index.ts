@@ -1,6 +1,7 @@
 // Every property of the anon rmap model, in a stable order (DESIGN.md §4).
 // no-deadlock needs the model's transition relation: the model replaces it
-// at lock granularity (properties/deadlock.ts). failure-atomic is not built.
+// at lock granularity (properties/deadlock.ts). failure-atomic and range-exact
+// are transition properties (properties/transitions.ts).
 import type { Property } from '../src/engine/model.ts';
 import type { State } from '../models/mm/state.ts';
 import { closeNeverRemoved, forkReuseRule, kernelAsserts, relocateExclusive } from './asserts.ts';
@@ -17,6 +18,8 @@ import { exclusiveMeansSingle, mapcountExact, pgoffLinear, rmapCoverage } from '
 import { noLeak, noUseAfterFree } from './lifetime.ts';
 import { lockDiscipline, walkerSeesEveryMapping } from './locking.ts';
 import { noDeadlock } from './deadlock.ts';
+import { userView } from './user.ts';
+import { failureAtomic, rangeExact } from './transitions.ts';
 
 export const ALL_PROPERTIES: Property<State>[] = [
   rmapCoverage,
@@ -39,6 +42,9 @@ export const ALL_PROPERTIES: Property<State>[] = [
   lockDiscipline,
   noLeak,
   kernelAsserts,
+  userView,
+  failureAtomic,
+  rangeExact,
 ];
 
 export function propertyById(id: string): Property<State> | undefined {

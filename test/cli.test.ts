@@ -65,7 +65,7 @@ describe('models and properties', () => {
     for (const p of ps) {
       expect(p.description.length).toBeGreaterThan(0);
       expect(p.rule.length).toBeGreaterThan(0);
-      expect(['always', 'quiescent', 'end']).toContain(p.when);
+      expect(['always', 'quiescent', 'end', 'transition']).toContain(p.when);
     }
     expectBadInput(await mmcheck('properties', '--model', 'no-such-model'), /no-such-model/);
   });
@@ -332,7 +332,7 @@ describe('reports (what run, replay and the store print)', () => {
       ['A2', 'A0', 'A0', false],
     ]);
     expect(j.anonVmas[0]).toMatchObject({ refcount: 2, numChildren: 2, numActiveVmas: 1, tree: ['P0:0-4', 'P2:2-6'] });
-    expect(j.folios).toEqual([{ id: 'F1', anonVma: 'A0', index: 1, mapcount: 1, exclusive: true, pinned: false, nrPages: 1 }]);
+    expect(j.folios).toEqual([{ id: 'F1', anonVma: 'A0', index: 1, mapcount: 1, exclusive: true, pinned: false, nrPages: 1, data: ['zeros'] }]);
     expect(j.violations).toEqual([{ property: 'rmap-coverage', detail: 'd' }]);
   });
 

@@ -56,6 +56,9 @@ describe('ALL_PROPERTIES', () => {
       ['lock-discipline', 'always'],
       ['no-leak', 'end'],
       ['kernel-asserts', 'always'],
+      ['user-view', 'quiescent'],
+      ['failure-atomic', 'transition'],
+      ['range-exact', 'transition'],
     ]);
     for (const p of ALL_PROPERTIES) {
       expect(p.description.length).toBeGreaterThan(10);
@@ -465,7 +468,7 @@ describe('no-use-after-free', () => {
 
   it('holds for an unmapped folio whose stale mapping points to a freed anon_vma', () => {
     const { s, R } = workedExample(7);
-    s.folios[5] = { id: 5, anonVma: 1, index: 0, nrPages: 1, mapcount: 0, exclusive: 0, pinned: true, locked: NIL };
+    s.folios[5] = { id: 5, anonVma: 1, index: 0, nrPages: 1, mapcount: 0, exclusive: 0, pinned: true, locked: NIL, data: [0] };
     expect(s.anonVmas[1]!.freed).toBe(true);
     expect(check('no-use-after-free', s)).toEqual([]);
     expect(s.anonVmas[R]!.freed).toBe(false);

@@ -109,7 +109,7 @@ describe('DOT pictures', () => {
     expect(line(d, 'folio_1 [')).toContain('color="#d11f1f"');
     expect(line(d, 'av_1 [')).toContain('color="#d11f1f"');
     expect(d).toMatch(/<TD PORT="v2" [^>]*COLOR="#d11f1f"/);
-    expect(d).toMatch(/<TD PORT="p3" BGCOLOR="#ffd9d9"><B>F1 w<\/B><\/TD>/); // F1 keeps its name after F0 was freed
+    expect(d).toMatch(/<TD PORT="p3" BGCOLOR="#ffd9d9"><B>F1 w v\d+<\/B><\/TD>/); // F1 keeps its name after F0 was freed (and shows what was written)
     expect(line(d, 'mm_1:p3:s -> folio_1')).toContain('color="#d11f1f"');
     expect(line(d, 'graph [label="P1 (forked from')).toContain('color="#d11f1f"'); // P1 keeps its name after P0's exit
     expect(line(d, 'av_0 [')).not.toContain('#d11f1f');

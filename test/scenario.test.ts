@@ -19,7 +19,7 @@ describe('ScenarioBuilder', () => {
     const f0 = b.folio();
     const s = b.build();
     expect([p0, p1, a0, v0, f0]).toEqual([0, 1, 0, 0, 0]);
-    expect(s.nextId).toEqual({ mm: 2, vma: 1, anonVma: 1, avc: 0, folio: 1, walker: 0 });
+    expect(s.nextId).toEqual({ mm: 2, vma: 1, anonVma: 1, avc: 0, folio: 1, walker: 0, content: 1 });
     expect(s.mms[p1]).toEqual({
       id: 1,
       parent: 0,
@@ -29,6 +29,7 @@ describe('ScenarioBuilder', () => {
       pageTableLock: NIL,
       ptl: NIL,
       hasPinned: false,
+      user: [],
     });
     expect(s.mms[p0]!.parent).toBe(NIL);
   });

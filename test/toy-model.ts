@@ -24,7 +24,23 @@ export interface ToyOptions {
   symmetric?: boolean;
   /** Attach the planted properties (default true). */
   properties?: boolean;
+  /** Also the planted transition property no-swap-1-2 (default false). */
+  transition?: boolean;
 }
+
+/**
+ * A planted transition property: swapping {1, 2} is a violation. Its
+ * successor is its own parent under the symmetric encoding, a state already
+ * visited: only a check of every generated transition finds it (depth 4).
+ */
+export const NO_SWAP_1_2: Property<Counters, ToyAction> = {
+  id: 'no-swap-1-2',
+  description: 'never swap 1 and 2',
+  rule: 'planted',
+  when: 'transition',
+  check: () => [],
+  checkTransition: (before, a) => (a.kind === 'swap' && lo(before) === 1 && hi(before) === 2 ? ['swapped 1 and 2'] : []),
+};
 
 const lo = (s: Counters): number => Math.min(s.a, s.b);
 const hi = (s: Counters): number => Math.max(s.a, s.b);
@@ -102,7 +118,7 @@ export function toyModel(options: ToyOptions = {}): Model<Counters, ToyAction> {
     actionKind: (a) => a.kind,
     isQuiescent: () => true,
     isFinal: (s) => s.a === max && s.b === max,
-    properties: options.properties === false ? [] : TOY_PROPERTIES,
+    properties: [...(options.properties === false ? [] : TOY_PROPERTIES), ...(options.transition ? [NO_SWAP_1_2] : [])],
     actionKinds: ['inc-a', 'inc-b', 'swap', 'reset'],
   };
 }

@@ -13,7 +13,7 @@ import { setAutoFreeze } from 'immer';
 import { explore, type ExploreResult } from '../src/engine/explorer.ts';
 import { replayTexts } from '../src/engine/replay.ts';
 import type { Model } from '../src/engine/model.ts';
-import { createMmModel, MutatedInputError, type Bounds, type MmModel } from '../models/mm/model.ts';
+import { applyOp, createMmModel, MutatedInputError, type Bounds, type MmModel } from '../models/mm/model.ts';
 import { encodeState } from '../models/mm/canon.ts';
 import { packMmState, unpackMmState } from '../models/mm/pack.ts';
 import { formatOp, opFromInts, opInts, parseOp, splitOps, type Op, type SyscallOp } from '../models/mm/ops.ts';
@@ -86,7 +86,7 @@ for (const e of BUG_CORPUS) {
 }
 
 /** Buggy corpus variants caught within CORPUS_LEVELS levels. */
-const BUGGY = new Set(['b3b-clone-enomem', 'seed000-cleanup-no-reset', 'relocate-children-only']);
+const BUGGY = new Set(['b3b-clone-enomem', 'seed000-cleanup-no-reset', 'relocate-children-only', 'uv1-fork-copy-no-data', 'uv2-merge-abort-keeps-dup']);
 
 describe('copy-on-write transitions agree with immer', () => {
   setAutoFreeze(true);
@@ -99,6 +99,28 @@ describe('copy-on-write transitions agree with immer', () => {
       if (BUGGY.has(c.variant ?? '')) expect(cow.violations.length).toBeGreaterThan(0);
     });
   }
+});
+
+describe('copy-on-write transitions agree with immer on the whole state', () => {
+  // Fields outside the canonical form too: the syscall's result, the
+  // reference view and the contents (issue 13), along failures and SIGSEGV.
+  it('result, user view and folio contents', () => {
+    setAutoFreeze(false);
+    const m = createMmModel({ bounds: { procs: 3, pages: 8, enomem: 2 } });
+    const traces = [
+      'P0 mmap 0 3; P0 fault 0 w; P0 fork; P1 fault 0 w; P0 pin 0; P0 fork enomem=1; P0 mremap 0 2 4 2 maymove,fixed,dontunmap; P1 fault 7 w',
+      'P0 mmap 0 2; P0 fault 1 w enomem=3; P0 fault 1 w; P0 mprotect 1 1 r enomem=1; P0 munmap 0 1; P0 exit',
+    ];
+    for (const t of traces) {
+      let [a, b] = [m.initial(), m.initial()];
+      for (const text of splitOps(t)) {
+        const op = m.parseAction(a, text);
+        a = applyOp(m.kernel, a, op as SyscallOp, 'immer');
+        b = applyOp(m.kernel, b, op as SyscallOp, 'cow');
+        expect(b).toEqual(a);
+      }
+    }
+  });
 });
 
 describe('the compact pack', () => {

@@ -1,5 +1,5 @@
 // Canonical encoding of a state (DESIGN.md §5): ids of mms, VMAs, AVCs,
-// anon_vmas and folios are renamed in a fixed traversal order, so states
+// anon_vmas, folios and memory contents are renamed in a fixed traversal order, so states
 // that differ only in allocation order encode alike; processes with the same
 // shape are ordered by that shape, so a permutation of interchangeable
 // processes encodes alike too. Every modelled field is encoded, so states
@@ -11,7 +11,7 @@
 // counter: ids come only from those counters), not with for-in, which costs
 // ten times more on integer keys.
 import { opInts, type SyscallOp } from './ops.ts';
-import { forEachThread, NIL, threadKey, WALKER_BASE, ZERO_PAGE, type Id, type LockClass, type Mm, type State, type Thread, type Vma } from './state.ts';
+import { forEachThread, NIL, threadKey, USER_SWAPPED, USER_ZERO, WALKER_BASE, ZERO_PAGE, type Id, type LockClass, type Mm, type Pte, type State, type Thread, type Vma } from './state.ts';
 
 /** A deterministic 32-bit string hash (FNV-1a): stable across threads, unlike an intern table. */
 export function hashString(s: string): number {
@@ -39,6 +39,13 @@ function shapePut(x: number): void {
   shapes[shapesLen++] = x;
 }
 
+/**
+ * A page without a PTE or mapping the zero page. There a swapped-out page of
+ * the reference model reads as zeros would (the model keeps no swap, so a
+ * reclaimed page can only come back by a new fault): the two encode alike.
+ */
+const readsZero = (pte: Pte | undefined): boolean => pte === undefined || pte.folio === ZERO_PAGE;
+
 /** Append the id-free shape of a process, used to order interchangeable processes. */
 function shape(s: State, m: Mm): void {
   shapePut(m.vmas.length);
@@ -63,6 +70,16 @@ function shape(s: State, m: Mm): void {
     shapePut(f === undefined ? -1 : f.index);
   }
   shapePut(m.hasPinned ? 1 : 0);
+  // The reference view by kind only (unmapped, zero, swapped, a content): content ids are names.
+  // (Entries only: an array's length counts holes a delete left.)
+  const user = m.user;
+  for (let page = 0; page < user.length; page++) {
+    const x = user[page];
+    if (x === undefined) continue;
+    shapePut(page);
+    shapePut(x > USER_ZERO ? 1 : x === USER_SWAPPED && readsZero(m.ptes[page]) ? USER_ZERO : x);
+  }
+  shapePut(-1);
   const t = s.threads[threadKey(m.id)];
   if (t !== undefined) {
     shapePut(hashString(t.pc));
@@ -159,6 +176,10 @@ const avOrder: Id[] = [];
 const folioIdx = new IdIndex();
 const folioOrder: Id[] = [];
 const detached: Vma[] = [];
+/** Content ids by first appearance: in the processes' reference views, then in mapped folio pages. */
+const contentIdx = new IdIndex();
+/** Per folio id, a mask of its pages some PTE maps: the contents of the others cannot be read back and are not encoded. */
+let mappedSubs = new Int32Array(64);
 let out = new Int32Array(1024);
 let len = 0;
 
@@ -184,6 +205,13 @@ function nameFolio(id: Id): void {
     folioOrder.push(id);
   }
 }
+
+function nameContent(x: number | undefined): void {
+  if (x !== undefined && x > USER_ZERO && !contentIdx.has(x)) contentIdx.set(x, contentIdx.size + 1);
+}
+
+/** A content value canonically: zero and swapped as they are, a content id by its name. */
+const contentRef = (x: number): number => (x > USER_ZERO ? (contentIdx.get(x) ?? -3) : x);
 
 const ref = (map: IdIndex, id: Id): number => (id < 0 ? id : (map.get(id) ?? -3));
 /** Walker thread ids in id order (their canonical names are 1000 + position). */
@@ -284,8 +312,15 @@ function encodeInto(s: State): number {
   folioIdx.reset(next.folio);
   folioOrder.length = 0;
   detached.length = 0;
+  contentIdx.reset(next.content);
+  if (mappedSubs.length < next.folio) mappedSubs = new Int32Array(Math.max(next.folio, mappedSubs.length * 2));
+  mappedSubs.fill(0, 0, next.folio);
   len = 0;
   for (let i = 0; i < mmOrder.length; i++) mmIdx.set(mmOrder[i]!, i);
+  for (const mmId of mmOrder) {
+    const user = s.mms[mmId]!.user;
+    for (let page = 0; page < user.length; page++) nameContent(user[page]);
+  }
   // Traversal: processes in canonical order, their VMAs by address, each
   // VMA's chain in list order, then PTEs by page.
   for (const mmId of mmOrder) {
@@ -302,7 +337,11 @@ function encodeInto(s: State): number {
     const ptes = m.ptes;
     for (let page = 0; page < ptes.length; page++) {
       const pte = ptes[page];
-      if (pte !== undefined) nameFolio(pte.folio);
+      if (pte === undefined) continue;
+      nameFolio(pte.folio);
+      if (pte.folio < 0) continue;
+      mappedSubs[pte.folio] = mappedSubs[pte.folio]! | (1 << pte.sub);
+      nameContent(s.folios[pte.folio]?.data[pte.sub]);
     }
   }
   // What threads in flight refer to (a walker's folio may be mapped nowhere any more).
@@ -393,6 +432,18 @@ function encodeInto(s: State): number {
       n++;
     }
     out[nAt] = n;
+    const uAt = len;
+    put(0);
+    let u = 0;
+    const user = m.user;
+    for (let page = 0; page < user.length; page++) {
+      const x = user[page];
+      if (x === undefined) continue;
+      put(page);
+      put(x === USER_SWAPPED && readsZero(ptes[page]) ? USER_ZERO : contentRef(x));
+      u++;
+    }
+    out[uAt] = u;
   }
   // Detached VMAs, by canonical index.
   put(detached.length);
@@ -442,6 +493,8 @@ function encodeInto(s: State): number {
     put(f.exclusive);
     put(f.pinned ? 1 : 0);
     put(thread(f.locked));
+    const mapped = mappedSubs[id]!;
+    for (let sub = 0; sub < f.nrPages; sub++) put((mapped & (1 << sub)) !== 0 ? contentRef(f.data[sub] ?? USER_ZERO) : USER_ZERO);
   }
   putThreads();
   return len;

@@ -17,7 +17,8 @@
 // type is readonly (a VMA's chain, an anon_vma's tree, a page table, a lock
 // state) are shared: the kernel functions replace them and never write into
 // them, which the compiler enforces; a page table is written only through
-// set_pte_at (ctx.ts), which copies it first.
+// set_pte_at (ctx.ts), which copies it first; a folio's data and an mm's
+// user view are replaced whole (user.ts).
 import type { AnonVma, Avc, Budgets, Folio, HeldLock, Id, Mm, State, Thread, Vma } from './state.ts';
 
 /** Every key of T, the optional ones too: a literal of this type must name them all. */
@@ -33,6 +34,7 @@ export function copyMm(m: Mm): Mm {
     pageTableLock: m.pageTableLock,
     ptl: m.ptl,
     hasPinned: m.hasPinned,
+    user: m.user,
   } satisfies All<Mm>;
 }
 
@@ -87,6 +89,7 @@ export function copyFolio(f: Folio): Folio {
     exclusive: f.exclusive,
     pinned: f.pinned,
     locked: f.locked,
+    data: f.data,
   } satisfies All<Folio>;
 }
 
@@ -126,11 +129,13 @@ export function cowState(p: State): State {
     anonVmas: p.anonVmas,
     avcs: p.avcs,
     folios: p.folios,
-    nextId: { mm: p.nextId.mm, vma: p.nextId.vma, anonVma: p.nextId.anonVma, avc: p.nextId.avc, folio: p.nextId.folio, walker: p.nextId.walker },
+    nextId: { mm: p.nextId.mm, vma: p.nextId.vma, anonVma: p.nextId.anonVma, avc: p.nextId.avc, folio: p.nextId.folio, walker: p.nextId.walker, content: p.nextId.content },
     budgets: budgets(p.budgets),
     threads: p.threads,
     warnings: p.warnings.slice(),
     uaf: p.uaf.slice(),
+    // A transition starts with no syscall completed in it.
+    result: undefined,
   } satisfies All<State>;
 }
 

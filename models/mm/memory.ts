@@ -3,8 +3,9 @@
 import { allocOk, folio, insert, remove, mm, mmR, peek, pte_clear, pteR, set_pte_at, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { folio_trylock, folio_unlock, mmap_read_lock, mmap_read_unlock, pte_lock, pte_unlock } from './locks.ts';
 import { EBUSY, ENOMEM } from './rmap.ts';
-import { NIL, VM_READ, VM_WRITE, ZERO_PAGE, walkerHolds, type Id } from './state.ts';
+import { NIL, USER_ZERO, VM_READ, VM_WRITE, ZERO_PAGE, walkerHolds, type Id } from './state.ts';
 import { vma_lookup } from './vma.ts';
+import { copy_user_page } from './user.ts';
 
 export const VM_FAULT_OOM = -1;
 /** Pages of the large folio a fault may allocate with --large-folios (an order-1 mTHP). */
@@ -15,7 +16,7 @@ export const VM_FAULT_SIGSEGV = -2;
 export function folio_alloc(c: Ctx, nrPages = 1): Id {
   if (!allocOk(c, 'folio')) return NIL;
   const id = c.s.nextId.folio++;
-  insert(c, 'folios', id, { id, anonVma: NIL, index: 0, nrPages, mapcount: 0, exclusive: 0, pinned: false, locked: NIL });
+  insert(c, 'folios', id, { id, anonVma: NIL, index: 0, nrPages, mapcount: 0, exclusive: 0, pinned: false, locked: NIL, data: new Array<number>(nrPages).fill(USER_ZERO) });
   return id;
 }
 
@@ -98,6 +99,8 @@ export function wp_page_copy(c: Ctx, vmaId: Id, page: number, unshare: boolean):
     remove(c, 'folios', f);
     return 0;
   }
+  // __wp_page_copy_user: the new page starts as a copy of the old (zeros for the zero page).
+  copy_user_page(c, f, old.folio, old.sub);
   c.k.folio_add_new_anon_rmap(c, f, vmaId, page, true);
   set_pte_at(c, v.mm, page, { folio: f, sub: 0, writable: !unshare && (v.flags & VM_WRITE) !== 0 });
   if (old.folio !== ZERO_PAGE) {
@@ -177,18 +180,26 @@ export function copy_present_pte(c: Ctx, dstVmaId: Id, srcVmaId: Id, page: numbe
     set_pte_at(c, dst.mm, page, { folio: pte.folio, sub: pte.sub, writable: pte.writable });
     return 0;
   }
-  if (c.k.folio_try_dup_anon_rmap_pte(c, pte.folio, pte.sub, srcVmaId) === EBUSY) {
-    // copy_present_page: the child gets an immediate private copy.
-    const f = c.k.folio_alloc(c, 1);
-    if (f === NIL) return ENOMEM;
-    c.k.folio_add_new_anon_rmap(c, f, dstVmaId, page, true);
-    set_pte_at(c, dst.mm, page, { folio: f, sub: 0, writable: (dst.flags & VM_WRITE) !== 0 });
-    return 0;
-  }
+  if (c.k.folio_try_dup_anon_rmap_pte(c, pte.folio, pte.sub, srcVmaId) === EBUSY) return c.k.copy_present_page(c, dstVmaId, page, pte.folio, pte.sub);
   if ((folio(c, pte.folio).exclusive & (1 << pte.sub)) !== 0) warn(c, 'copy_present_ptes: page still PageAnonExclusive after dup');
   // ptep_set_wrprotect on the parent's PTE, then the child's read-only copy.
   set_pte_at(c, src.mm, page, { folio: pte.folio, sub: pte.sub, writable: false });
   set_pte_at(c, dst.mm, page, { folio: pte.folio, sub: pte.sub, writable: false });
+  return 0;
+}
+
+/**
+ * copy_present_page (memory.c; §2.7): a possibly pinned exclusive page is not
+ * shared with the child, which gets an immediate private copy of it
+ * (copy_user_highpage), mapped exclusively.
+ */
+export function copy_present_page(c: Ctx, dstVmaId: Id, page: number, srcFolio: Id, sub: number): number {
+  const dst = vmaR(c, dstVmaId);
+  const f = c.k.folio_alloc(c, 1);
+  if (f === NIL) return ENOMEM;
+  copy_user_page(c, f, srcFolio, sub);
+  c.k.folio_add_new_anon_rmap(c, f, dstVmaId, page, true);
+  set_pte_at(c, dst.mm, page, { folio: f, sub: 0, writable: (dst.flags & VM_WRITE) !== 0 });
   return 0;
 }
 
@@ -226,10 +237,18 @@ export function zap_pte_range(c: Ctx, vmaId: Id, start: number, end: number): vo
   for (const f of freed) if (c.s.folios[f] !== undefined) folio_put_last(c, f);
 }
 
-/** unmap_vmas (memory.c; §5): zap every PTE of the given VMAs. */
-export function unmap_vmas(c: Ctx, vmaIds: readonly Id[]): void {
-  for (const id of vmaIds) c.k.zap_pte_range(c, id, vmaR(c, id).start, vmaR(c, id).end);
+/**
+ * unmap_vmas / unmap_single_vma (memory.c; §5): zap the PTEs of each given
+ * VMA within [start, end) only (each VMA's range clipped to it): munmap
+ * passes its own range, exit_mmap everything. (The digest's §5 says "every
+ * detached VMA"; the kernel clips, which matters when a split went wrong.)
+ */
+export function unmap_vmas(c: Ctx, vmaIds: readonly Id[], start: number, end: number): void {
+  for (const id of vmaIds) c.k.zap_pte_range(c, id, start, end);
 }
+
+/** The end of the address space, for exit_mmap's unmap_vmas over everything (ULONG_MAX). */
+export const USER_END = Number.MAX_SAFE_INTEGER;
 
 /** free_pgtables (memory.c; §5): unlink_anon_vmas for each VMA (PTEs are already zapped). */
 export function free_pgtables(c: Ctx, vmaIds: readonly Id[]): void {

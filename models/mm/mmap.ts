@@ -5,11 +5,12 @@ import { mmap_read_lock, mmap_read_unlock, mmap_write_downgrade, mmap_write_lock
 import { ENOMEM } from './rmap.ts';
 import { NIL, RECORD, freeLock, type Id } from './state.ts';
 import { lock_point } from './sched.ts';
+import { USER_END } from './memory.ts';
 import { find_vma, vma_attach, vma_detach, vma_next_from, vma_prev_of, vmg_state } from './vma.ts';
 
 /** mm_alloc for a new process; the caller picks the id (the next free process slot). */
 export function mm_alloc(c: Ctx, id: Id, parent: Id): Id {
-  insert(c, 'mms', id, { id, parent, vmas: [], ptes: [], mmapLock: freeLock(), pageTableLock: NIL, ptl: NIL, hasPinned: false });
+  insert(c, 'mms', id, { id, parent, vmas: [], ptes: [], mmapLock: freeLock(), pageTableLock: NIL, ptl: NIL, hasPinned: false, user: [] });
   if (c.s.nextId.mm <= id) c.s.nextId.mm = id + 1;
   return id;
 }
@@ -137,7 +138,7 @@ export function dup_mmap_vmas(c: Ctx, childId: Id, parentId: Id, vmas: Id[], fro
 export function exit_mmap(c: Ctx, mmId: Id): void {
   mmap_read_lock(c, mmId);
   const vmas = [...mmVmas(c, mmId)];
-  c.k.unmap_vmas(c, vmas);
+  c.k.unmap_vmas(c, vmas, 0, USER_END);
   mmap_read_unlock(c, mmId);
   lock_point(c, 'exit_mmap_free', { mms: [mmId], vmas });
   c.k.exit_mmap_free(c, mmId, vmas);
@@ -189,9 +190,9 @@ export function do_vmi_munmap(c: Ctx, mmId: Id, start: number, len: number, unlo
   // vms_complete_munmap_vmas: the point of no return.
   if (unlock) {
     mmap_write_downgrade(c, mmId);
-    lock_point(c, 'unmap_vmas', { vmas: detached });
+    lock_point(c, 'unmap_vmas', { vmas: detached, nums: [start, end] });
   }
-  return c.k.vms_clear_ptes(c, mmId, detached, unlock);
+  return c.k.vms_clear_ptes(c, mmId, detached, unlock, start, end);
 }
 
 /**
@@ -200,8 +201,8 @@ export function do_vmi_munmap(c: Ctx, mmId: Id, start: number, len: number, unlo
  * free them. At lock granularity (the munmap syscall, downgraded to the
  * read lock) each part starts a step.
  */
-export function vms_clear_ptes(c: Ctx, mmId: Id, detached: Id[], unlock: boolean): number {
-  c.k.unmap_vmas(c, detached);
+export function vms_clear_ptes(c: Ctx, mmId: Id, detached: Id[], unlock: boolean, start: number, end: number): number {
+  c.k.unmap_vmas(c, detached, start, end);
   if (unlock) lock_point(c, 'free_pgtables', { vmas: detached });
   return c.k.vms_free_vmas(c, mmId, detached, unlock);
 }

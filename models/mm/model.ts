@@ -91,6 +91,8 @@ function transition(mode: Transitions, s: State, kernel: Kernel, thread: number,
   const next = inDrafts(() =>
     produce(s, (draft) => {
       c = makeCtx(draft, kernel, thread, failAt);
+      // A transition starts with no syscall completed in it (as cowState).
+      if (draft.result !== undefined) draft.result = undefined;
       body(c);
     }),
   );

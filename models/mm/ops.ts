@@ -11,7 +11,7 @@
 // Any operation may end in `enomem=K`: the K-th allocation of that syscall
 // fails with ENOMEM (an injected failure, counted against the budget).
 import { ParseError } from '../../src/engine/model.ts';
-import { VM_EXEC, VM_NOMERGE, VM_READ, VM_SPECIAL, VM_WRITE, WALKER_BASE, type Id, type WalkerKind } from './state.ts';
+import { SIGSEGV, VM_EXEC, VM_NOMERGE, VM_READ, VM_SPECIAL, VM_WRITE, WALKER_BASE, type Id, type WalkerKind } from './state.ts';
 import type { MremapFlags } from './mremap.ts';
 
 export type SyscallOp =
@@ -339,4 +339,13 @@ export function traceExtent(trace: readonly string[]): TraceExtent {
     if (op.kind === 'exit') alive--;
   }
   return e;
+}
+
+const ERRNO_NAMES: Record<number, string> = { [-12]: 'ENOMEM', [-14]: 'EFAULT', [-16]: 'EBUSY', [-22]: 'EINVAL' };
+
+/** A syscall's result as the user sees it: 0, -ENOMEM, ..., or SIGSEGV for a fault the kernel answers with the signal. */
+export function formatResult(ret: number): string {
+  if (ret === SIGSEGV) return 'SIGSEGV';
+  const name = ERRNO_NAMES[ret];
+  return name !== undefined ? `-${name}` : String(ret);
 }

@@ -11,7 +11,7 @@
 // the wrong order.
 import type { All } from './cow.ts';
 import { opFromInts, opInts } from './ops.ts';
-import { forEachThread, threadKey, type AnonVma, type Avc, type Folio, type HeldLock, type Id, type LockClass, type LockState, type Mm, type Pte, type State, type Thread, type Vma, type WalkerKind } from './state.ts';
+import { forEachThread, threadKey, type AnonVma, type Avc, type Folio, type HeldLock, type Id, type LockClass, type LockState, type Mm, type Pte, type State, type SyscallResult, type Thread, type Vma, type WalkerKind } from './state.ts';
 
 // ---------------------------------------------------------------------------
 // Writing.
@@ -68,10 +68,24 @@ function table<T>(t: Record<Id, T>, bound: number, f: (x: T) => void): void {
   }
 }
 
+/** A sparse array of numbers (holes skipped): its entry count, then page and value of each. */
+function sparse(a: readonly (number | undefined)[]): void {
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== undefined) n++;
+  int(n);
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    if (x === undefined) continue;
+    int(i);
+    int(x);
+  }
+}
+
 function writeMm(m: Mm): void {
   int(m.id);
   int(m.parent);
   ints(m.vmas);
+  sparse(m.user);
   const ptes = m.ptes;
   let n = 0;
   for (let page = 0; page < ptes.length; page++) if (ptes[page] !== undefined) n++;
@@ -142,6 +156,7 @@ function writeFolio(f: Folio): void {
   int(f.exclusive);
   bool(f.pinned);
   int(f.locked);
+  ints(f.data);
 }
 
 function writeThread(t: Thread): void {
@@ -195,12 +210,19 @@ function packInto(s: State): number {
   int(n.avc);
   int(n.folio);
   int(n.walker);
+  int(n.content);
   int(s.budgets.enomem);
   int(s.budgets.walkers ?? -1);
   int(s.warnings.length);
   for (const w of s.warnings) str(w);
   int(s.uaf.length);
   for (const u of s.uaf) str(u);
+  if (s.result === undefined) int(0);
+  else {
+    int(1);
+    int(s.result.proc);
+    int(s.result.ret);
+  }
   table(s.mms, n.mm, writeMm);
   table(s.vmas, n.vma, writeVma);
   table(s.anonVmas, n.anonVma, writeAnonVma);
@@ -259,17 +281,27 @@ function rtable<T extends { id: Id }>(read: () => T, key: (id: Id) => number = (
   return out;
 }
 
+function rsparse(): number[] {
+  const out: number[] = [];
+  for (let n = rint(); n > 0; n--) {
+    const i = rint();
+    out[i] = rint();
+  }
+  return out;
+}
+
 function readMm(): Mm {
   const id = rint();
   const parent = rint();
   const vmas = rints();
+  const user = rsparse();
   const ptes: (Pte | undefined)[] = [];
   const n = rint();
   for (let i = 0; i < n; i++) {
     const page = rint();
     ptes[page] = { folio: rint(), sub: rint(), writable: rbool() } satisfies All<Pte>;
   }
-  return { id, parent, vmas, ptes, mmapLock: rlock(), pageTableLock: rint(), ptl: rint(), hasPinned: rbool() } satisfies All<Mm>;
+  return { id, parent, vmas, ptes, mmapLock: rlock(), pageTableLock: rint(), ptl: rint(), hasPinned: rbool(), user } satisfies All<Mm>;
 }
 
 const readVma = (): Vma =>
@@ -324,6 +356,7 @@ const readFolio = (): Folio =>
     exclusive: rint(),
     pinned: rbool(),
     locked: rint(),
+    data: rints(),
   }) satisfies All<Folio>;
 
 function readHeld(): HeldLock[] {
@@ -362,13 +395,14 @@ const readThread = (): Thread =>
 export function unpackMmState(bytes: Uint8Array): State {
   src = bytes;
   at = 0;
-  const nextId = { mm: rint(), vma: rint(), anonVma: rint(), avc: rint(), folio: rint(), walker: rint() } satisfies All<State['nextId']>;
+  const nextId = { mm: rint(), vma: rint(), anonVma: rint(), avc: rint(), folio: rint(), walker: rint(), content: rint() } satisfies All<State['nextId']>;
   const enomem = rint();
   const walkers = rint();
   const warnings: string[] = [];
   for (let i = rint(); i > 0; i--) warnings.push(rstr());
   const uaf: string[] = [];
   for (let i = rint(); i > 0; i--) uaf.push(rstr());
+  const result = rint() === 0 ? undefined : ({ proc: rint(), ret: rint() } satisfies All<SyscallResult>);
   const s = {
     mms: rtable(readMm),
     vmas: rtable(readVma),
@@ -380,6 +414,7 @@ export function unpackMmState(bytes: Uint8Array): State {
     threads: rtable(readThread, threadKey),
     warnings,
     uaf,
+    result,
   } satisfies All<State>;
   if (at !== bytes.length) throw new Error(`unpackMmState: ${bytes.length - at} bytes left over (pack and unpack disagree)`);
   return s;

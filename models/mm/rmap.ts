@@ -1,6 +1,7 @@
 // mm/rmap.c and the anon_vma helpers of mm/internal.h: anon_vma lifetime,
 // anon_vma_chain links, clone/fork/unlink, folio rmap accounting and the
 // anonymous rmap walk. Digest §1.3-§1.5 and §2.1-§2.13.
+import { user_page_swapped } from './user.ts';
 import { allocOk, av, insert, remove, avR, avc, avcR, folio, mm, mmR, peek, pte_clear, pteR, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import {
   anon_vma_assert_tree_locked,
@@ -488,6 +489,7 @@ export function try_to_unmap_one(c: Ctx, folioId: Id, vmaId: Id): number {
   for (const at of found) {
     pte_clear(c, mmId, at);
     c.k.folio_remove_rmap_pte(c, folioId);
+    user_page_swapped(c, mmId, at);
   }
   pte_unlock(c, mmId);
   return found.length;

@@ -14,6 +14,7 @@
 //
 // Nothing here checks consistency: a test may build a broken state on purpose.
 import { i6Counters, type Counters } from '../../properties/counters.ts';
+import { kernelRead } from './user.ts';
 import {
   NIL,
   VM_EXEC,
@@ -21,6 +22,7 @@ import {
   VM_READ,
   VM_SPECIAL,
   VM_WRITE,
+  USER_ZERO,
   ZERO_PAGE,
   emptyState,
   freeLock,
@@ -90,6 +92,8 @@ export interface FolioOpts {
   pinned?: boolean;
   /** Folio lock holder; default NIL. */
   locked?: Id;
+  /** Content id per page; default zero-filled. */
+  data?: number[];
 }
 
 export interface PteOpts {
@@ -133,6 +137,7 @@ export class ScenarioBuilder {
       mmapLock: freeLock(),
       pageTableLock: NIL,
       ptl: NIL,
+      user: [],
       hasPinned: opts.hasPinned ?? false,
     };
     return id;
@@ -231,6 +236,7 @@ export class ScenarioBuilder {
       exclusive,
       pinned: opts.pinned ?? false,
       locked: opts.locked ?? NIL,
+      data: opts.data ?? new Array<number>(nrPages).fill(USER_ZERO),
     };
     return id;
   }
@@ -323,8 +329,42 @@ export class ScenarioBuilder {
   }
 
   /** A deep copy of the state; the builder can go on. */
+  /** Processes whose reference view a test set with user(). */
+  private userSet = new Set<Id>();
+
+  /** Set what the reference model says process mmId reads at page (undefined: unmapped); see models/mm/user.ts. */
+  user(mmId: Id, page: number, value: number | undefined): this {
+    const m = this.s.mms[mmId]!;
+    const user = m.user.slice();
+    if (value === undefined) delete user[page];
+    else user[page] = value;
+    m.user = user;
+    this.userSet.add(mmId);
+    return this;
+  }
+
+  /**
+   * The state. A process whose reference view was not set with user() gets
+   * the view its page tables give (what it reads now), so that a state built
+   * for another property holds user-view.
+   */
   build(): State {
-    return structuredClone(this.s);
+    const s = structuredClone(this.s);
+    for (const key in s.mms) {
+      const m = s.mms[key]!;
+      if (this.userSet.has(m.id)) continue;
+      const user: number[] = [];
+      for (const id of m.vmas) {
+        const v = s.vmas[id];
+        if (v === undefined) continue;
+        for (let p = v.start; p < v.end; p++) {
+          const x = kernelRead(s, m, p);
+          if (x !== undefined && !Number.isNaN(x)) user[p] = x;
+        }
+      }
+      m.user = user;
+    }
+    return s;
   }
 
   private mmOf(id: Id) {

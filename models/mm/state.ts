@@ -55,6 +55,13 @@ export interface Mm {
   ptl: Id;
   /** MMF_HAS_PINNED: some page of this mm was ever FOLL_PIN'ed (§1.1). */
   hasPinned: boolean;
+  /**
+   * Not kernel state: the reference model of what this process reads at
+   * each page by the POSIX meaning of the syscalls it made (models/mm/user.ts):
+   * a hole where nothing is mapped, USER_ZERO, a content id, or
+   * USER_SWAPPED. The user-view property compares it with the page tables.
+   */
+  user: readonly (number | undefined)[];
 }
 
 export interface Vma {
@@ -122,7 +129,36 @@ export interface Folio {
   pinned: boolean;
   /** The folio lock holder (thread id) or NIL. */
   locked: Id;
+  /**
+   * The memory contents, one content id per page (USER_ZERO: zero-filled).
+   * Written by a user store after a write fault (user.ts) and copied by
+   * wp_page_copy / copy_present_page; replaced as a whole, never in place.
+   */
+  data: readonly number[];
 }
+
+/** A page that reads as zeros (a new anonymous page, the zero page). */
+export const USER_ZERO = 0;
+/**
+ * A page of the reference model whose content the kernel model cannot show:
+ * reclaim unmapped it (swap is not modelled), so any content, or zeros,
+ * may be read back; only its being mapped is checked.
+ */
+export const USER_SWAPPED = -1;
+
+/**
+ * The outcome of the syscall that completed in the transition that made a
+ * state (not part of the canonical form: two states that differ only in it
+ * are one state). 0, -errno, or SIGSEGV for a fault the kernel answers with
+ * the signal. Transition properties and traces read it.
+ */
+export interface SyscallResult {
+  proc: Id;
+  ret: number;
+}
+
+/** A fault outside every VMA or without the access right: the kernel sends SIGSEGV (do_user_addr_fault's bad_area). */
+export const SIGSEGV = -1000;
 
 /**
  * Prefixes of s.warnings entries that are not kernel asserts but records a
@@ -213,7 +249,7 @@ export interface State {
   avcs: Record<Id, Avc>;
   folios: Record<Id, Folio>;
   /** Next free id per table; not part of the canonical form. */
-  nextId: { mm: Id; vma: Id; anonVma: Id; avc: Id; folio: Id; walker: Id };
+  nextId: { mm: Id; vma: Id; anonVma: Id; avc: Id; folio: Id; walker: Id; content: Id };
   budgets: Budgets;
   /** Threads in flight at lock granularity, by threadKey of their id (empty at syscall granularity). */
   threads: Record<number, Thread>;
@@ -221,6 +257,8 @@ export interface State {
   warnings: string[];
   /** Accesses to freed anon_vmas made by a kernel path (a use-after-free), in order. */
   uaf: string[];
+  /** The syscall that completed in the transition that made this state, if one did (not canonical). */
+  result: SyscallResult | undefined;
 }
 
 export function emptyState(budgets: Budgets = { enomem: 0 }): State {
@@ -230,11 +268,12 @@ export function emptyState(budgets: Budgets = { enomem: 0 }): State {
     anonVmas: {},
     avcs: {},
     folios: {},
-    nextId: { mm: 0, vma: 0, anonVma: 0, avc: 0, folio: 0, walker: 0 },
+    nextId: { mm: 0, vma: 0, anonVma: 0, avc: 0, folio: 0, walker: 0, content: 1 },
     budgets,
     threads: {},
     warnings: [],
     uaf: [],
+    result: undefined,
   };
 }
 

@@ -2,9 +2,22 @@
 // entry point it names. In syscall granularity each runs all its steps at once.
 import type { Ctx } from './ctx.ts';
 import { mmapFlags, type SyscallOp } from './ops.ts';
+import { syscallResult, user_syscall_done } from './user.ts';
 
-/** Run one syscall on the draft state; returns the syscall's result (0 or -errno). */
+/**
+ * Run one syscall on the draft state; returns the syscall's result (0,
+ * -errno, or SIGSEGV for a fault), recorded on the state with its meaning
+ * to the user (user.ts). At lock granularity a syscall that stops at a lock
+ * point does not return here: its last step records it (threads.ts).
+ */
 export function runSyscall(c: Ctx, op: SyscallOp): number {
+  const ret = syscallResult(op, kernelEntry(c, op));
+  user_syscall_done(c, op, ret);
+  return ret;
+}
+
+/** The kernel entry point an operation names. */
+function kernelEntry(c: Ctx, op: SyscallOp): number {
   switch (op.kind) {
     case 'mmap':
       return c.k.do_mmap(c, op.proc, op.addr, op.len, mmapFlags(op), op.close);

@@ -22,24 +22,31 @@ import { restoreMove } from './mremap.ts';
 import { threadName, type SyscallOp } from './ops.ts';
 import { ISSUED, SUSPEND, emptyThread, type Step } from './sched.ts';
 import { runSyscall } from './syscalls.ts';
+import { syscallResult, user_point_of_no_return, user_syscall_done } from './user.ts';
+import { ENOMEM } from './rmap.ts';
 import { forEachThread, NIL, RECORD, threadKey, type Id, type State, type Thread } from './state.ts';
 import { WALKER_STEPS } from './walkers.ts';
 
 // ---------------------------------------------------------------------------
 // Syscall continuations: resume after a lock point.
 
+/** The syscall's last step: its result, recorded with its meaning to the user (user.ts). */
+function finish(c: Ctx, t: Thread, ret: number): boolean {
+  user_syscall_done(c, t.op!, syscallResult(t.op!, ret));
+  return true;
+}
+
 /** do_mremap's end after move_vma: the mmap write lock is dropped. */
 function mremapTail(c: Ctx, t: Thread, moved: { err: number; newVma: Id }, vrm: ReturnType<typeof restoreMove>['vrm']): boolean {
-  c.k.move_vma_finish(c, vrm, moved);
+  const ret = c.k.move_vma_finish(c, vrm, moved);
   mmap_write_unlock(c, t.proc);
-  return true;
+  return finish(c, t, ret);
 }
 
 /** dup_mm's end after dup_mmap's loop. */
 function forkTail(c: Ctx, t: Thread, ret: number): boolean {
   const [child, parent] = t.mms as [Id, Id];
-  c.k.dup_mm_finish(c, child, c.k.dup_mmap_finish(c, child, parent, ret));
-  return true;
+  return finish(c, t, c.k.dup_mm_finish(c, child, c.k.dup_mmap_finish(c, child, parent, ret)));
 }
 
 const SYSCALL_STEPS: Record<string, Step> = {
@@ -74,17 +81,17 @@ const SYSCALL_STEPS: Record<string, Step> = {
     return forkTail(c, t, ret);
   },
   unmap_vmas: (c, t) => {
-    c.k.vms_clear_ptes(c, t.proc, [...t.vmas], true);
-    return true;
+    c.k.vms_clear_ptes(c, t.proc, [...t.vmas], true, t.nums[0]!, t.nums[1]!);
+    return finish(c, t, 0);
   },
   exit_mmap_free: (c, t) => {
     // exit(2), or the teardown of a failed fork's child: nothing follows exit_mmap in either.
     c.k.exit_mmap_free(c, t.mms[0]!, [...t.vmas]);
-    return true;
+    return finish(c, t, t.op!.kind === 'fork' ? ENOMEM : 0);
   },
   free_pgtables: (c, t) => {
     c.k.vms_free_vmas(c, t.proc, [...t.vmas], true);
-    return true;
+    return finish(c, t, 0);
   },
 };
 
@@ -119,11 +126,13 @@ export function runThreadStep(c: Ctx, tid: Id): void {
   c.allocs = t.allocs;
   c.failAt = t.failAt;
   let finished: boolean;
+  const first = t.pc === ISSUED;
   try {
     finished = stepOf(t)(c, t);
   } catch (e) {
     if (e !== SUSPEND) throw e;
     finished = false;
+    if (first && t.op !== undefined) user_point_of_no_return(c, t.op);
   }
   if (finished) {
     if (t.held.length > 0) warn(c, `${RECORD.lockdep} ${threadName(t.id)} ended holding ${t.held.map((h) => lockName(h.cls, h.id)).join(', ')}`);

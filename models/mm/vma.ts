@@ -173,7 +173,16 @@ export function vmg_state(c: Ctx, mmId: Id, prev: Id, middle: Id, start: number,
 // ---------------------------------------------------------------------------
 // Mergeability (§3.1)
 
-/** is_mergeable_vma (vma.c; §3.1): the candidate has the proposed flags (no sticky flags are modelled). */
+/**
+ * is_mergeable_vma (vma.c; §3.1): the candidate has the proposed flags (no
+ * sticky flags are modelled). The 7.x kernel also compares mempolicy,
+ * vm_file, the userfaultfd ctx and anon_vma_name, which the model does not
+ * have (all VMAs are anonymous, unnamed, without policy or uffd: equal). It
+ * does not compare vm_ops: a ->close only keeps the VMA from being removed
+ * (can_merge_remove_vma; the check left is_mergeable_vma in 6.x), so a VMA
+ * with ->close merges with a plain one as the kernel's tools/testing/vma
+ * test_vma_merge_with_close shows (test/model-merge.test.ts mirrors it).
+ */
 export function is_mergeable_vma(c: Ctx, g: Vmg, mergeNext: boolean): boolean {
   const cand = vmaR(c, mergeNext ? g.next : g.prev);
   return cand.flags === g.flags;

@@ -6,6 +6,7 @@ import { b3bCloneEnomemBuggy, b3bCloneEnomemFixed } from './corpus/b3b-clone-eno
 import { b5aMremapNoRmapLocks } from './corpus/b5a-mremap-no-rmap-locks.ts';
 import { b8ePutRootFirst } from './corpus/b8e-put-root-first.ts';
 import { seed000CleanupNoReset } from './corpus/seed000-cleanup-no-reset.ts';
+import { uv1ForkCopyNoData, uv2MergeAbortKeepsDup } from './corpus/uv-contents.ts';
 import { relocateChildrenOnly, relocateRfcV2, relocateV3 } from './relocate/relocate-anon.ts';
 
 for (const v of [
@@ -19,6 +20,8 @@ for (const v of [
   b5aMremapNoRmapLocks,
   b8ePutRootFirst,
   seed000CleanupNoReset,
+  uv1ForkCopyNoData,
+  uv2MergeAbortKeepsDup,
   relocateRfcV2,
   relocateChildrenOnly,
   relocateV3,

@@ -1,8 +1,9 @@
 // `mmcheck replay`: re-execute a stored violation and confirm it.
-import { checkProperties, ParseError } from '../engine/model.ts';
+import { traceViolations, ParseError } from '../engine/model.ts';
 import { replayTexts } from '../engine/explorer.ts';
 import { DEFAULT_BOUNDS } from '../../models/mm/model.ts';
 import type { State } from '../../models/mm/state.ts';
+import type { Op } from '../../models/mm/ops.ts';
 import { openStore, type RunRow } from '../store/db.ts';
 import { stateToJson } from '../report/json.ts';
 import { renderDiff, renderState } from '../report/text.ts';
@@ -57,14 +58,15 @@ export async function cmdReplay(idText: string, o: ReplayOptions): Promise<numbe
   const texts = v.trace === '' ? [] : v.trace.split('\n');
   const model = await modelOfRun(run, id, undefined, texts);
   let states: State[];
+  let actions: Op[];
   try {
-    states = replayTexts(model, model.initial(), texts).states;
+    ({ states, actions } = replayTexts(model, model.initial(), texts));
   } catch (e) {
     if (e instanceof ParseError)
       throw new ResultError(`violation ${id} (${v.property}) no longer reproduces: its trace does not replay: ${e.message} (the model changed since run ${run.id})`, EXIT.internal);
     throw e;
   }
-  const perState = states.map((s) => checkProperties(model, s));
+  const perState = traceViolations(model, states, actions);
   const final = states[states.length - 1]!;
   const finalViolations = perState[perState.length - 1]!;
   const reproduced = finalViolations.some((x) => x.property === v.property);

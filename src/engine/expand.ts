@@ -7,7 +7,7 @@
 // table shows that a state of smaller rank already reached it: such a
 // successor can never be the one recorded. The main thread picks the owners
 // after the level (src/engine/parallel.ts).
-import { checkProperties, scratchEncoder, searchModel, type Model, type Violation } from './model.ts';
+import { checkProperties, checkTransition, scratchEncoder, searchModel, type Model, type Violation } from './model.ts';
 import { fingerprintInto } from './hash.ts';
 import { containsKey } from './visited.ts';
 import { FULL, LevelTable } from './leveltable.ts';
@@ -68,6 +68,20 @@ export interface ExpandResult {
   offsets: Uint32Array;
   /** Candidates that violate a property: candidate number and checkProperties' output. */
   violations: { c: number; vs: Violation[] }[];
+  /**
+   * Transitions that violate a transition property, in generation order: the
+   * parent's level position, the action index, the successor's fingerprint
+   * (it may have been visited already) and checkTransition's output.
+   */
+  transitions: TransitionViolation[];
+}
+
+export interface TransitionViolation {
+  pos: number;
+  k: number;
+  hi: number;
+  lo: number;
+  vs: Violation[];
 }
 
 /** Per-thread memory of one model: the action kinds seen, numbered in a stable order. */
@@ -103,6 +117,7 @@ export function expandBatch<S, A>(ctx: ExpandContext<S, A>, task: ExpandTask): E
   let nc = 0;
   const packed = new PackedList();
   const violations: { c: number; vs: Violation[] }[] = [];
+  const transitions: TransitionViolation[] = [];
   const fp = new Uint32Array(2);
   // Fingerprints this batch sent from the current parent (a parent can reach one state by two actions).
   const sentHi: number[] = [];
@@ -116,6 +131,7 @@ export function expandBatch<S, A>(ctx: ExpandContext<S, A>, task: ExpandTask): E
     bytes: new Uint8Array(0),
     offsets: new Uint32Array(1),
     violations: [],
+    transitions: [],
   });
 
   for (let i = 0; i < n; i++) {
@@ -139,6 +155,8 @@ export function expandBatch<S, A>(ctx: ExpandContext<S, A>, task: ExpandTask): E
       fingerprintInto(ctx.encode(t), fp);
       const hi = fp[0]!;
       const lo = fp[1]!;
+      const tv = checkTransition(model, s, a, t, only);
+      if (tv.length > 0) transitions.push({ pos, k, hi, lo, vs: [...tv] });
       if (containsKey(visited, hi, lo)) continue;
       const before = table.offer(hi, lo, rank);
       if (before === FULL) return fullResult();
@@ -173,6 +191,7 @@ export function expandBatch<S, A>(ctx: ExpandContext<S, A>, task: ExpandTask): E
     bytes: p.bytes,
     offsets: p.offsets,
     violations,
+    transitions,
   };
 }
 

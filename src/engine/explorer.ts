@@ -10,7 +10,7 @@
 // range: the parent index of frontier[i] is levelStart + i, and no per-state
 // index array is needed.
 
-import { checkProperties, ParseError, scratchEncoder, searchModel, type Model } from './model.ts';
+import { checkProperties, checkTransition, ParseError, scratchEncoder, searchModel, type Model } from './model.ts';
 import { fingerprintHex, fingerprintInto } from './hash.ts';
 import { VisitedSet } from './visited.ts';
 import { ParentLinks } from './parents.ts';
@@ -113,7 +113,11 @@ export interface Found {
   property: string;
   details: string[];
   level: number;
+  /** The violating state's index; for a transition property, the index of the state before. */
   index: number;
+  /** A transition property: the action's position in the actions of state `index`. */
+  action?: number;
+  /** The fingerprint of the violating state (for a transition, of the state after). */
   hi: number;
   lo: number;
 }
@@ -154,6 +158,12 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
   const record = (s: S, level: number, index: number, hi: number, lo: number): boolean => {
     if (remaining && remaining.size === 0) return false;
     return recordViolations(found, remaining, checkProperties(inner, s, remaining), { level, index, hi, lo });
+  };
+  // Transition properties: every generated transition, new successor or not.
+  const recordTransition = (s: S, a: A, t: S, level: number, index: number, action: number, hi: number, lo: number): boolean => {
+    if (remaining && remaining.size === 0) return false;
+    const vs = checkTransition(inner, s, a, t, remaining);
+    return vs.length > 0 && recordViolations(found, remaining, vs, { level, index, action, hi, lo });
   };
 
   fingerprintInto(model.encode(root), fp);
@@ -231,6 +241,10 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
           break search;
         }
         fingerprintInto(encode(t), fp);
+        if (recordTransition(s, a, t, level + 1, parent, k, fp[0]!, fp[1]!) && stopAtFirst) {
+          outcome = 'violation';
+          break search;
+        }
         if (!visited.insert(fp[0]!, fp[1]!)) continue;
         produced[slot]!++;
         const index = links.push(parent, k);
@@ -306,8 +320,13 @@ export function searchResult<S, A>(e: SearchEnd<S, A>): ExploreResult<A, S> {
 /** Rebuild a violation's trace by replaying its parent links from the root. */
 export function buildRecord<S, A>(model: Model<S, A>, root: S, links: ParentLinks, f: Found, fromPrefix: number): ViolationRecord<A, S> {
   const indices = links.path(f.index);
+  if (f.action !== undefined) indices.push(f.action);
   const { states, actions } = replay(model, root, indices);
   const state = states[states.length - 1]!;
+  // A transition violation is re-checked under the reference transitions: the trace must show it.
+  if (f.action !== undefined && !checkTransition(model, states[states.length - 2]!, actions[actions.length - 1]!, state).some((v) => v.property === f.property)) {
+    throw new Error(`model "${model.name}": replaying the trace of transition property ${f.property} does not violate it (the search and reference transitions disagree)`);
+  }
   const fingerprint = fingerprintHex(f.hi, f.lo);
   // The replay must land on the recorded state; if not, the model is not a
   // pure function of (state, action) and no trace it produces can be trusted.

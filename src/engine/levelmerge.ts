@@ -37,8 +37,8 @@ export interface MergeInto {
   remaining: Set<string> | undefined;
   counters: KindCounters;
   stopAtFirst: boolean;
-  /** Record a state's violations; true when something new was recorded. */
-  record(vs: readonly Violation[], level: number, index: number, hi: number, lo: number): boolean;
+  /** Record a state's violations, or a transition's (action given); true when something new was recorded. */
+  record(vs: readonly Violation[], level: number, index: number, hi: number, lo: number, action?: number): boolean;
 }
 
 export class LevelMerge {
@@ -161,12 +161,29 @@ export class LevelMerge {
     const map = r.kindNames.map((k) => counters.slotOf(k));
     this.sent += r.cand.length / CAND_WORDS;
     let stopAt: { pos: number; k: number } | undefined;
+    // Transition violations, in generation order with the candidates: a
+    // transition's comes before its successor's state check, as in the
+    // single-thread explorer. They need no ownership (the successor may be
+    // an old state); each is recorded against the state before it.
+    let ti = 0;
+    const transitionsUpTo = (pos: number, k: number): boolean => {
+      for (; ti < r.transitions.length; ti++) {
+        const x = r.transitions[ti]!;
+        if (x.pos > pos || (x.pos === pos && x.k > k)) return false;
+        if (this.into.record(x.vs, this.level + 1, this.levelStart + x.pos, x.hi, x.lo, x.k) && stopAtFirst) {
+          stopAt = { pos: x.pos, k: x.k };
+          return true;
+        }
+      }
+      return false;
+    };
     let vi = 0;
     for (let c = 0, j = 0; j < r.cand.length; c++, j += CAND_WORDS) {
       const pos = r.cand[j]!;
       const k = r.cand[j + 1]!;
       const hi = r.cand[j + 2]!;
       const lo = r.cand[j + 3]!;
+      if (transitionsUpTo(pos, k)) break;
       while (vi < r.violations.length && r.violations[vi]!.c < c) vi++;
       if (this.owns !== undefined ? !this.owns(hi, lo, pos) : !visited!.insert(hi, lo)) continue;
       counters.produced[map[r.cand[j + 4]!]!]!++;
@@ -179,6 +196,7 @@ export class LevelMerge {
         break;
       }
     }
+    if (stopAt === undefined) transitionsUpTo(Infinity, 0);
     // Successors generated (and fired per kind): all of the batch, or, at a
     // violation, those the single-thread BFS generated before stopping.
     const { fired } = counters;

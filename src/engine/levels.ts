@@ -21,7 +21,7 @@ import { checkProperties, ParseError, type Model, type Violation } from './model
 import { fingerprintInto } from './hash.ts';
 import { VisitedSet } from './visited.ts';
 import { ParentLinks } from './parents.ts';
-import type { ExpandResult } from './expand.ts';
+import type { ExpandResult, TransitionViolation } from './expand.ts';
 import { growthBytes, LevelMerge, type Owns } from './levelmerge.ts';
 import { packState, PackedList } from './pack.ts';
 import { searchResult, type ExploreOptions, type ExploreResult, type Found, type Outcome, type Progress } from './explorer.ts';
@@ -53,6 +53,8 @@ export interface LevelBatch {
   bytes: Uint8Array;
   offsets: Uint32Array;
   violations: { c: number; vs: Violation[] }[];
+  /** Transitions that violate a transition property, in generation order (ExpandResult's). */
+  transitions: TransitionViolation[];
   kindNames: string[];
   /** Successors generated per kind (index into kindNames). */
   fired: number[];
@@ -70,9 +72,10 @@ export function levelBatch(res: ExpandResult): LevelBatch {
     bytes: res.bytes,
     offsets: res.offsets,
     violations: res.violations,
+    transitions: res.transitions,
     kindNames: res.kindNames,
     fired,
-    ...(res.violations.length > 0 ? { counts: res.counts, kinds: res.kinds } : {}),
+    ...(res.violations.length > 0 || res.transitions.length > 0 ? { counts: res.counts, kinds: res.kinds } : {}),
   };
 }
 
@@ -221,8 +224,9 @@ export class LevelSearch<S, A> {
     }
   }
 
-  private record(vs: readonly Violation[], level: number, index: number, hi: number, lo: number): boolean {
-    return recordViolations(this.found, this.remaining, vs, { level, index, hi: hi >>> 0, lo: lo >>> 0 });
+  /** Record a state's violations, or a transition's (action: its position in the actions of state `index`). */
+  private record(vs: readonly Violation[], level: number, index: number, hi: number, lo: number, action?: number): boolean {
+    return recordViolations(this.found, this.remaining, vs, { level, index, hi: hi >>> 0, lo: lo >>> 0, ...(action !== undefined ? { action } : {}) });
   }
 
   private checkpointNow(): void {
@@ -313,7 +317,7 @@ export class LevelSearch<S, A> {
       remaining: this.remaining,
       counters,
       stopAtFirst: this.stopAtFirst,
-      record: (vs: readonly Violation[], level: number, index: number, hi: number, lo: number) => this.record(vs, level, index, hi, lo),
+      record: (vs: readonly Violation[], level: number, index: number, hi: number, lo: number, action?: number) => this.record(vs, level, index, hi, lo, action),
     };
     const view: LevelView = {
       level: 0,

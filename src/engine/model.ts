@@ -3,10 +3,15 @@
 // the next state, with a canonical encoding and named properties
 // (cf. Stateright's Model trait; docs/style.md).
 
-/** When a property is evaluated (DESIGN.md §4). */
-export type PropertyWhen = 'always' | 'quiescent' | 'end';
+/**
+ * When a property is evaluated (DESIGN.md §4). 'transition': on every
+ * generated transition (state before, action, state after), through
+ * checkTransition, also on those that lead to a state already visited.
+ */
+export type PropertyWhen = 'always' | 'quiescent' | 'end' | 'transition';
 
-export interface Property<S> {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a property list mixes state and transition properties of one model
+export interface Property<S, A = any> {
   /** Stable id used on the command line, in the database and in the bug corpus. */
   id: string;
   /** One line. */
@@ -16,6 +21,12 @@ export interface Property<S> {
   when: PropertyWhen;
   /** Pure: one readable detail line per violation, [] when the property holds. */
   check(s: S): string[];
+  /**
+   * A transition property (when 'transition'): pure, of the state before,
+   * the action and the state after (which carries the action's result, if
+   * the model records one). One detail line per violation.
+   */
+  checkTransition?(before: S, action: A, after: S): string[];
 }
 
 export interface Violation {
@@ -113,9 +124,44 @@ function evaluateProperties<S, A>(model: Model<S, A>, s: S, only?: ReadonlySet<s
   const final = quiescent && model.isFinal(s);
   for (const p of model.properties) {
     if (only && !only.has(p.id)) continue;
+    if (p.when === 'transition') continue;
     if (p.when === 'quiescent' && !quiescent) continue;
     if (p.when === 'end' && !final) continue;
     for (const detail of p.check(s)) out.push({ property: p.id, detail });
   }
   return out;
+}
+
+const NONE: readonly Violation[] = [];
+/** Per property list, its transition properties (most models have none: the check is then one lookup). */
+const transitionLists = new WeakMap<readonly Property<unknown>[], readonly Property<unknown>[]>();
+
+/**
+ * Evaluate the transition properties on one generated transition: the
+ * explorer calls it for every successor it generates, before looking the
+ * successor up in the visited set.
+ */
+export function checkTransition<S, A>(model: Model<S, A>, before: S, action: A, after: S, only?: ReadonlySet<string>): readonly Violation[] {
+  const all = model.properties as readonly Property<unknown>[];
+  let list = transitionLists.get(all);
+  if (list === undefined) transitionLists.set(all, (list = all.filter((p) => p.checkTransition !== undefined)));
+  if (list.length === 0) return NONE;
+  let out: Violation[] | undefined;
+  for (const p of list) {
+    if (only && !only.has(p.id)) continue;
+    for (const detail of p.checkTransition!(before, action, after)) (out ??= []).push({ property: p.id, detail });
+  }
+  return out ?? NONE;
+}
+
+/**
+ * The violations of each state of a replayed trace (states[i + 1] =
+ * next(states[i], actions[i])): the transition properties of the step that
+ * made it, then its state properties. For run, replay and shrinking.
+ */
+export function traceViolations<S, A>(model: Model<S, A>, states: readonly S[], actions: readonly A[], only?: ReadonlySet<string>): Violation[][] {
+  return states.map((s, i) => {
+    const vs = checkProperties(model, s, only);
+    return i === 0 ? vs : [...checkTransition(model, states[i - 1]!, actions[i - 1]!, s, only), ...vs];
+  });
 }

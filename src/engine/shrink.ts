@@ -13,7 +13,7 @@
 // accepted. A candidate is accepted only when it is smaller in the order
 // given by `size` (operations first), so the loop ends.
 
-import { checkProperties, type Model } from './model.ts';
+import { checkProperties, checkTransition, type Model } from './model.ts';
 import { stateFingerprint } from './replay.ts';
 
 export interface ShrinkOptions<S, A> {
@@ -54,13 +54,16 @@ export function testTrace<S, A>(model: Model<S, A>, root: S, property: string, t
   let d = at(s);
   if (d.length > 0) return { trace: [], state: s, details: d };
   for (let i = 0; i < trace.length; i++) {
+    const before = s;
+    let a: A;
     try {
-      s = model.next(s, model.parseAction(s, trace[i]!));
+      a = model.parseAction(s, trace[i]!);
+      s = model.next(s, a);
     } catch {
       // Does not parse, is not enabled here, or the model refuses it: not a trace of the model.
       return undefined;
     }
-    d = at(s);
+    d = [...checkTransition(model, before, a, s, only).map((v) => v.detail), ...at(s)];
     if (d.length > 0) return { trace: trace.slice(0, i + 1), state: s, details: d };
   }
   return undefined;

@@ -21,7 +21,7 @@
 
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { checkProperties, ParseError, searchModel, type Model } from './model.ts';
+import { checkProperties, checkTransition, ParseError, searchModel, type Model } from './model.ts';
 import { replayTexts, stateFingerprint } from './replay.ts';
 import { buildModel, type ModelSpec } from './spec.ts';
 
@@ -188,11 +188,13 @@ export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBat
       if (enabled.length === 0) break;
       const a = enabled[config?.weight ? pickWeighted(rand, s, enabled, config.weight) : pick(rand, enabled.length)]!;
       const t = model.next(s, a);
+      // Transition properties on every step, then the state properties of the state reached.
+      const tv = checkTransition(model, s, a, t, check);
       states.push(s);
       acts.push(a);
       s = t;
       n++;
-      const vs = checkProperties(model, t, check);
+      const vs = tv.length > 0 ? [...tv, ...checkProperties(model, t, check)] : checkProperties(model, t, check);
       if (vs.length === 0) continue;
       const trace = acts.map((x, k) => model.formatAction(states[k]!, x));
       const fingerprint = stateFingerprint(model, t);

@@ -11,7 +11,8 @@
 // P<mm>, V<vma>, A<anon_vma>, F<folio>, AVC<avc>), and display names are
 // those same ids, so a violated object is matched by its name directly.
 
-import { NIL, ZERO_PAGE, ptePages, threadOf, values, type AnonVma, type Avc, type Folio, type Id, type Mm, type State, type Vma } from '../../models/mm/state.ts';
+import { contentName } from '../../properties/user.ts';
+import { NIL, USER_ZERO, ZERO_PAGE, ptePages, threadOf, values, type AnonVma, type Avc, type Folio, type Id, type Mm, type State, type Vma } from '../../models/mm/state.ts';
 import { displayNames, mmAlive, protString, threadToJson, vmaMarks, type Names } from './json.ts';
 
 export interface PictureViolation {
@@ -78,12 +79,16 @@ export interface Violated {
   anonVmas: Set<Id>;
   folios: Set<Id>;
   avcs: Set<Id>;
+  /** Pages a user-view violation names ("P<id> page <n>: expected .., reads .."), as "mm:page". */
+  pages: Map<string, string>;
 }
 
 /** The objects the violation details name (P<id>, V<id>, A<id>, F<id>, AVC<id>, by model id). */
 export function violatedObjects(violations: readonly PictureViolation[]): Violated {
-  const out: Violated = { mms: new Set(), vmas: new Set(), anonVmas: new Set(), folios: new Set(), avcs: new Set() };
+  const out: Violated = { mms: new Set(), vmas: new Set(), anonVmas: new Set(), folios: new Set(), avcs: new Set(), pages: new Map() };
   for (const v of violations) {
+    const page = v.detail.match(/^P(\d+) page (\d+): expected (.+), reads (.+)$/);
+    if (page) out.pages.set(`${page[1]}:${page[2]}`, `expected ${page[3]}, reads ${page[4]}`);
     for (const m of v.detail.matchAll(/\b(AVC|[PVAF])(\d+)\b/g)) {
       const id = Number(m[2]);
       const table = { AVC: out.avcs, P: out.mms, V: out.vmas, A: out.anonVmas, F: out.folios }[m[1] as 'AVC' | 'P' | 'V' | 'A' | 'F'];
@@ -149,7 +154,7 @@ function folioChanged(before: State | null, f: Folio): boolean {
 
 /** Everything that changed from `before` to `after`, as a Violated set (to mark in red when a violation names nothing). */
 export function changedObjects(before: State, after: State): Violated {
-  const out: Violated = { mms: new Set(), vmas: new Set(), anonVmas: new Set(), folios: new Set(), avcs: new Set() };
+  const out: Violated = { mms: new Set(), vmas: new Set(), anonVmas: new Set(), folios: new Set(), avcs: new Set(), pages: new Map() };
   for (const v of values(after.vmas)) if (vmaChanged(before, v)) out.vmas.add(v.id);
   for (const a of values(after.anonVmas)) if (anonVmaChanged(before, a)) out.anonVmas.add(a.id);
   for (const f of values(after.folios)) if (folioChanged(before, f)) out.folios.add(f.id);
@@ -269,14 +274,20 @@ function mmLabel(c: Ctx, m: Mm, pages: number): HtmlLabel {
   const ptes: string[] = [cell('<B>ptes</B>', ' ALIGN="LEFT"')];
   for (let p = 0; p < pages; p++) {
     const pte = m.ptes[p];
+    // A page user-view names: red, with what the process should read and what it reads.
+    const userBad = bad.pages.get(`${m.id}:${p}`);
     if (!pte) {
-      ptes.push(cell('', ` PORT="${ptePort(p)}"`));
+      ptes.push(cell(userBad ? `<FONT POINT-SIZE="8">${h(userBad)}</FONT>` : '', ` PORT="${ptePort(p)}"${userBad ? ` BGCOLOR="${VIOLATED_FILL}"` : ''}`));
       continue;
     }
     const old = before?.mms[m.id]?.ptes[p];
     const isNew = before !== null && !same(old, pte);
-    const isBad = pte.folio >= 0 && bad.folios.has(pte.folio) && bad.mms.has(m.id);
-    const text = `${h(n.pteTarget(pte.folio))}${pte.sub !== 0 ? `+${pte.sub}` : ''}${pte.writable ? ' w' : ''}`;
+    const isBad = userBad !== undefined || (pte.folio >= 0 && bad.folios.has(pte.folio) && bad.mms.has(m.id));
+    // The page's content when something was written there (v<N>).
+    const data = pte.folio >= 0 ? s.folios[pte.folio]?.data[pte.sub] : undefined;
+    const text =
+      `${h(n.pteTarget(pte.folio))}${pte.sub !== 0 ? `+${pte.sub}` : ''}${pte.writable ? ' w' : ''}${data !== undefined && data !== USER_ZERO ? ` ${contentName(data)}` : ''}` +
+      (userBad ? `<BR/><FONT POINT-SIZE="8">${h(userBad)}</FONT>` : '');
     ptes.push(
       cell(
         isNew || isBad ? `<B>${text}</B>` : text,

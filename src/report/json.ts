@@ -20,7 +20,8 @@ import {
   type Vma,
   ptePages,
 } from '../../models/mm/state.ts';
-import { formatOp, threadName } from '../../models/mm/ops.ts';
+import { formatOp, formatResult, threadName } from '../../models/mm/ops.ts';
+import { contentName } from '../../properties/user.ts';
 import { lockName } from '../../models/mm/locks.ts';
 
 /** Display names of one state's objects. The one naming helper of src/report/. */
@@ -96,6 +97,8 @@ export interface StateJson {
     alive: boolean;
     vmas: VmaJson[];
     ptes: { page: number; folio: string; writable: boolean }[];
+    /** The reference model: what the process must read at each mapped page (zeros, v<N>, swapped-out content). */
+    expects: { page: number; content: string }[];
   }[];
   anonVmas: {
     id: string;
@@ -116,7 +119,11 @@ export interface StateJson {
     exclusive: boolean;
     pinned: boolean;
     nrPages: number;
+    /** Contents per page of the folio (zeros or v<N>). */
+    data: string[];
   }[];
+  /** The syscall that completed in the step that made this state, when it failed (SIGSEGV, -ENOMEM, ...). */
+  result?: { process: string; result: string };
   /** Threads in flight at lock granularity. */
   threads: ThreadJson[];
   warnings: string[];
@@ -173,6 +180,7 @@ export function stateToJson(s: State, violations: readonly Violation[] = []): St
           const p = m.ptes[page]!;
           return { page, folio: n.pteTarget(p.folio), writable: p.writable };
         }),
+        expects: m.user.flatMap((x, page) => (x === undefined ? [] : [{ page, content: contentName(x) }])),
       })),
     anonVmas: values(s.anonVmas)
       .sort((a, b) => a.id - b.id)
@@ -200,7 +208,9 @@ export function stateToJson(s: State, violations: readonly Violation[] = []): St
         exclusive: anyBit(f.exclusive),
         pinned: f.pinned,
         nrPages: f.nrPages,
+        data: f.data.map((x) => contentName(x)),
       })),
+    ...(s.result !== undefined && s.result.ret !== 0 ? { result: { process: n.mm(s.result.proc), result: formatResult(s.result.ret) } } : {}),
     threads: values(s.threads)
       .sort((a, b) => a.id - b.id)
       .map(threadToJson),

@@ -2,7 +2,9 @@
 // prints every step). Display names come from json.ts's displayNames, so the
 // text and the JSON of a state always agree.
 
-import { NIL, ptePages, values, type AnonVma, type Folio, type Id, type State, type Vma } from '../../models/mm/state.ts';
+import { contentName } from '../../properties/user.ts';
+import { formatResult } from '../../models/mm/ops.ts';
+import { NIL, USER_ZERO, ptePages, values, type AnonVma, type Folio, type Id, type State, type Vma } from '../../models/mm/state.ts';
 import { chainAnonVmas, displayNames, mmAlive, protString, threadToJson, vmaMarks, type Names } from './json.ts';
 
 function vmaLine(s: State, n: Names, v: Vma): string {
@@ -101,6 +103,16 @@ export function renderState(s: State): string {
   }
   const threads = threadLines(s);
   if (threads.length > 0) out.push('threads', ...threads.map((t) => `  ${t}`));
+  // Memory contents: the pages each process maps to written content, and the last syscall's failure.
+  const contents = mms.flatMap((m) =>
+    ptePages(m.ptes).flatMap((page) => {
+      const p = m.ptes[page]!;
+      const x = p.folio >= 0 ? s.folios[p.folio]?.data[p.sub] : undefined;
+      return x !== undefined && x !== USER_ZERO ? [`${n.mm(m.id)}:${page}=${contentName(x)}`] : [];
+    }),
+  );
+  if (contents.length > 0) out.push(`contents ${contents.join(' ')}`);
+  if (s.result !== undefined && s.result.ret !== 0) out.push(`result ${n.mm(s.result.proc)} ${formatResult(s.result.ret)}`);
   if (s.warnings.length > 0) out.push(`warnings ${s.warnings.join(', ')}`);
   return out.join('\n');
 }

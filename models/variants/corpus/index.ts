@@ -103,6 +103,26 @@ export const BUG_CORPUS: readonly BugEntry[] = [
     depth: 6,
     note: 'a fork child relocates its shared folio (WARN, skipped, left unreachable); with the parents test first (v2) nothing is found at these bounds',
   },
+  {
+    id: 'UV1',
+    title: 'fork copies a pinned page without its content (issue 13; copy_present_page without copy_user_highpage)',
+    buggy: 'uv1-fork-copy-no-data',
+    fixed: 'mainline',
+    property: 'user-view',
+    bounds: { procs: 2, pages: 1, maxLen: 1, ops: ['mmap', 'fault', 'pin', 'fork'] },
+    depth: 4,
+    note: 'mmap, write, pin, fork: the child gets its own folio, rmap-consistent, holding zeros instead of what the parent wrote',
+  },
+  {
+    id: 'UV2',
+    title: 'a merge aborted by ENOMEM leaves the dup_anon_vma duplicate linked (issue 13)',
+    buggy: 'uv2-merge-abort-keeps-dup',
+    fixed: 'mainline',
+    property: 'failure-atomic',
+    bounds: { procs: 1, pages: 3, maxLen: 2, enomem: 1 },
+    depth: 4,
+    note: 'mprotect of a faulted page towards an unfaulted neighbour fails in commit_merge: the neighbour keeps the anon_vma, consistently linked and counted',
+  },
 ];
 
 /** Entries that need parts of the model not built yet (none now; kept for the next ones). */
