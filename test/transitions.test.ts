@@ -238,9 +238,10 @@ describe('mmcheck check --check-immutability', () => {
       const fixture = fileURLToPath(new URL('./fixtures/mutates-input.ts', import.meta.url));
       const args = ['check', '--model', fixture, '--depth', '3', '--procs', '1', '--pages', '2', '--max-len', '1', '--workers', '1', '--db', join(dir, 'r.db')];
       const plain = await runCli(bin, args);
-      expect(plain.code).toBe(0);
+      expect(plain.code, plain.stderr).toBe(0);
       const checked = await runCli(bin, [...args, '--check-immutability']);
-      expect(checked.code).toBe(2);
+      // The output goes with the code: this once exited 1 in a full run and could not be reproduced.
+      expect(checked.code, `stdout: ${checked.stdout}\nstderr: ${checked.stderr}`).toBe(2);
       expect(checked.stderr.trim().split('\n')).toHaveLength(1);
       expect(checked.stderr).toMatch(/writes to its input state in do_anonymous_page \(.*mutates-input\.ts:\d+\).*recorded as error/);
     } finally {
