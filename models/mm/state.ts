@@ -198,13 +198,17 @@ export interface HeldLock {
 /** Thread ids of rmap walkers start here; a syscall thread's id is its process id. */
 export const WALKER_BASE = 1 << 16;
 
+/** The key of process id's syscall thread, and of walker n (threadKey's two halves, for loops over either). */
+const procKey = (id: Id): number => 2 * id;
+const walkerKey = (n: number): number => 2 * n + 1;
+
 /**
  * Where thread id lives in State.threads: a syscall thread at twice its
  * process id, walker n at 2n + 1. The keys stay small and dense, so V8 keeps
  * the table a fast object; keyed by WALKER_BASE + n it fell back to a
  * dictionary, which cost about 1 µs to copy on every step.
  */
-export const threadKey = (id: Id): number => (id >= WALKER_BASE ? 2 * (id - WALKER_BASE) + 1 : 2 * id);
+export const threadKey = (id: Id): number => (id >= WALKER_BASE ? walkerKey(id - WALKER_BASE) : procKey(id));
 
 /** Thread id of s, if in flight. */
 export const threadOf = (s: State, id: Id): Thread | undefined => s.threads[threadKey(id)];
@@ -291,11 +295,11 @@ export function ptePages(ptes: readonly (Pte | undefined)[]): number[] {
 export function forEachThread(s: State, f: (t: Thread) => void): void {
   const threads = s.threads;
   for (let id = 0; id < s.nextId.mm; id++) {
-    const t = threads[2 * id];
+    const t = threads[procKey(id)];
     if (t !== undefined) f(t);
   }
   for (let n = 0; n < s.nextId.walker; n++) {
-    const t = threads[2 * n + 1];
+    const t = threads[walkerKey(n)];
     if (t !== undefined) f(t);
   }
 }
@@ -303,15 +307,15 @@ export function forEachThread(s: State, f: (t: Thread) => void): void {
 /** Any thread in flight. */
 export function anyThread(s: State): boolean {
   const threads = s.threads;
-  for (let id = 0; id < s.nextId.mm; id++) if (threads[2 * id] !== undefined) return true;
-  for (let n = 0; n < s.nextId.walker; n++) if (threads[2 * n + 1] !== undefined) return true;
+  for (let id = 0; id < s.nextId.mm; id++) if (threads[procKey(id)] !== undefined) return true;
+  for (let n = 0; n < s.nextId.walker; n++) if (threads[walkerKey(n)] !== undefined) return true;
   return false;
 }
 
 /** A walker holds a reference on its folio: the folio is not freed while walked (§2.12). */
 export function walkerHolds(threads: State['threads'], walkers: number, folioId: Id): boolean {
   for (let n = 0; n < walkers; n++) {
-    const t = threads[2 * n + 1];
+    const t = threads[walkerKey(n)];
     if (t !== undefined && t.folios[0] === folioId) return true;
   }
   return false;
