@@ -7,7 +7,7 @@
 // table shows that a state of smaller rank already reached it: such a
 // successor can never be the one recorded. The main thread picks the owners
 // after the level (src/engine/parallel.ts).
-import { checkProperties, checkTransition, scratchEncoder, searchModel, type Model, type Violation } from './model.ts';
+import { checkProperties, scratchEncoder, searchModel, transitionChecker, type Model, type TransitionCheck, type Violation } from './model.ts';
 import { fingerprintInto } from './hash.ts';
 import { containsKey } from './visited.ts';
 import { FULL, LevelTable } from './leveltable.ts';
@@ -91,10 +91,13 @@ export class ExpandContext<S, A> {
   readonly model: Model<S, A>;
   /** The search model's encoding, to fingerprint at once. */
   readonly encode: (s: S) => Int32Array;
+  /** Its transition properties, found once. */
+  readonly checkTransition: TransitionCheck<S, A>;
 
   constructor(model: Model<S, A>) {
     this.model = searchModel(model);
     this.encode = scratchEncoder(this.model);
+    this.checkTransition = transitionChecker(this.model);
     this.kinds = new KindCounters(model.actionKinds);
   }
 }
@@ -155,7 +158,7 @@ export function expandBatch<S, A>(ctx: ExpandContext<S, A>, task: ExpandTask): E
       fingerprintInto(ctx.encode(t), fp);
       const hi = fp[0]!;
       const lo = fp[1]!;
-      const tv = checkTransition(model, s, a, t, only);
+      const tv = ctx.checkTransition(s, a, t, only);
       if (tv.length > 0) transitions.push({ pos, k, hi, lo, vs: [...tv] });
       if (containsKey(visited, hi, lo)) continue;
       const before = table.offer(hi, lo, rank);

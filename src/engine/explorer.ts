@@ -10,7 +10,7 @@
 // range: the parent index of frontier[i] is levelStart + i, and no per-state
 // index array is needed.
 
-import { checkProperties, checkTransition, ParseError, scratchEncoder, searchModel, type Model } from './model.ts';
+import { checkProperties, checkTransition, ParseError, scratchEncoder, searchModel, transitionChecker, type Model } from './model.ts';
 import { fingerprintHex, fingerprintInto } from './hash.ts';
 import { VisitedSet } from './visited.ts';
 import { ParentLinks } from './parents.ts';
@@ -160,9 +160,10 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
     return recordViolations(found, remaining, checkProperties(inner, s, remaining), { level, index, hi, lo });
   };
   // Transition properties: every generated transition, new successor or not.
+  const transitionViolations = transitionChecker(inner);
   const recordTransition = (s: S, a: A, t: S, level: number, index: number, action: number, hi: number, lo: number): boolean => {
     if (remaining && remaining.size === 0) return false;
-    const vs = checkTransition(inner, s, a, t, remaining);
+    const vs = transitionViolations(s, a, t, remaining);
     return vs.length > 0 && recordViolations(found, remaining, vs, { level, index, action, hi, lo });
   };
 

@@ -12,12 +12,14 @@
 //     holds below one of theirs (later batches have larger parent
 //     positions), so whether a candidate of batch b owns its fingerprint is
 //     final. The visited set, which the workers read during the level, only
-//     takes the level's new states in complete(); a stop inside the level
-//     calls rollback(), which undoes the links, violations and counters
-//     merged so far, so the level boundary stays intact for a checkpoint;
-//   - without one (the Redis coordinator), the batches are merged once the
-//     level is complete, and the visited set itself tells the first
-//     candidate of a fingerprint from the later ones.
+//     takes the level's new states in complete();
+//   - without one (the Redis coordinator), the batches are merged in
+//     complete(), once all are in, and the visited set itself tells the
+//     first candidate of a fingerprint from the later ones.
+// Either way the driver asks visitedGrowth() before complete(), and a stop
+// inside the level calls rollback(), which undoes the links, violations and
+// counters merged so far, so the level boundary stays intact for a
+// checkpoint.
 import { CAND_WORDS } from './expand.ts';
 import type { Found } from './explorer.ts';
 import type { Violation } from './model.ts';
@@ -85,11 +87,6 @@ export class LevelMerge {
     this.undo = { links: links.length, found: found.length, remaining: remaining && new Set(remaining), fired: [...counters.fired], produced: [...counters.produced] };
   }
 
-  /** With a level table: batches are merged as they arrive. */
-  get incremental(): boolean {
-    return this.owns !== undefined;
-  }
-
   /** Batch b is expanded (in any order); with a level table, merge what is ready. */
   deliver(b: number, batch: LevelBatch): void {
     if (b >= this.needed) return;
@@ -97,27 +94,28 @@ export class LevelMerge {
     if (this.owns !== undefined) this.mergeReady(undefined);
   }
 
-  /** Candidates delivered and not merged yet (the visited set's growth, without a level table). */
-  get waiting(): number {
-    let n = 0;
-    for (let b = this.merged; b < this.needed; b++) n += (this.pending[b]?.cand.length ?? 0) / CAND_WORDS;
-    return n;
-  }
-
-  /** Without a level table, merge every batch once all are expanded; the visited set drops the later copies of a state. */
-  mergeAll(visited: VisitedSet): void {
-    this.mergeReady(visited);
-    if (!this.stopped && this.merged < this.needed) throw new Error(`level merge: batch ${this.merged} was never expanded`);
-  }
-
-  /** Bytes the visited set must grow by to take the level's new states (with a level table). */
+  /**
+   * Bytes the visited set must grow by to take the level's new states, once
+   * every needed batch is in: the owners merged (with a level table), or at
+   * most every candidate delivered (without one, before the merge).
+   */
   visitedGrowth(visited: VisitedSet): number {
-    return growthBytes(visited, this.nKeys);
+    let more = this.nKeys;
+    if (this.owns === undefined) for (let b = this.merged; b < this.needed; b++) more += (this.pending[b]?.cand.length ?? 0) / CAND_WORDS;
+    return growthBytes(visited, more);
   }
 
-  /** The level is complete: with a level table, its new states join the visited set now. */
+  /**
+   * The level is complete: its new states join the visited set. Without a
+   * level table the batches are merged now, the visited set dropping the
+   * later copies of a state.
+   */
   complete(visited: VisitedSet): void {
-    if (this.owns === undefined) return;
+    if (this.owns === undefined) {
+      this.mergeReady(visited);
+      if (!this.stopped && this.merged < this.needed) throw new Error(`level merge: batch ${this.merged} was never expanded`);
+      return;
+    }
     const keys = this.keys;
     for (let i = 0; i < 2 * this.nKeys; i += 2) {
       if (!visited.insert(keys[i]!, keys[i + 1]!)) throw new Error('level search: a level-table owner was already visited');
@@ -227,7 +225,7 @@ export class LevelMerge {
 }
 
 /** Bytes the visited set must grow by to take `more` states (0 when it has room). */
-export function growthBytes(visited: VisitedSet, more: number): number {
+function growthBytes(visited: VisitedSet, more: number): number {
   let bytes = 0;
   for (let cap = visited.capacity; visited.size + more >= cap * VisitedSet.MAX_LOAD; ) {
     const grown = VisitedSet.grown(cap);

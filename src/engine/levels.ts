@@ -22,7 +22,7 @@ import { fingerprintInto } from './hash.ts';
 import { VisitedSet } from './visited.ts';
 import { ParentLinks } from './parents.ts';
 import type { ExpandResult, TransitionViolation } from './expand.ts';
-import { growthBytes, LevelMerge, type Owns } from './levelmerge.ts';
+import { LevelMerge, type Owns } from './levelmerge.ts';
 import { packState, PackedList } from './pack.ts';
 import { searchResult, type ExploreOptions, type ExploreResult, type Found, type Outcome, type Progress } from './explorer.ts';
 import { writeCheckpoint, type Checkpoint } from './checkpoint.ts';
@@ -361,30 +361,25 @@ export class LevelSearch<S, A> {
       merge = undefined;
       const stopped = await expander.expand(view);
       const m = merge as LevelMerge | undefined;
-      if (stopped === undefined && m === undefined) throw new Error('level search: the expander delivered nothing (begin was never called)');
-      // Without a level table nothing is merged yet: the visited set's growth is checked first.
-      let over = stopped === undefined && !m!.incremental && this.overMemory(growthBytes(this.visited, m!.waiting));
-      if (stopped === undefined && !over) {
-        if (m!.incremental) over = this.overMemory(m!.visitedGrowth(this.visited));
-        else m!.mergeAll(this.visited);
-      }
-      if (stopped !== undefined || over) {
+      // The visited set must take the level's new states: the bound is checked before they go in.
+      if (stopped !== undefined || m === undefined || this.overMemory(m.visitedGrowth(this.visited))) {
+        if (stopped === undefined && m === undefined) throw new Error('level search: the expander delivered nothing (begin was never called)');
         // The partial level is dropped: everything is as at the level boundary.
         m?.rollback();
         this.outcome = 'interrupted';
         resumable = true;
         break;
       }
-      m!.complete(this.visited);
-      this.generated += m!.generated;
-      sent += m!.sent;
-      const next = m!.next;
-      if (m!.stopped) {
+      m.complete(this.visited);
+      this.generated += m.generated;
+      sent += m.sent;
+      const next = m.next;
+      if (m.stopped) {
         this.levelSizes.push(next.length);
         this.outcome = 'violation';
         break;
       }
-      expander.merged?.(m!.fresh());
+      expander.merged?.(m.fresh());
       this.levelStart += n;
       this.level++;
       this.frontier = next;

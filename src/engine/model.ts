@@ -133,25 +133,30 @@ function evaluateProperties<S, A>(model: Model<S, A>, s: S, only?: ReadonlySet<s
 }
 
 const NONE: readonly Violation[] = [];
-/** Per property list, its transition properties (most models have none: the check is then one lookup). */
-const transitionLists = new WeakMap<readonly Property<unknown>[], readonly Property<unknown>[]>();
+
+export type TransitionCheck<S, A> = (before: S, action: A, after: S, only?: ReadonlySet<string>) => readonly Violation[];
 
 /**
- * Evaluate the transition properties on one generated transition: the
- * explorer calls it for every successor it generates, before looking the
- * successor up in the visited set.
+ * The evaluation of model's transition properties, with the list of them
+ * found once: the explorer makes one per search and calls it on every
+ * successor it generates, before looking the successor up in the visited set.
  */
+export function transitionChecker<S, A>(model: Model<S, A>): TransitionCheck<S, A> {
+  const list = model.properties.filter((p) => p.checkTransition !== undefined);
+  if (list.length === 0) return () => NONE;
+  return (before, action, after, only) => {
+    let out: Violation[] | undefined;
+    for (const p of list) {
+      if (only && !only.has(p.id)) continue;
+      for (const detail of p.checkTransition!(before, action, after)) (out ??= []).push({ property: p.id, detail });
+    }
+    return out ?? NONE;
+  };
+}
+
+/** The transition properties on one transition (cold paths: replay, shrinking, tests). */
 export function checkTransition<S, A>(model: Model<S, A>, before: S, action: A, after: S, only?: ReadonlySet<string>): readonly Violation[] {
-  const all = model.properties as readonly Property<unknown>[];
-  let list = transitionLists.get(all);
-  if (list === undefined) transitionLists.set(all, (list = all.filter((p) => p.checkTransition !== undefined)));
-  if (list.length === 0) return NONE;
-  let out: Violation[] | undefined;
-  for (const p of list) {
-    if (only && !only.has(p.id)) continue;
-    for (const detail of p.checkTransition!(before, action, after)) (out ??= []).push({ property: p.id, detail });
-  }
-  return out ?? NONE;
+  return transitionChecker(model)(before, action, after, only);
 }
 
 /**

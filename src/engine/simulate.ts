@@ -21,7 +21,7 @@
 
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { checkProperties, checkTransition, ParseError, searchModel, type Model } from './model.ts';
+import { checkProperties, ParseError, searchModel, transitionChecker, type Model } from './model.ts';
 import { replayTexts, stateFingerprint } from './replay.ts';
 import { buildModel, type ModelSpec } from './spec.ts';
 
@@ -158,6 +158,7 @@ export interface WalkContext<S, A> {
 export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBatchResult {
   // The walks are the inner loop: they run the search transitions (Model.forSearch).
   const model = searchModel(ctx.model);
+  const transitionViolations = transitionChecker(model);
   const { root } = ctx;
   const flag = task.stop ? new Int32Array(task.stop) : undefined;
   const all = model.properties.map((p) => p.id);
@@ -189,7 +190,7 @@ export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBat
       const a = enabled[config?.weight ? pickWeighted(rand, s, enabled, config.weight) : pick(rand, enabled.length)]!;
       const t = model.next(s, a);
       // Transition properties on every step, then the state properties of the state reached.
-      const tv = checkTransition(model, s, a, t, check);
+      const tv = transitionViolations(s, a, t, check);
       states.push(s);
       acts.push(a);
       s = t;
