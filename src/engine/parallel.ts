@@ -127,13 +127,20 @@ class ThreadExpander {
       let inFlight = 0;
       let grow = false;
       let stop: 'stop' | 'memory' | undefined;
-      let failed = false;
+      // A failed batch ends the level, but only once every batch in flight
+      // has come back: the pool is destroyed next, and a worker answering a
+      // task the pool no longer tracks crashes the whole process (piscina's
+      // "Unexpected message from Worker", seen with --check-immutability).
+      let failure: { e: unknown } | undefined;
+      const settle = (): void => {
+        if (failure !== undefined && inFlight === 0) reject(failure.e);
+      };
       const fail = (e: unknown): void => {
-        failed = true;
-        reject(e);
+        failure ??= { e };
+        settle();
       };
       const pump = (): void => {
-        if (failed) return;
+        if (failure !== undefined) return;
         stop ??= view.poll(levelGenerated, n - done * size);
         if (stop !== undefined) {
           if (inFlight === 0) resolve(stop);
@@ -162,6 +169,7 @@ class ThreadExpander {
         p.run(task, { transferList: [bytes.buffer, offsets.buffer] }).then(
           (r: ExpandResult) => {
             inFlight--;
+            if (failure !== undefined) return settle();
             if (r.full) {
               grow = true;
               queue.push(b);
@@ -177,7 +185,10 @@ class ThreadExpander {
             }
             pump();
           },
-          fail,
+          (e: unknown) => {
+            inFlight--;
+            fail(e);
+          },
         );
       };
       pump();
