@@ -11,7 +11,7 @@
 // counter: ids come only from those counters), not with for-in, which costs
 // ten times more on integer keys.
 import { opInts, type SyscallOp } from './ops.ts';
-import { forEachThread, NIL, threadKey, USER_SWAPPED, USER_ZERO, WALKER_BASE, ZERO_PAGE, type Id, type LockClass, type Mm, type Pte, type State, type Thread, type Vma } from './state.ts';
+import { forEachThread, NIL, procOfThread, procThreads, threadIndex, USER_SWAPPED, USER_ZERO, WALKER_BASE, ZERO_PAGE, type Id, type LockClass, type Mm, type Pte, type State, type Thread, type Vma } from './state.ts';
 
 /** A deterministic 32-bit string hash (FNV-1a): stable across threads, unlike an intern table. */
 export function hashString(s: string): number {
@@ -80,11 +80,11 @@ function shape(s: State, m: Mm): void {
     shapePut(x > USER_ZERO ? 1 : x === USER_SWAPPED && readsZero(m.ptes[page]) ? USER_ZERO : x);
   }
   shapePut(-1);
-  const t = s.threads[threadKey(m.id)];
-  if (t !== undefined) {
+  procThreads(s, m.id, (t) => {
+    shapePut(threadIndex(t.id));
     shapePut(hashString(t.pc));
     shapePut(t.op === undefined ? 0 : hashString(t.op.kind));
-  }
+  });
 }
 
 /** Compare the shapes of processes i and j (positions in the order being sorted). */
@@ -222,7 +222,9 @@ function thread(id: Id): number {
     const i = walkerOrder.indexOf(id);
     return i >= 0 ? 1000 + i : 2000 + id;
   }
-  return mmIdx.get(id) ?? 1000 + id;
+  // A syscall thread: its process's canonical index, its own index within the process kept.
+  const proc = procOfThread(id);
+  return (mmIdx.get(proc) ?? 1000 + proc) + (id - proc);
 }
 const LOCK_CLASS_CODE: Record<LockClass, number> = { mmap_lock: 0, folio_lock: 1, anon_vma_rwsem: 2, page_table_lock: 3, ptl: 4 };
 
@@ -242,7 +244,7 @@ function orderThreads(s: State): void {
     threadOrder.push(t);
     if (t.walker !== undefined) walkerOrder.push(t.id);
   });
-  if (threadOrder.length > 1) threadOrder.sort((a, b) => (a.walker === undefined ? (mmIdx.get(a.id) ?? a.id) : a.id) - (b.walker === undefined ? (mmIdx.get(b.id) ?? b.id) : b.id));
+  if (threadOrder.length > 1) threadOrder.sort((a, b) => (a.walker === undefined ? thread(a.id) : a.id) - (b.walker === undefined ? thread(b.id) : b.id));
 }
 
 /** FNV-1a over one integer. */
@@ -264,6 +266,7 @@ function putThreads(): void {
   for (const t of threadOrder) {
     put(t.walker === undefined ? 0 : t.walker === 'reclaim' ? 1 : 2);
     put(ref(mmIdx, t.proc));
+    put(t.walker === undefined ? threadIndex(t.id) : 0);
     put(t.op === undefined ? 0 : opHash(t.op));
     put(hashString(t.pc));
     put(t.allocs);

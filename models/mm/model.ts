@@ -16,12 +16,12 @@ import { inDrafts } from './draft.ts';
 import { packMmState, packMmStateScratch, unpackMmState } from './pack.ts';
 import { mainlineKernel, type Kernel } from './kernel.ts';
 import { mm_alloc } from './mmap.ts';
-import { formatOp, OP_KINDS, parseOp, threadName, type Op, type OpKind, type SyscallOp } from './ops.ts';
+import { formatOp, OP_KINDS, parseOp, opThread, threadName, type Op, type OpKind, type SyscallOp } from './ops.ts';
 import { WouldBlock } from './locks.ts';
-import { busyProcs, issueSyscall, runThreadStep } from './threads.ts';
+import { issuers, issueSyscall, NO_ISSUER, procBusy, runThreadStep } from './threads.ts';
 import { issueWalker } from './walkers.ts';
 import { noDeadlock, noDeadlockWith } from '../../properties/deadlock.ts';
-import { anyThread, emptyState, forEachThread, NIL, threadOf, VM_EXEC, VM_READ, VM_WRITE, ZERO_PAGE, type State, type WalkerKind } from './state.ts';
+import { anyThread, emptyState, forEachThread, MAX_THREADS, NIL, threadIndex, threadOf, VM_EXEC, VM_READ, VM_WRITE, ZERO_PAGE, type State, type WalkerKind } from './state.ts';
 import { runSyscall } from './syscalls.ts';
 import type { MremapFlags } from './mremap.ts';
 import { resolveKernel } from '../variants/registry.ts';
@@ -46,6 +46,8 @@ export interface Bounds {
   granularity: Granularity;
   /** rmap walkers the explorer may start along one trace (lock granularity). */
   walkers: number;
+  /** Threads per process that may issue syscalls (lock granularity; issue 17). */
+  threads: number;
   /** Merge a step that touches only its thread's own data (issuing a syscall or starting a walker) into the next step. */
   reduce: boolean;
 }
@@ -64,6 +66,7 @@ export const DEFAULT_BOUNDS: Bounds = {
   relocate: false,
   granularity: 'syscall',
   walkers: 1,
+  threads: 1,
   reduce: true,
 };
 
@@ -101,7 +104,7 @@ function transition(mode: Transitions, s: State, kernel: Kernel, thread: number,
 
 /** Run one syscall at syscall granularity; also returns how many allocations it made. */
 function runOp(mode: Transitions, kernel: Kernel, s: State, op: SyscallOp): { next: State; allocs: number } {
-  const { next, c } = transition(mode, s, kernel, op.proc, op.enomem, (c) => {
+  const { next, c } = transition(mode, s, kernel, opThread(op), op.enomem, (c) => {
     runSyscall(c, op);
     if (op.enomem > 0 && c.allocs >= op.enomem) c.s.budgets.enomem = Math.max(0, c.s.budgets.enomem - 1);
   });
@@ -126,7 +129,7 @@ export function applyLockOp(kernel: Kernel, s: State, op: Op, reduce: boolean, m
     else if (op.kind === 'walk') tid = issueWalker(c, op.walker, op.proc, op.page);
     else {
       issueSyscall(c, op);
-      tid = op.proc;
+      tid = opThread(op);
       if (op.enomem > 0) c.s.budgets.enomem = Math.max(0, c.s.budgets.enomem - 1);
     }
     if (op.kind !== 'step' && !reduce) return;
@@ -196,14 +199,16 @@ function allowed(b: Bounds): ReadonlySet<OpKind> {
  * operations that cannot change the state (faults on present pages with the
  * access already allowed, munmap of empty ranges, ...).
  */
-export function enumerateOps(s: State, b: Bounds, busy?: ReadonlySet<number>): SyscallOp[] {
+export function enumerateOps(s: State, b: Bounds, issuer?: readonly number[]): SyscallOp[] {
   const out: SyscallOp[] = [];
   const allow = allowed(b);
   let nProcs = 0;
   for (let proc = 0; proc < s.nextId.mm; proc++) if (s.mms[proc] !== undefined) nProcs++;
   for (let proc = 0; proc < s.nextId.mm; proc++) {
     const m = s.mms[proc];
-    if (m === undefined || busy?.has(proc)) continue;
+    const thread = issuer === undefined ? 0 : issuer[proc]!;
+    if (m === undefined || thread === NO_ISSUER) continue;
+    const first = out.length;
     if (allow.has('mmap')) {
       for (let a = 0; a < b.pages; a++)
         for (let len = 1; len <= b.maxLen && a + len <= b.pages; len++)
@@ -259,7 +264,9 @@ export function enumerateOps(s: State, b: Bounds, busy?: ReadonlySet<number>): S
           }
       }
     }
-    if (allow.has('exit')) out.push({ kind: 'exit', proc, enomem: 0 });
+    // exit_group: the mm is torn down by its last user, once the other threads have left the kernel.
+    if (allow.has('exit') && (issuer === undefined || !procBusy(s, proc))) out.push({ kind: 'exit', proc, enomem: 0 });
+    if (thread > 0) for (let i = first; i < out.length; i++) out[i]!.thread = thread;
   }
   return out;
 }
@@ -279,7 +286,13 @@ export function validateOp(s: State, b: Bounds, op: Op, text: string): void {
     if ((s.budgets.walkers ?? 0) <= 0) throw new ParseError(`"${text}": no walker left to start (--walkers)`);
     return;
   }
-  if (b.granularity === 'lock' && busyProcs(s).has(op.proc)) throw new ParseError(`"${text}": P${op.proc} has a syscall in flight (or is a child being forked); step it first`);
+  if (b.granularity === 'lock') {
+    const tid = opThread(op);
+    if (threadIndex(tid) >= b.threads) throw new ParseError(`"${text}": ${threadName(tid)} is beyond --threads ${b.threads}`);
+    if (threadOf(s, tid) !== undefined || issuers(s, MAX_THREADS)[op.proc] === NO_ISSUER)
+      throw new ParseError(`"${text}": ${threadName(tid)} has a syscall in flight (or its process is exiting or a child being forked); step it first`);
+    if (op.kind === 'exit' && procBusy(s, op.proc)) throw new ParseError(`"${text}": P${op.proc} has a syscall in flight on another thread; step it first`);
+  }
   const range = (addr: number, len: number): void => {
     if (addr + len > b.pages) throw new ParseError(`"${text}": [${addr},${addr + len}) lies outside the ${b.pages}-page address space (--pages)`);
   };
@@ -417,8 +430,8 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
   // its allocation points, which is also its successor without injection.
   const successors = new SuccessorMemo();
   /** Syscalls with their ENOMEM injections. */
-  const syscalls = (s: State, busy?: ReadonlySet<number>): SyscallOp[] => {
-    const base = enumerateOps(s, bounds, busy);
+  const syscalls = (s: State, issuer?: readonly number[]): SyscallOp[] => {
+    const base = enumerateOps(s, bounds, issuer);
     if (s.budgets.enomem <= 0) return base;
     if (!lock) successors.begin(s);
     const out: SyscallOp[] = [];
@@ -435,7 +448,7 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     successors.begin(s);
     const candidates: Op[] = [];
     forEachThread(s, (t) => candidates.push({ kind: 'step', proc: t.id, pc: t.pc, enomem: 0 }));
-    candidates.push(...syscalls(s, busyProcs(s)), ...walkerStarts(s));
+    candidates.push(...syscalls(s, issuers(s, bounds.threads)), ...walkerStarts(s));
     const out: Op[] = [];
     for (const op of candidates) {
       try {

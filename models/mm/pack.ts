@@ -10,7 +10,7 @@
 // the round-trip test (test/transitions.test.ts) catches a field written in
 // the wrong order.
 import type { All } from './cow.ts';
-import { opFromInts, opInts } from './ops.ts';
+import { opFromInts, opInts, type SyscallOp } from './ops.ts';
 import { forEachThread, threadKey, type AnonVma, type Avc, type Folio, type HeldLock, type Id, type LockClass, type LockState, type Mm, type Pte, type State, type SyscallResult, type Thread, type Vma, type WalkerKind } from './state.ts';
 
 // ---------------------------------------------------------------------------
@@ -166,6 +166,7 @@ function writeThread(t: Thread): void {
   else {
     int(1);
     int(t.op.proc);
+    int(t.op.thread ?? 0);
     opInts(t.op, int);
   }
   int(WALKERS.indexOf(t.walker));
@@ -373,11 +374,20 @@ function readSeen(): { mm: Id; sub: number }[] {
   return out;
 }
 
+/** A thread's syscall as writeThread wrote it (thread 0's op has no thread field). */
+function readOp(): SyscallOp {
+  const proc = rint();
+  const thread = rint();
+  const op = opFromInts(proc, rint);
+  if (thread > 0) op.thread = thread;
+  return op;
+}
+
 const readThread = (): Thread =>
   ({
     id: rint(),
     proc: rint(),
-    op: rint() === 0 ? undefined : opFromInts(rint(), rint),
+    op: rint() === 0 ? undefined : readOp(),
     walker: WALKERS[rint()],
     pc: rstr(),
     held: readHeld(),

@@ -195,20 +195,33 @@ export interface HeldLock {
   write: boolean;
 }
 
-/** Thread ids of rmap walkers start here; a syscall thread's id is its process id. */
+/** Thread ids of rmap walkers start here; a syscall thread's id is syscallThread(process, index). */
 export const WALKER_BASE = 1 << 16;
 
-/** The key of process id's syscall thread, and of walker n (threadKey's two halves, for loops over either). */
-const procKey = (id: Id): number => 2 * id;
+/**
+ * Threads a process may have (--threads, issue 17). Thread 0 is the one
+ * `P0` names; `P0.1` is thread 1 of process 0, sharing its mm.
+ */
+export const MAX_THREADS = 4;
+/** A syscall thread's id: its process in the low byte, its index within the process above it. */
+const THREAD_SHIFT = 8;
+export const syscallThread = (proc: Id, index: number): Id => proc + (index << THREAD_SHIFT);
+/** The process of a syscall thread id. */
+export const procOfThread = (id: Id): Id => id & ((1 << THREAD_SHIFT) - 1);
+/** The index of a syscall thread within its process (0 for `P0`). */
+export const threadIndex = (id: Id): number => id >> THREAD_SHIFT;
+
+/** The key of thread index of process proc, and of walker n (threadKey's two halves, for loops over either). */
+const procKey = (proc: Id, index: number): number => 2 * (proc * MAX_THREADS + index);
 const walkerKey = (n: number): number => 2 * n + 1;
 
 /**
  * Where thread id lives in State.threads: a syscall thread at twice its
- * process id, walker n at 2n + 1. The keys stay small and dense, so V8 keeps
- * the table a fast object; keyed by WALKER_BASE + n it fell back to a
- * dictionary, which cost about 1 µs to copy on every step.
+ * (process, index) position, walker n at 2n + 1. The keys stay small and
+ * dense, so V8 keeps the table a fast object; keyed by WALKER_BASE + n it
+ * fell back to a dictionary, which cost about 1 µs to copy on every step.
  */
-export const threadKey = (id: Id): number => (id >= WALKER_BASE ? walkerKey(id - WALKER_BASE) : procKey(id));
+export const threadKey = (id: Id): number => (id >= WALKER_BASE ? walkerKey(id - WALKER_BASE) : procKey(procOfThread(id), threadIndex(id)));
 
 /** Thread id of s, if in flight. */
 export const threadOf = (s: State, id: Id): Thread | undefined => s.threads[threadKey(id)];
@@ -291,13 +304,14 @@ export function ptePages(ptes: readonly (Pte | undefined)[]): number[] {
   return out;
 }
 
-/** Call f on every thread, syscall threads (by process id) first, then walkers (by id): id order, without for-in. */
+/** Call f on every thread, syscall threads (by process, then index) first, then walkers (by id): id order, without for-in. */
 export function forEachThread(s: State, f: (t: Thread) => void): void {
   const threads = s.threads;
-  for (let id = 0; id < s.nextId.mm; id++) {
-    const t = threads[procKey(id)];
-    if (t !== undefined) f(t);
-  }
+  for (let id = 0; id < s.nextId.mm; id++)
+    for (let i = 0; i < MAX_THREADS; i++) {
+      const t = threads[procKey(id, i)];
+      if (t !== undefined) f(t);
+    }
   for (let n = 0; n < s.nextId.walker; n++) {
     const t = threads[walkerKey(n)];
     if (t !== undefined) f(t);
@@ -307,9 +321,18 @@ export function forEachThread(s: State, f: (t: Thread) => void): void {
 /** Any thread in flight. */
 export function anyThread(s: State): boolean {
   const threads = s.threads;
-  for (let id = 0; id < s.nextId.mm; id++) if (threads[procKey(id)] !== undefined) return true;
+  const end = procKey(s.nextId.mm, 0);
+  for (let key = 0; key < end; key += 2) if (threads[key] !== undefined) return true;
   for (let n = 0; n < s.nextId.walker; n++) if (threads[walkerKey(n)] !== undefined) return true;
   return false;
+}
+
+/** The syscall threads of process proc in flight, by index. */
+export function procThreads(s: State, proc: Id, f: (t: Thread) => void): void {
+  for (let i = 0; i < MAX_THREADS; i++) {
+    const t = s.threads[procKey(proc, i)];
+    if (t !== undefined) f(t);
+  }
 }
 
 /** A walker holds a reference on its folio: the folio is not freed while walked (§2.12). */

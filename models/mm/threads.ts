@@ -19,12 +19,12 @@
 import { insert, remove, threadW, warn, type Ctx } from './ctx.ts';
 import { lockName, mmap_write_unlock } from './locks.ts';
 import { restoreMove } from './mremap.ts';
-import { threadName, type SyscallOp } from './ops.ts';
+import { opThread, threadName, type SyscallOp } from './ops.ts';
 import { ISSUED, SUSPEND, emptyThread, type Step } from './sched.ts';
 import { runSyscall } from './syscalls.ts';
 import { syscallResult, user_point_of_no_return, user_syscall_done } from './user.ts';
 import { ENOMEM } from './rmap.ts';
-import { forEachThread, NIL, RECORD, threadKey, type Id, type State, type Thread } from './state.ts';
+import { forEachThread, NIL, procThreads, RECORD, threadIndex, threadKey, type Id, type State, type Thread } from './state.ts';
 import { WALKER_STEPS } from './walkers.ts';
 
 // ---------------------------------------------------------------------------
@@ -100,7 +100,7 @@ const SYSCALL_STEPS: Record<string, Step> = {
 
 /** A syscall thread, issued and not yet run. */
 export function issueSyscall(c: Ctx, op: SyscallOp): void {
-  const t = emptyThread(op.proc, op.proc);
+  const t = emptyThread(opThread(op), op.proc);
   t.op = op;
   t.failAt = op.enomem;
   insert(c, 'threads', threadKey(t.id), t);
@@ -140,13 +140,40 @@ export function runThreadStep(c: Ctx, tid: Id): void {
   } else t.allocs = c.allocs;
 }
 
-/** Processes that cannot issue a syscall: one in flight, or a child a fork in flight is still building. */
-export function busyProcs(s: State): Set<Id> {
-  const out = new Set<Id>();
+/** Cannot issue a syscall (issuers): the process is exiting or is a child a fork in flight is still building. */
+export const NO_ISSUER = -1;
+
+/**
+ * Which thread of each process issues its next syscall, by process id (at
+ * most `threads` per process; issue 17): the lowest-numbered idle one.
+ * Idle threads of a process are interchangeable (they hold nothing and
+ * share the mm), so offering only the lowest loses no behaviour.
+ * NO_ISSUER for a process none of whose threads may issue: all busy, an
+ * exit in flight, or a child a fork in flight is still building.
+ */
+export function issuers(s: State, threads: number): number[] {
+  const out: number[] = [];
+  const busy: boolean[] = [];
+  for (let proc = 0; proc < s.nextId.mm; proc++) {
+    busy.length = 0;
+    let blocked = false;
+    procThreads(s, proc, (t) => {
+      busy[threadIndex(t.id)] = true;
+      if (t.op?.kind === 'exit') blocked = true;
+    });
+    let idle = 0;
+    while (idle < threads && busy[idle] === true) idle++;
+    out.push(blocked || idle >= threads ? NO_ISSUER : idle);
+  }
   forEachThread(s, (t) => {
-    if (t.walker !== undefined) return;
-    out.add(t.proc);
-    if (t.op?.kind === 'fork' && t.pc !== ISSUED) out.add(t.mms[0]!);
+    if (t.op?.kind === 'fork' && t.pc !== ISSUED) out[t.mms[0]!] = NO_ISSUER;
   });
   return out;
+}
+
+/** Process proc has a syscall in flight on some thread (exit waits for the others: the mm's last user tears it down). */
+export function procBusy(s: State, proc: Id): boolean {
+  let busy = false;
+  procThreads(s, proc, () => (busy = true));
+  return busy;
 }
