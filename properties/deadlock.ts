@@ -47,20 +47,25 @@ function noLeakedLock(s: State): boolean {
     held += (l.writer >= 0 ? 1 : 0) + l.readers;
   }
   for (const key in s.folios) if (s.folios[key]!.locked >= 0) held++;
+  for (const key in s.vmas) held += s.vmas[key]!.readers;
   return held === onLists;
 }
 
 /**
- * A step waits only for a lock another thread holds (or one that leaked).
- * So when at most one thread holds locks and none leaked, some thread can
- * step without asking the oracle, which runs a step.
+ * A step waits only for a lock another thread holds (or one that leaked),
+ * or, as a reader, behind a queued writer. So when at most one thread holds
+ * locks, none is queued and none leaked, some thread can step without
+ * asking the oracle, which runs a step. (With a queued writer one holder
+ * is enough: it can wait for a read lock behind the writer that waits for it.)
  */
 function someThreadFree(s: State): boolean {
   let holding = 0;
+  let queued = false;
   forEachThread(s, (t) => {
     if (t.held.length > 0) holding++;
+    if (t.queued !== undefined) queued = true;
   });
-  return holding <= 1 && noLeakedLock(s);
+  return holding <= 1 && !queued && noLeakedLock(s);
 }
 
 export function noDeadlockWith(blocked: BlockedOracle): Property<State> {

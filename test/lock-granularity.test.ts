@@ -196,7 +196,7 @@ describe('no-deadlock and lock-discipline', () => {
     expect(r.outcome).toBe('violation');
     const v = r.violations[0]!;
     expect(v.property).toBe('no-deadlock');
-    expect(v.detail).toMatch(/^deadlock: P0 at move_page_tables holds mmap_lock of P0 and waits for anon_vma->root->rwsem of A0, held by W0 \(read\); W0 at try_to_unmap_one holds folio lock of F0, anon_vma->root->rwsem of A0 \(read\) and waits for mmap_lock of P0, held by P0$/);
+    expect(v.detail).toMatch(/^deadlock: P0 at copy_vma_and_data_finish holds mmap_lock of P0 and waits for anon_vma->root->rwsem of A0, held by W0 \(read\); W0 at try_to_unmap_one holds folio lock of F0, anon_vma->root->rwsem of A0 \(read\) and waits for mmap_lock of P0, held by P0$/);
     expect(m.actions(v.state)).toEqual([]);
     // lockdep sees the inversion at the first acquisition, before any deadlock.
     const ld = createMmModel({ name: loaded.name, kernel: loaded.kernel, bounds: { ...LOCK, ...bounds }, properties: ALL_PROPERTIES.filter((p) => p.id === 'lock-discipline') });

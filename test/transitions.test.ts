@@ -226,7 +226,7 @@ describe('--check-immutability', () => {
       error = e;
     }
     expect(error).toBeInstanceOf(MutatedInputError);
-    expect((error as Error).message).toMatch(/^model "mutates-input" writes to its input state in do_anonymous_page \(.*mutates-input\.ts:\d+\): Cannot assign to read only property 'pgoff'/);
+    expect((error as Error).message).toMatch(/^model "mutates-input" writes to its input state in do_anonymous_page \(.*mutates-input\.ts:\d+\): Cannot assign to read only property 'hasPinned'/);
   });
 });
 

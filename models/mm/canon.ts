@@ -11,7 +11,7 @@
 // counter: ids come only from those counters), not with for-in, which costs
 // ten times more on integer keys.
 import { opInts, type SyscallOp } from './ops.ts';
-import { forEachThread, NIL, procOfThread, procThreads, threadIndex, USER_SWAPPED, USER_ZERO, WALKER_BASE, ZERO_PAGE, type Id, type LockClass, type Mm, type Pte, type State, type Thread, type Vma } from './state.ts';
+import { forEachThread, vmaWriteLocked, NIL, procOfThread, procThreads, threadIndex, USER_SWAPPED, USER_ZERO, WALKER_BASE, ZERO_PAGE, type Id, type LockClass, type Mm, type Pte, type State, type Thread, type Vma } from './state.ts';
 
 /** A deterministic 32-bit string hash (FNV-1a): stable across threads, unlike an intern table. */
 export function hashString(s: string): number {
@@ -226,12 +226,13 @@ function thread(id: Id): number {
   const proc = procOfThread(id);
   return (mmIdx.get(proc) ?? 1000 + proc) + (id - proc);
 }
-const LOCK_CLASS_CODE: Record<LockClass, number> = { mmap_lock: 0, folio_lock: 1, anon_vma_rwsem: 2, page_table_lock: 3, ptl: 4 };
+const LOCK_CLASS_CODE: Record<LockClass, number> = { mmap_lock: 0, folio_lock: 1, anon_vma_rwsem: 2, page_table_lock: 3, ptl: 4, vma_lock: 5 };
 
 /** The canonical id of the object a lock belongs to. */
 function lockRef(cls: LockClass, id: Id): number {
   if (cls === 'folio_lock') return ref(folioIdx, id);
   if (cls === 'anon_vma_rwsem') return ref(avIdx, id);
+  if (cls === 'vma_lock') return ref(vmaIdx, id);
   return ref(mmIdx, id);
 }
 
@@ -246,6 +247,9 @@ function orderThreads(s: State): void {
   });
   if (threadOrder.length > 1) threadOrder.sort((a, b) => (a.walker === undefined ? thread(a.id) : a.id) - (b.walker === undefined ? thread(b.id) : b.id));
 }
+
+/** A VMA's per-VMA lock: write-locked (its seq equals its mm's; the numbers are not canonical) and its readers. */
+const vmaLockCode = (v: Vma, m: Mm | undefined): number => (m !== undefined && vmaWriteLocked(v, m) ? 1 : 0) + 2 * v.readers;
 
 /** FNV-1a over one integer. */
 const mixInt = (h: number, x: number): number => Math.imul(h ^ x, 0x01000193);
@@ -276,6 +280,11 @@ function putThreads(): void {
       put(LOCK_CLASS_CODE[h.cls]);
       put(lockRef(h.cls, h.id));
       put(h.write ? 1 : 0);
+    }
+    if (t.queued === undefined) put(-1);
+    else {
+      put(LOCK_CLASS_CODE[t.queued.cls]);
+      put(lockRef(t.queued.cls, t.queued.id));
     }
     put(t.mms.length);
     for (const id of t.mms) put(ref(mmIdx, id));
@@ -411,6 +420,7 @@ function encodeInto(s: State): number {
       put(v.flags);
       put(v.hasClose ? 1 : 0);
       put(v.attached ? 1 : 0);
+      put(vmaLockCode(v, m));
       put(ref(avIdx, v.anonVma));
       put(v.chain.length);
       for (const cId of v.chain) {
@@ -457,6 +467,7 @@ function encodeInto(s: State): number {
     put(v.end);
     put(v.pgoff);
     put(v.flags);
+    put(vmaLockCode(v, s.mms[v.mm]));
     put(ref(avIdx, v.anonVma));
     put(v.chain.length);
     for (const cId of v.chain) {

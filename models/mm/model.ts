@@ -10,7 +10,7 @@ import { ParseError, type Model, type Property } from '../../src/engine/model.ts
 import { ALL_PROPERTIES } from '../../properties/index.ts';
 import { withStateView } from '../../properties/view.ts';
 import { encodeState, encodeStateScratch } from './canon.ts';
-import { makeCtx, type Ctx } from './ctx.ts';
+import { makeCtx, threadW, type Ctx } from './ctx.ts';
 import { cowState, deepFreeze } from './cow.ts';
 import { inDrafts } from './draft.ts';
 import { packMmState, packMmStateScratch, unpackMmState } from './pack.ts';
@@ -123,18 +123,30 @@ export function applyOp(kernel: Kernel, s: State, op: SyscallOp, mode: Transitio
  */
 export function applyLockOp(kernel: Kernel, s: State, op: Op, reduce: boolean, mode: Transitions = 'immer'): State {
   if (op.kind === 'step' && threadOf(s, op.proc) === undefined) throw new ParseError(`"${formatOp(op)}": ${threadName(op.proc)} has nothing in flight`);
-  return transition(mode, s, kernel, op.proc, 0, (c) => {
-    let tid: number;
-    if (op.kind === 'step') tid = op.proc;
-    else if (op.kind === 'walk') tid = issueWalker(c, op.walker, op.proc, op.page);
-    else {
-      issueSyscall(c, op);
-      tid = opThread(op);
-      if (op.enomem > 0) c.s.budgets.enomem = Math.max(0, c.s.budgets.enomem - 1);
-    }
-    if (op.kind !== 'step' && !reduce) return;
-    runThreadStep(c, tid);
-  }).next;
+  const tid = op.kind === 'step' ? op.proc : op.kind === 'walk' ? NIL : opThread(op);
+  const start = (c: Ctx): number => {
+    if (op.kind === 'step') return tid;
+    if (op.kind === 'walk') return issueWalker(c, op.walker, op.proc, op.page);
+    issueSyscall(c, op);
+    if (op.enomem > 0) c.s.budgets.enomem = Math.max(0, c.s.budgets.enomem - 1);
+    return tid;
+  };
+  const thread = op.proc;
+  try {
+    return transition(mode, s, kernel, thread, 0, (c) => {
+      const t = start(c);
+      if (op.kind !== 'step' && !reduce) return;
+      runThreadStep(c, t);
+    }).next;
+  } catch (e) {
+    if (!(e instanceof WouldBlock) || !e.queueable) throw e;
+    // The step's first lock operation found the rwsem held: the thread joins
+    // its wait list instead (the step's other effects, none of them a lock
+    // operation, wait with it and run when it gets the lock).
+    return transition(mode, s, kernel, thread, 0, (c) => {
+      threadW(c, start(c)).queued = { cls: e.cls, id: e.id };
+    }).next;
+  }
 }
 
 /** The lock thread tid's next step waits for in s, or null when the step can run. */
@@ -323,7 +335,7 @@ export function validateOp(s: State, b: Bounds, op: Op, text: string): void {
 }
 
 export function initialState(b: Bounds): State {
-  const budgets = b.granularity === 'lock' ? { enomem: b.enomem, walkers: b.walkers } : { enomem: b.enomem };
+  const budgets = b.granularity === 'lock' ? { enomem: b.enomem, walkers: b.walkers, ...(b.threads > 1 ? { threads: b.threads } : {}) } : { enomem: b.enomem };
   return produce(emptyState(budgets), (draft) => {
     mm_alloc(makeCtx(draft, mainlineKernel, 0), 0, NIL);
   });

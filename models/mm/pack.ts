@@ -54,7 +54,7 @@ function lock(l: LockState): void {
   int(l.readers);
 }
 
-const LOCK_CLASSES: readonly LockClass[] = ['mmap_lock', 'folio_lock', 'anon_vma_rwsem', 'page_table_lock', 'ptl'];
+const LOCK_CLASSES: readonly LockClass[] = ['mmap_lock', 'folio_lock', 'vma_lock', 'anon_vma_rwsem', 'page_table_lock', 'ptl'];
 const WALKERS: readonly (WalkerKind | undefined)[] = [undefined, 'reclaim', 'referenced'];
 
 /** Count the defined entries of an id-keyed table, then write each with f (ids ascending). */
@@ -99,6 +99,7 @@ function writeMm(m: Mm): void {
     bool(p.writable);
   }
   lock(m.mmapLock);
+  int(m.lockSeq);
   int(m.pageTableLock);
   int(m.ptl);
   bool(m.hasPinned);
@@ -115,6 +116,8 @@ function writeVma(v: Vma): void {
   int(v.anonVma);
   ints(v.chain);
   bool(v.attached);
+  int(v.lockSeq);
+  int(v.readers);
 }
 
 function writeAnonVma(a: AnonVma): void {
@@ -177,6 +180,11 @@ function writeThread(t: Thread): void {
     int(h.id);
     bool(h.write);
   }
+  if (t.queued === undefined) int(-1);
+  else {
+    int(LOCK_CLASSES.indexOf(t.queued.cls));
+    int(t.queued.id);
+  }
   int(t.allocs);
   int(t.failAt);
   ints(t.mms);
@@ -214,6 +222,7 @@ function packInto(s: State): number {
   int(n.content);
   int(s.budgets.enomem);
   int(s.budgets.walkers ?? -1);
+  int(s.budgets.threads ?? -1);
   int(s.warnings.length);
   for (const w of s.warnings) str(w);
   int(s.uaf.length);
@@ -302,7 +311,7 @@ function readMm(): Mm {
     const page = rint();
     ptes[page] = { folio: rint(), sub: rint(), writable: rbool() } satisfies All<Pte>;
   }
-  return { id, parent, vmas, ptes, mmapLock: rlock(), pageTableLock: rint(), ptl: rint(), hasPinned: rbool(), user } satisfies All<Mm>;
+  return { id, parent, vmas, ptes, mmapLock: rlock(), lockSeq: rint(), pageTableLock: rint(), ptl: rint(), hasPinned: rbool(), user } satisfies All<Mm>;
 }
 
 const readVma = (): Vma =>
@@ -317,6 +326,8 @@ const readVma = (): Vma =>
     anonVma: rint(),
     chain: rints(),
     attached: rbool(),
+    lockSeq: rint(),
+    readers: rint(),
   }) satisfies All<Vma>;
 
 function readExt(): Record<string, number> | undefined {
@@ -383,6 +394,11 @@ function readOp(): SyscallOp {
   return op;
 }
 
+function readQueued(): Thread['queued'] {
+  const cls = rint();
+  return cls < 0 ? undefined : { cls: LOCK_CLASSES[cls]!, id: rint() };
+}
+
 const readThread = (): Thread =>
   ({
     id: rint(),
@@ -391,6 +407,7 @@ const readThread = (): Thread =>
     walker: WALKERS[rint()],
     pc: rstr(),
     held: readHeld(),
+    queued: readQueued(),
     allocs: rint(),
     failAt: rint(),
     mms: rints(),
@@ -408,6 +425,7 @@ export function unpackMmState(bytes: Uint8Array): State {
   const nextId = { mm: rint(), vma: rint(), anonVma: rint(), avc: rint(), folio: rint(), walker: rint(), content: rint() } satisfies All<State['nextId']>;
   const enomem = rint();
   const walkers = rint();
+  const threads = rint();
   const warnings: string[] = [];
   for (let i = rint(); i > 0; i--) warnings.push(rstr());
   const uaf: string[] = [];
@@ -420,7 +438,7 @@ export function unpackMmState(bytes: Uint8Array): State {
     avcs: rtable(readAvc),
     folios: rtable(readFolio),
     nextId,
-    budgets: { enomem, walkers: walkers < 0 ? undefined : walkers },
+    budgets: { enomem, walkers: walkers < 0 ? undefined : walkers, ...(threads < 0 ? {} : { threads }) },
     threads: rtable(readThread, threadKey),
     warnings,
     uaf,

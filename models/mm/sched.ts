@@ -21,7 +21,7 @@ export type Step = (c: Ctx, t: Thread) => boolean;
 
 /** A thread with no locals, about to run its first step. */
 export function emptyThread(id: Id, proc: Id): Thread {
-  return { id, proc, op: undefined, walker: undefined, pc: ISSUED, held: [], allocs: 0, failAt: 0, mms: [], vmas: [], anonVmas: [], folios: [], nums: [], seen: [] };
+  return { id, proc, op: undefined, walker: undefined, pc: ISSUED, held: [], queued: undefined, allocs: 0, failAt: 0, mms: [], vmas: [], anonVmas: [], folios: [], nums: [], seen: [] };
 }
 
 
@@ -51,6 +51,7 @@ const CALLERS: Record<string, readonly string[]> = {
   unmap_vmas: ['vm_munmap', 'do_vmi_munmap'],
   exit_mmap_free: ['exit_mmap', 'dup_mm_finish'],
   free_pgtables: ['vm_munmap', 'do_vmi_munmap', 'vms_clear_ptes'],
+  do_anonymous_page_map: ['do_user_fault', 'handle_mm_fault', 'do_anonymous_page'],
 };
 
 let mainline: Readonly<Record<string, unknown>> | undefined;

@@ -49,6 +49,13 @@ export interface Mm {
    */
   ptes: readonly (Readonly<Pte> | undefined)[];
   mmapLock: Readonly<LockState>;
+  /**
+   * mm->mm_lock_seq: bumped when the mmap lock is taken for write and again
+   * when it is released or downgraded (a seqcount: odd while write-held). A
+   * VMA is write-locked while its lockSeq equals it (§1.2). Only that
+   * equality is canonical; the numbers themselves are not.
+   */
+  lockSeq: number;
   /** mm->page_table_lock (serializes setting vma->anon_vma, §2.2); holder thread or NIL. */
   pageTableLock: Id;
   /** The PTE lock of the (single) page table of this small address space; holder or NIL. */
@@ -80,7 +87,17 @@ export interface Vma {
   chain: readonly Id[];
   /** In the mm's VMA tree (vma_is_attached). */
   attached: boolean;
+  /**
+   * vm_lock_seq (CONFIG_PER_VMA_LOCK, §1.2): the mm's lockSeq when
+   * vma_start_write last locked it; -1 for a new VMA (vma_lock_init).
+   */
+  lockSeq: number;
+  /** Per-VMA read locks held (vm_refcnt beyond the attached reference): faults under lock_vma_under_rcu. */
+  readers: number;
 }
+
+/** vma->vm_lock_seq == mm->mm_lock_seq (__is_vma_write_locked): the VMA is write-locked until the mmap write lock is dropped. */
+export const vmaWriteLocked = (v: Readonly<Vma>, m: Readonly<Mm>): boolean => v.lockSeq === m.lockSeq;
 
 export interface AnonVma {
   id: Id;
@@ -183,10 +200,16 @@ export interface Budgets {
   enomem: number;
   /** rmap walkers that may still be started (lock granularity; absent: none). */
   walkers?: number;
+  /**
+   * Threads a process may have (lock granularity, --threads; absent: one).
+   * Constant along a search: it tells a fault whether another thread of its
+   * mm can hold the PTE lock, where the fault's path is cut (memory.ts).
+   */
+  threads?: number;
 }
 
 /** A lock a thread holds across steps (lock granularity), for lockdep's order check. */
-export type LockClass = 'mmap_lock' | 'folio_lock' | 'anon_vma_rwsem' | 'page_table_lock' | 'ptl';
+export type LockClass = 'mmap_lock' | 'folio_lock' | 'vma_lock' | 'anon_vma_rwsem' | 'page_table_lock' | 'ptl';
 
 export interface HeldLock {
   cls: LockClass;
@@ -244,6 +267,12 @@ export interface Thread {
   pc: string;
   /** Locks held across steps, in acquisition order. */
   held: HeldLock[];
+  /**
+   * The rwsem this thread waits on as a queued writer (rwsem_down_write_slowpath
+   * put it on the wait list), or undefined. A queued writer blocks new readers
+   * (the kernel's handoff, §6), so readers queue behind it.
+   */
+  queued: { cls: LockClass; id: Id } | undefined;
   /** Allocations made by earlier steps (ENOMEM injection counts across steps). */
   allocs: number;
   failAt: number;

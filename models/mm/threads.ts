@@ -18,6 +18,7 @@
 //   fault, mmap, mprotect, pin, and the other mremaps: one step.
 import { insert, remove, threadW, warn, type Ctx } from './ctx.ts';
 import { lockName, mmap_write_unlock } from './locks.ts';
+import { release_fault_lock } from './memory.ts';
 import { restoreMove } from './mremap.ts';
 import { opThread, threadName, type SyscallOp } from './ops.ts';
 import { ISSUED, SUSPEND, emptyThread, type Step } from './sched.ts';
@@ -88,6 +89,14 @@ const SYSCALL_STEPS: Record<string, Step> = {
     // exit(2), or the teardown of a failed fork's child: nothing follows exit_mmap in either.
     c.k.exit_mmap_free(c, t.mms[0]!, [...t.vmas]);
     return finish(c, t, t.op!.kind === 'fork' ? ENOMEM : 0);
+  },
+  do_anonymous_page_map: (c, t) => {
+    // The rest of the fault: map under the PTE lock, then drop the VMA or mmap lock it ran under.
+    const [vmaId] = t.vmas as [Id];
+    const [addr, nr] = t.nums as [number, number];
+    const ret = c.k.do_anonymous_page_map(c, vmaId, t.folios[0]!, addr, nr);
+    release_fault_lock(c, t.proc, vmaId);
+    return finish(c, t, ret);
   },
   free_pgtables: (c, t) => {
     c.k.vms_free_vmas(c, t.proc, [...t.vmas], true);
