@@ -67,6 +67,7 @@ const CONFIGS: Config[] = [
   { name: '--enomem 1', bounds: { procs: 2, pages: 2, maxLen: 2, enomem: 1 }, depth: 4 },
   { name: '--large-folios with pins', bounds: { procs: 2, pages: 2, maxLen: 2, largeFolios: true, ops: ['mmap', 'fault', 'fork', 'munmap', 'mremap', 'pin', 'exit'] }, depth: 4 },
   { name: 'lock granularity with a walker', bounds: { procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1 }, depth: 6 },
+  { name: 'two threads in a process (per-VMA locks, queued writers)', bounds: { procs: 1, pages: 3, maxLen: 1, granularity: 'lock', walkers: 1, threads: 2, ops: ['mmap', 'fault', 'munmap', 'mremap', 'mprotect'] }, depth: 6 },
   { name: 'lock granularity, --enomem 1, no reduction', bounds: { procs: 1, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1, enomem: 1, reduce: false }, depth: 7 },
   { name: 'relocate-rfc-v2 with pins', variant: 'relocate-rfc-v2', bounds: { procs: 2, pages: 2, maxLen: 1, relocate: true, ops: ['mmap', 'fault', 'fork', 'mremap', 'pin', 'exit'] }, depth: 5 },
   { name: 'relocate-v3', variant: 'relocate-v3', bounds: { procs: 2, pages: 2, maxLen: 1, relocate: true, ops: ['mmap', 'fault', 'fork', 'mremap', 'pin', 'exit'] }, depth: 5 },
@@ -129,6 +130,7 @@ describe('the compact pack', () => {
     for (const bounds of [
       { procs: 2, pages: 3, maxLen: 2, enomem: 1 },
       { procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1 } as const,
+      { procs: 1, pages: 3, maxLen: 1, granularity: 'lock', walkers: 1, threads: 2 } as const,
     ] satisfies Partial<Bounds>[]) {
       const m = createMmModel({ variant: 'b2-degree', bounds }).forSearch!();
       let level = [m.initial()];

@@ -24,6 +24,9 @@ export class WouldBlock {
     readonly id: Id,
     /** The writer or spinlock holder, or NIL when readers hold it (or a queued writer keeps a reader out). */
     readonly holder: Id,
+    /** Locks the step took before it came to this one, and locks it released. */
+    readonly acquired: number,
+    readonly released: number,
     /**
      * A writer that finds an rwsem held at its step's first lock operation
      * queues on it instead (rwsem_down_write_slowpath): the step's
@@ -32,6 +35,16 @@ export class WouldBlock {
      */
     readonly queueable = false,
   ) {}
+
+  /** The thread cannot go on until the lock is free: the step released nothing before it came here (so nobody waiting on it is freed either). */
+  get firm(): boolean {
+    return this.released === 0;
+  }
+}
+
+/** The WouldBlock of an acquisition at this point of c's step. */
+function blockedAt(c: Ctx, lock: string, cls: LockClass, id: Id, holder: Id, queueable = false): WouldBlock {
+  return new WouldBlock(lock, cls, id, holder, c.lockOps - c.releases, c.releases, queueable);
 }
 
 /** Rank in the hierarchy of §6.1 (comment at the top of mm/rmap.c), outermost first. */
@@ -115,6 +128,7 @@ function noteReleased(c: Ctx, cls: LockClass, id: Id): void {
   const i = heldIndex(c, cls, id);
   if (i >= 0) c.held.splice(i, 1);
   c.lockOps++;
+  c.releases++;
 }
 
 // The rwsem helpers return the lock's new value, which the caller stores
@@ -124,7 +138,7 @@ function takeWrite(c: Ctx, l: Readonly<LockState>, cls: LockClass, id: Id): Lock
   const queued = t?.queued !== undefined && t.queued.cls === cls && t.queued.id === id;
   if (l.writer === c.thread || heldIndex(c, cls, id) >= 0) lockdep(c, `recursive acquisition of ${lockName(cls, id)}`);
   else if (l.writer !== NIL || l.readers > 0) {
-    if (c.blocking) throw new WouldBlock(lockName(cls, id), cls, id, l.writer, !queued && t !== undefined && c.lockOps === 0);
+    if (c.blocking) throw blockedAt(c, lockName(cls, id), cls, id, l.writer, !queued && t !== undefined && c.lockOps === 0);
     lockdep(c, `${lockName(cls, id)} taken for write while held`);
   }
   // A queued writer that gets the lock leaves the wait list.
@@ -140,13 +154,14 @@ function releaseWrite(c: Ctx, l: Readonly<LockState>, cls: LockClass, id: Id): L
 }
 
 function takeRead(c: Ctx, l: Readonly<LockState>, cls: LockClass, id: Id): LockState {
+  // A reader waits behind a queued writer even when it already holds the
+  // lock for read: the reader-writer-reader deadlock lockdep warns of.
+  const w = l.writer === NIL ? queuedWriter(c, cls, id) : NIL;
+  if (w !== NIL) throw blockedAt(c, `${lockName(cls, id)} (behind the queued writer ${threadName(w)})`, cls, id, w);
   if (l.writer === c.thread || heldIndex(c, cls, id) >= 0) lockdep(c, `recursive acquisition of ${lockName(cls, id)}`);
   else if (l.writer !== NIL) {
-    if (c.blocking) throw new WouldBlock(lockName(cls, id), cls, id, l.writer);
+    if (c.blocking) throw blockedAt(c, lockName(cls, id), cls, id, l.writer);
     lockdep(c, `${lockName(cls, id)} taken for read while write-held`);
-  } else {
-    const w = queuedWriter(c, cls, id);
-    if (w !== NIL) throw new WouldBlock(`${lockName(cls, id)} (behind the queued writer ${threadName(w)})`, cls, id, w);
   }
   noteAcquired(c, cls, id, false);
   return { writer: l.writer, readers: l.readers + 1 };
@@ -258,7 +273,7 @@ export function anon_vma_unlock_read(c: Ctx, avId: Id): void {
 function spinLock(c: Ctx, holder: Id, cls: LockClass, id: Id): Id {
   if (holder === c.thread) lockdep(c, `recursive acquisition of ${lockName(cls, id)}`);
   else if (holder !== NIL) {
-    if (c.blocking) throw new WouldBlock(lockName(cls, id), cls, id, holder);
+    if (c.blocking) throw blockedAt(c, lockName(cls, id), cls, id, holder);
     lockdep(c, `${lockName(cls, id)} taken while held`);
   }
   noteAcquired(c, cls, id, true);
@@ -330,7 +345,7 @@ export function vma_start_write(c: Ctx, vmaId: Id): void {
   mmap_assert_write_locked(c, v.mm, 'vma_start_write');
   if (v.lockSeq === seq) return;
   if (v.readers > 0) {
-    if (c.blocking) throw new WouldBlock(lockName('vma_lock', vmaId), 'vma_lock', vmaId, NIL);
+    if (c.blocking) throw blockedAt(c, lockName('vma_lock', vmaId), 'vma_lock', vmaId, NIL);
     lockdep(c, `vma_start_write(V${vmaId}) with readers`);
   }
   checkOrder(c, 'vma_lock', vmaId);

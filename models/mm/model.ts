@@ -160,6 +160,26 @@ export function blockedOn(kernel: Kernel, s: State, tid: number, mode: Transitio
   }
 }
 
+/**
+ * Thread tid's next step run until it must wait inside itself, after
+ * taking some locks and releasing none: the state at that point (the thread
+ * holding what it took) and the lock it waits for; null otherwise. Only the
+ * deadlock property looks at this state; the search never enters it.
+ */
+export function stuckInStep(kernel: Kernel, s: State, tid: number, mode: Transitions = 'immer'): { state: State; wait: WouldBlock } | null {
+  let wait: WouldBlock | null = null;
+  const { next } = transition(mode, s, kernel, tid, 0, (c) => {
+    try {
+      runThreadStep(c, tid);
+    } catch (e) {
+      if (!(e instanceof WouldBlock)) throw e;
+      wait = e;
+    }
+  });
+  const w = wait as WouldBlock | null;
+  return w !== null && w.acquired > 0 && w.firm ? { state: next, wait: w } : null;
+}
+
 /** How many allocations op makes in s (where an ENOMEM can be injected). */
 export function countAllocations(kernel: Kernel, s: State, op: SyscallOp, mode: Transitions = 'immer'): number {
   return runOp(mode, kernel, s, op).allocs;
@@ -484,7 +504,12 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
   };
   const syscallNext = (s: State, op: Op): State => successors.get(s, op) ?? applyOp(kernel, s, op as SyscallOp, mode);
   const properties = (opts.properties ?? ALL_PROPERTIES).map((p) =>
-    p.id === noDeadlock.id && lock ? noDeadlockWith((s, tid) => blockedOn(kernel, s, tid, mode)) : p,
+    p.id === noDeadlock.id && lock
+      ? noDeadlockWith(
+          (s, tid) => blockedOn(kernel, s, tid, mode),
+          (s, tid) => stuckInStep(kernel, s, tid, mode),
+        )
+      : p,
   );
   let actions = lock ? lockActions : (s: State) => syscalls(s);
   let next = lock ? lockNext : syscallNext;
