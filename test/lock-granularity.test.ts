@@ -163,7 +163,8 @@ describe('walker-sees-every-mapping (bug-corpus B5a)', () => {
 
 describe('no-use-after-free across steps (bug-corpus B8e)', () => {
   it('__put_anon_vma dropping the root first is caught at lock granularity', async () => {
-    const bounds: Partial<Bounds> = { procs: 3, pages: 1, maxLen: 1, ops: ['mmap', 'fault', 'fork', 'exit'] };
+    // No walker: a migrate walker's put_anon_vma reaches the bug in as many steps (test/walkers.test.ts).
+    const bounds: Partial<Bounds> = { procs: 3, pages: 1, maxLen: 1, ops: ['mmap', 'fault', 'fork', 'exit'], walkers: 0 };
     const r = await offThread('b8e-put-root-first', bounds, 12, ['no-use-after-free']);
     expect(r.outcome).toBe('violation');
     expect(r.violations[0]!.detail).toBe('use-after-free: A0 in anon_vma_free(root->rwsem)');

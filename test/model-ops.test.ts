@@ -48,6 +48,7 @@ const CANONICAL: [string, Op][] = [
   ['P12 pin 0 enomem=1', { kind: 'pin', proc: 12, page: 0, enomem: 1 }],
   ['W reclaim P0 1', { kind: 'walk', walker: 'reclaim', proc: 0, page: 1, enomem: 0 }],
   ['W referenced P2 0', { kind: 'walk', walker: 'referenced', proc: 2, page: 0, enomem: 0 }],
+  ['W migrate P1 3', { kind: 'walk', walker: 'migrate', proc: 1, page: 3, enomem: 0 }],
   ['P1 step', { kind: 'step', proc: 1, pc: '', enomem: 0 }],
   ['W3 step', { kind: 'step', proc: WALKER_BASE + 3, pc: '', enomem: 0 }],
 ];
@@ -108,7 +109,7 @@ describe('ParseError for malformed operations', () => {
     ['p0 fork', '"p0 fork": an operation starts with a process (or a thread of one), like P0 or P0.1'],
     ['P fork', '"P fork": an operation starts with a process (or a thread of one), like P0 or P0.1'],
     ['P0.4 fork', '"P0.4 fork": a process has threads 0 to 3'],
-    ['W fork', '"W fork": a walker is "W reclaim P<i> <page>" or "W referenced P<i> <page>"'],
+    ['W fork', '"W fork": a walker is "W <kind> P<i> <page>", kind one of reclaim, referenced, migrate'],
     ['W reclaim 1', '"W reclaim 1": a walker starts on the folio mapped at a process\'s page, like P0 1'],
     ['W reclaim P0 x', '"W reclaim P0 x": page must be a non-negative integer, got "x"'],
     ['W0 fork', '"W0 fork": a walker thread only takes "step", like W0 step'],

@@ -68,6 +68,13 @@ const CONFIGS: Config[] = [
   { name: '--large-folios with pins', bounds: { procs: 2, pages: 2, maxLen: 2, largeFolios: true, ops: ['mmap', 'fault', 'fork', 'munmap', 'mremap', 'pin', 'exit'] }, depth: 4 },
   { name: 'lock granularity with a walker', bounds: { procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1 }, depth: 6 },
   { name: 'two threads in a process (per-VMA locks, queued writers)', bounds: { procs: 1, pages: 3, maxLen: 1, granularity: 'lock', walkers: 1, threads: 2, ops: ['mmap', 'fault', 'munmap', 'mremap', 'mprotect'] }, depth: 6 },
+  {
+    // The migrate walker (issue 17) asleep on its anon_vma reference while the fork child that mapped the folio exits.
+    name: 'lock granularity, a migrate walker across an exit',
+    bounds: { procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1 },
+    depth: 9,
+    from: 'P0 mmap 0 1; P0 fault 0 w; P0 fork; P0 step; P1 fault 0 w; W migrate P1 0',
+  },
   { name: 'lock granularity, --enomem 1, no reduction', bounds: { procs: 1, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1, enomem: 1, reduce: false }, depth: 7 },
   { name: 'relocate-rfc-v2 with pins', variant: 'relocate-rfc-v2', bounds: { procs: 2, pages: 2, maxLen: 1, relocate: true, ops: ['mmap', 'fault', 'fork', 'mremap', 'pin', 'exit'] }, depth: 5 },
   { name: 'relocate-v3', variant: 'relocate-v3', bounds: { procs: 2, pages: 2, maxLen: 1, relocate: true, ops: ['mmap', 'fault', 'fork', 'mremap', 'pin', 'exit'] }, depth: 5 },

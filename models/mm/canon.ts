@@ -11,7 +11,7 @@
 // counter: ids come only from those counters), not with for-in, which costs
 // ten times more on integer keys.
 import { opInts, type SyscallOp } from './ops.ts';
-import { forEachThread, vmaWriteLocked, NIL, procOfThread, procThreads, threadIndex, USER_SWAPPED, USER_ZERO, WALKER_BASE, ZERO_PAGE, type Id, type LockClass, type Mm, type Pte, type State, type Thread, type Vma } from './state.ts';
+import { forEachThread, vmaWriteLocked, NIL, procOfThread, procThreads, threadIndex, USER_SWAPPED, USER_ZERO, WALKER_BASE, WALKER_CODE, ZERO_PAGE, type Id, type LockClass, type Mm, type Pte, type State, type Thread, type Vma } from './state.ts';
 
 /** A deterministic 32-bit string hash (FNV-1a): stable across threads, unlike an intern table. */
 export function hashString(s: string): number {
@@ -268,8 +268,9 @@ function opHash(op: SyscallOp): number {
 function putThreads(): void {
   put(threadOrder.length);
   for (const t of threadOrder) {
-    put(t.walker === undefined ? 0 : t.walker === 'reclaim' ? 1 : 2);
-    put(ref(mmIdx, t.proc));
+    put(t.walker === undefined ? 0 : WALKER_CODE[t.walker]);
+    // A walker works on its folio, not on the mapping it was named by (its proc is for display only).
+    put(t.walker === undefined ? ref(mmIdx, t.proc) : NIL);
     put(t.walker === undefined ? threadIndex(t.id) : 0);
     put(t.op === undefined ? 0 : opHash(t.op));
     put(hashString(t.pc));

@@ -21,7 +21,7 @@ import { WouldBlock } from './locks.ts';
 import { issuers, issueSyscall, NO_ISSUER, procBusy, runThreadStep } from './threads.ts';
 import { issueWalker } from './walkers.ts';
 import { noDeadlock, noDeadlockWith } from '../../properties/deadlock.ts';
-import { anyThread, emptyState, forEachThread, MAX_THREADS, NIL, threadIndex, threadOf, VM_EXEC, VM_READ, VM_WRITE, ZERO_PAGE, type State, type WalkerKind } from './state.ts';
+import { anyThread, emptyState, forEachThread, MAX_THREADS, NIL, threadIndex, threadOf, VM_EXEC, VM_READ, VM_WRITE, WALKER_CODE, ZERO_PAGE, type State, type WalkerKind } from './state.ts';
 import { runSyscall } from './syscalls.ts';
 import type { MremapFlags } from './mremap.ts';
 import { resolveKernel } from '../variants/registry.ts';
@@ -53,7 +53,8 @@ export interface Bounds {
 }
 
 export type Granularity = 'syscall' | 'lock';
-export const WALKER_KINDS: readonly WalkerKind[] = ['reclaim', 'referenced'];
+/** The rmap walkers (walkers.ts): reclaim's try_to_unmap, folio_referenced, and migration's anon_vma pin and remove_migration_ptes walk. */
+export const WALKER_KINDS: readonly WalkerKind[] = Object.keys(WALKER_CODE) as WalkerKind[];
 
 export const DEFAULT_OPS: OpKind[] = ['mmap', 'fault', 'fork', 'munmap', 'mprotect', 'mremap', 'exit'];
 export const DEFAULT_BOUNDS: Bounds = {
@@ -397,7 +398,15 @@ function mutationReport(model: string, e: TypeError): MutatedInputError {
   return new MutatedInputError(`model "${model}" writes to its input state in ${where}: ${e.message}`);
 }
 
-/** The walkers the explorer may start in s: one per folio mapped (at its first mapping), of each kind. */
+/**
+ * The walkers the explorer may start in s: one per folio mapped (at its
+ * first mapping), of each kind. One start per folio is enough: a walker
+ * starts from the folio, as the kernel's do (shrink_folio_list,
+ * folio_referenced and migrate_pages take a folio off a list, not a
+ * mapping), so the mapping that names it changes nothing it does, and the
+ * canonical encoding leaves it out (test/walkers.test.ts checks that every
+ * start gives the same successor).
+ */
 function walkerStarts(s: State): Op[] {
   const out: Op[] = [];
   if ((s.budgets.walkers ?? 0) <= 0) return out;

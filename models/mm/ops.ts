@@ -6,12 +6,12 @@
 //   P1 munmap 1 1           P1 mprotect 0 2 r|rw|rx|rwx
 //   P0 mremap OLD OLDLEN NEW NEWLEN [maymove,fixed,dontunmap,relocate]
 //   P0 pin 1
-//   W reclaim P0 1          W referenced P0 1   (start an rmap walker, lock granularity)
+//   W reclaim P0 1          W referenced P0 1   W migrate P0 1   (start an rmap walker, lock granularity)
 //   P0 step                 W0 step             (the next step of a thread in flight)
 // Any operation may end in `enomem=K`: the K-th allocation of that syscall
 // fails with ENOMEM (an injected failure, counted against the budget).
 import { ParseError } from '../../src/engine/model.ts';
-import { MAX_THREADS, procOfThread, SIGSEGV, syscallThread, threadIndex, VM_EXEC, VM_NOMERGE, VM_READ, VM_SPECIAL, VM_WRITE, WALKER_BASE, type Id, type WalkerKind } from './state.ts';
+import { MAX_THREADS, procOfThread, SIGSEGV, syscallThread, threadIndex, VM_EXEC, VM_NOMERGE, VM_READ, VM_SPECIAL, VM_WRITE, WALKER_BASE, WALKER_CODE, type Id, type WalkerKind } from './state.ts';
 import type { MremapFlags } from './mremap.ts';
 
 /**
@@ -159,13 +159,14 @@ export function parseOp(text: string): Op {
   }
   const [who, kind, ...args] = toks;
   if (who === 'W') {
-    if (kind !== 'reclaim' && kind !== 'referenced') throw new ParseError(`"${op}": a walker is "W reclaim P<i> <page>" or "W referenced P<i> <page>"`);
+    if (kind === undefined || !Object.hasOwn(WALKER_CODE, kind))
+      throw new ParseError(`"${op}": a walker is "W <kind> P<i> <page>", kind one of ${Object.keys(WALKER_CODE).join(', ')}`);
     const at = args[0];
     if (at === undefined || !/^P\d+$/.test(at)) throw new ParseError(`"${op}": a walker starts on the folio mapped at a process's page, like P0 1`);
     const page = int(op, 'page', args[1]);
     noMore(op, args.slice(2));
     if (enomem > 0) throw new ParseError(`"${op}": a walker allocates nothing (no enomem=K)`);
-    return { kind: 'walk', walker: kind, proc: Number(at.slice(1)), page, enomem: 0 };
+    return { kind: 'walk', walker: kind as WalkerKind, proc: Number(at.slice(1)), page, enomem: 0 };
   }
   if (who !== undefined && /^W\d+$/.test(who)) {
     if (kind !== 'step') throw new ParseError(`"${op}": a walker thread only takes "step", like ${who} step`);

@@ -11,7 +11,7 @@
 // the wrong order.
 import type { All } from './cow.ts';
 import { opFromInts, opInts, type SyscallOp } from './ops.ts';
-import { forEachThread, threadKey, type AnonVma, type Avc, type Folio, type HeldLock, type Id, type LockClass, type LockState, type Mm, type Pte, type State, type SyscallResult, type Thread, type Vma, type WalkerKind } from './state.ts';
+import { forEachThread, threadKey, WALKER_CODE, type AnonVma, type Avc, type Folio, type HeldLock, type Id, type LockClass, type LockState, type Mm, type Pte, type State, type SyscallResult, type Thread, type Vma, type WalkerKind } from './state.ts';
 
 // ---------------------------------------------------------------------------
 // Writing.
@@ -55,7 +55,9 @@ function lock(l: LockState): void {
 }
 
 const LOCK_CLASSES: readonly LockClass[] = ['mmap_lock', 'folio_lock', 'vma_lock', 'anon_vma_rwsem', 'page_table_lock', 'ptl'];
-const WALKERS: readonly (WalkerKind | undefined)[] = [undefined, 'reclaim', 'referenced'];
+/** The walker kinds by WALKER_CODE (index 0: a syscall thread). */
+const WALKERS: readonly (WalkerKind | undefined)[] = [undefined];
+for (const [kind, code] of Object.entries(WALKER_CODE)) (WALKERS as (WalkerKind | undefined)[])[code] = kind as WalkerKind;
 
 /** Count the defined entries of an id-keyed table, then write each with f (ids ascending). */
 function table<T>(t: Record<Id, T>, bound: number, f: (x: T) => void): void {
@@ -172,7 +174,7 @@ function writeThread(t: Thread): void {
     int(t.op.thread ?? 0);
     opInts(t.op, int);
   }
-  int(WALKERS.indexOf(t.walker));
+  int(t.walker === undefined ? 0 : WALKER_CODE[t.walker]);
   str(t.pc);
   int(t.held.length);
   for (const h of t.held) {

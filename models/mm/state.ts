@@ -249,7 +249,14 @@ export const threadKey = (id: Id): number => (id >= WALKER_BASE ? walkerKey(id -
 /** Thread id of s, if in flight. */
 export const threadOf = (s: State, id: Id): Thread | undefined => s.threads[threadKey(id)];
 
-export type WalkerKind = 'reclaim' | 'referenced';
+export type WalkerKind = 'reclaim' | 'referenced' | 'migrate';
+
+/**
+ * Each walker kind as a small integer, for the canonical encoding and the
+ * pack (0 stands for a syscall thread). A Record over WalkerKind, so a kind
+ * added to the type and missing here is a compile-time error.
+ */
+export const WALKER_CODE: Readonly<Record<WalkerKind, number>> = { reclaim: 1, referenced: 2, migrate: 3 };
 
 /**
  * A thread in flight at lock granularity (DESIGN.md §2): a syscall between
