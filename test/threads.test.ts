@@ -69,6 +69,29 @@ describe('threads within a process', () => {
     expect(refusal(m, 'P0 mmap 0 1', 'P0.1 fault 0 w')).toMatch(/P0\.1 is beyond --threads 1/);
   });
 
+  it('a write fault that finds the page mapped by another thread meanwhile retries, as the CPU re-runs the store', () => {
+    const m = model();
+    // P0.1's read fault maps the zero page while P0's write fault waits at the PTE lock.
+    const p = 'P0 mmap 0 1; P0 fault 0 w; P0.1 fault 0 r; P0 step';
+    const s = run(m, p);
+    const t = threadOf(s, 0)!;
+    expect(t.pc).toBe('issued');
+    expect(s.result).toBeUndefined();
+    // The retry is a write to the zero page: do_wp_page copies it, and the store lands.
+    const end = run(m, `${p}; P0 step`);
+    expect(threadOf(end, 0)).toBeUndefined();
+    expect(end.mms[0]!.ptes[0]!.writable).toBe(true);
+    expect(end.mms[0]!.user[0]).toBe(end.folios[end.mms[0]!.ptes[0]!.folio]!.data[0]);
+  });
+
+  it('an mmap issued over a range another thread maps first fails with EEXIST (MAP_FIXED_NOREPLACE) and changes nothing', () => {
+    const m = model({ pages: 2, ops: ['mmap', 'munmap'] });
+    // P0.1's mmap was issued while P0's munmap had the range detached, and queued on the read lock.
+    const s = run(m, 'P0 mmap 0 1; P0 munmap 0 1; P0.1 mmap 0 1; P0 step; P0 step; P0 mmap 0 1; P0.1 step');
+    expect(s.result).toEqual({ proc: 0, ret: -17 });
+    expect(Object.values(s.vmas).filter((v) => v.attached)).toHaveLength(1);
+  });
+
   it('exit waits for the other threads of the process', () => {
     const m = model();
     expect(refusal(m, 'P0 mmap 0 1; P0 fault 0 w', 'P0.1 exit')).toMatch(/has a syscall in flight on another thread/);

@@ -15,6 +15,9 @@ export function mm_alloc(c: Ctx, id: Id, parent: Id): Id {
   return id;
 }
 
+/** do_mmap's answer to MAP_FIXED_NOREPLACE over a mapping. */
+export const EEXIST = -17;
+
 /**
  * __mmap_region for MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED on a free range
  * (mm/vma.c; §3.7): merge with a neighbour through vma_merge_new_range, else
@@ -23,6 +26,13 @@ export function mm_alloc(c: Ctx, id: Id, parent: Id): Id {
 export function do_mmap(c: Ctx, mmId: Id, addr: number, len: number, flags: number, hasClose: boolean): number {
   mmap_write_lock_killable(c, mmId);
   const end = addr + len;
+  // MAP_FIXED_NOREPLACE: the range was free when the syscall was issued; at
+  // lock granularity another thread of the mm may have mapped it since.
+  const hit = find_vma(c, mmId, addr);
+  if (hit !== NIL && vmaR(c, hit).start < end) {
+    mmap_write_unlock(c, mmId);
+    return EEXIST;
+  }
   const prev = vma_prev_of(c, mmId, addr);
   const next = vma_next_from(c, mmId, end);
   let merged = NIL;

@@ -367,7 +367,7 @@ export function traceExtent(trace: readonly string[]): TraceExtent {
   return e;
 }
 
-const ERRNO_NAMES: Record<number, string> = { [-12]: 'ENOMEM', [-14]: 'EFAULT', [-16]: 'EBUSY', [-22]: 'EINVAL' };
+const ERRNO_NAMES: Record<number, string> = { [-12]: 'ENOMEM', [-14]: 'EFAULT', [-16]: 'EBUSY', [-17]: 'EEXIST', [-22]: 'EINVAL' };
 
 /** A syscall's result as the user sees it: 0, -ENOMEM, ..., or SIGSEGV for a fault the kernel answers with the signal. */
 export function formatResult(ret: number): string {

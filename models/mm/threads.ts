@@ -16,13 +16,13 @@
 //   munmap:           split and detach | unmap_vmas (zap) | free_pgtables (unlink_anon_vmas)
 //   exit:             zap | free_pgtables and the VMAs (unlink_anon_vmas)
 //   fault, mmap, mprotect, pin, and the other mremaps: one step.
-import { insert, remove, threadW, warn, type Ctx } from './ctx.ts';
+import { insert, pteR, remove, threadW, warn, type Ctx } from './ctx.ts';
 import { lockName, mmap_write_unlock } from './locks.ts';
 import { release_fault_lock } from './memory.ts';
 import { restoreMove } from './mremap.ts';
 import { opThread, threadName, type SyscallOp } from './ops.ts';
 import { ISSUED, SUSPEND, emptyThread, type Step } from './sched.ts';
-import { runSyscall } from './syscalls.ts';
+import { kernelEntry } from './syscalls.ts';
 import { syscallResult, user_point_of_no_return, user_syscall_done } from './user.ts';
 import { ENOMEM } from './rmap.ts';
 import { forEachThread, NIL, procThreads, RECORD, threadIndex, threadKey, type Id, type State, type Thread } from './state.ts';
@@ -31,9 +31,22 @@ import { WALKER_STEPS } from './walkers.ts';
 // ---------------------------------------------------------------------------
 // Syscall continuations: resume after a lock point.
 
-/** The syscall's last step: its result, recorded with its meaning to the user (user.ts). */
+/**
+ * The syscall's last step: its result, recorded with its meaning to the user
+ * (user.ts). A write fault that returns without a writable PTE (another
+ * thread mapped the page first, the zero page say: do_anonymous_page
+ * releases its folio and returns 0) is not done: the CPU runs the store
+ * again, which faults again. The thread starts over instead of finishing.
+ */
 function finish(c: Ctx, t: Thread, ret: number): boolean {
-  user_syscall_done(c, t.op!, syscallResult(t.op!, ret));
+  const op = t.op!;
+  if (op.kind === 'fault' && op.write && ret === 0 && pteR(c, op.proc, op.page)?.writable !== true) {
+    // The retry is a new fault: its allocations count from zero, with no injected failure.
+    Object.assign(t, { pc: ISSUED, mms: [], vmas: [], anonVmas: [], folios: [], nums: [], failAt: 0 });
+    c.allocs = 0;
+    return false;
+  }
+  user_syscall_done(c, op, syscallResult(op, ret));
   return true;
 }
 
@@ -51,10 +64,7 @@ function forkTail(c: Ctx, t: Thread, ret: number): boolean {
 }
 
 const SYSCALL_STEPS: Record<string, Step> = {
-  [ISSUED]: (c, t) => {
-    runSyscall(c, t.op!);
-    return true;
-  },
+  [ISSUED]: (c, t) => finish(c, t, kernelEntry(c, t.op!)),
   move_page_tables: (c, t) => {
     const { vrm, newVma, pmc } = restoreMove(t.proc, t.vmas, t.nums);
     return mremapTail(c, t, c.k.copy_vma_and_data_move(c, vrm, newVma, pmc), vrm);

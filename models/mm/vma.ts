@@ -654,6 +654,8 @@ export function copy_vma(c: Ctx, vmaId: Id, addr: number, len: number, pgoffIn: 
 /** vma_link (vma.c): preallocate and store a new VMA in its mm's tree; false on ENOMEM. */
 export function vma_link(c: Ctx, vmaId: Id): boolean {
   if (!c.k.vma_iter_prealloc(c)) return false;
+  // Write-locked before it is in the tree: a per-VMA-lock fault must not find it before its PTEs are there (mremap's copy_vma).
+  vma_start_write(c, vmaId);
   vma_attach(c, vmaId);
   return true;
 }
