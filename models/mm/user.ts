@@ -12,6 +12,7 @@ import { folio, mm, mmR, pteR, type Ctx } from './ctx.ts';
 import type { SyscallOp } from './ops.ts';
 import { forEachThread, NIL, SIGSEGV, USER_SWAPPED, USER_ZERO, ZERO_PAGE, type Id, type Mm, type State } from './state.ts';
 import { VM_FAULT_OOM, VM_FAULT_SIGSEGV } from './memory.ts';
+import { ISSUED } from './sched.ts';
 import { ENOMEM } from './rmap.ts';
 
 /** Set the reference pages [from, to) of mmId to value (undefined: unmapped). Replaces the array: a parent's is shared. */
@@ -73,15 +74,17 @@ export function user_page_swapped(c: Ctx, mmId: Id, page: number): void {
 
 /**
  * The reference page that holds what the kernel maps at page. They differ
- * while an mremap move is in flight (lock granularity): its PTEs have moved
- * and the reference moves only when it returns, so a page reclaimed at the
- * destination is the source page of the reference.
+ * while an mremap move is in flight (lock granularity) past its first step:
+ * its PTEs may have moved and the reference moves only when it returns, so a
+ * page reclaimed at the destination is the source page of the reference.
+ * (Before its first step the destination still maps its own pages; after
+ * it, a MREMAP_FIXED target is unmapped and only moved pages come there.)
  */
 function referencePage(c: Ctx, mmId: Id, page: number): number {
   let at = page;
   forEachThread(c.s, (t) => {
     const op = t.op;
-    if (op?.kind === 'mremap' && op.proc === mmId && op.newAddr !== op.addr && page >= op.newAddr && page < op.newAddr + Math.min(op.oldLen, op.newLen))
+    if (op?.kind === 'mremap' && t.pc !== ISSUED && op.proc === mmId && op.newAddr !== op.addr && page >= op.newAddr && page < op.newAddr + Math.min(op.oldLen, op.newLen))
       at = op.addr + (page - op.newAddr);
   });
   return at;
