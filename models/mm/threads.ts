@@ -20,7 +20,7 @@ import { insert, remove, threadW, warn, type Ctx } from './ctx.ts';
 import { lockName, mmap_write_unlock } from './locks.ts';
 import { restoreMove } from './mremap.ts';
 import { threadName, type SyscallOp } from './ops.ts';
-import { ISSUED, SUSPEND, emptyThread, type Step } from './sched.ts';
+import { ISSUED, SUSPEND, emptyThread, lockSteps, type Step } from './sched.ts';
 import { runSyscall } from './syscalls.ts';
 import { syscallResult, user_point_of_no_return, user_syscall_done } from './user.ts';
 import { ENOMEM } from './rmap.ts';
@@ -106,9 +106,9 @@ export function issueSyscall(c: Ctx, op: SyscallOp): void {
   insert(c, 'threads', threadKey(t.id), t);
 }
 
-/** The step function a thread runs next. */
-function stepOf(t: Thread): Step {
-  const step = (t.walker !== undefined ? WALKER_STEPS : SYSCALL_STEPS)[t.pc];
+/** The step function a thread runs next: a variant's own step for its pc (sched.ts registerLockSteps) before mainline's. */
+function stepOf(c: Ctx, t: Thread): Step {
+  const step = t.walker !== undefined ? WALKER_STEPS[t.pc] : (lockSteps(c.k)?.[t.pc] ?? SYSCALL_STEPS[t.pc]);
   if (step === undefined) throw new Error(`model bug: ${t.id} has no step ${t.pc}`);
   return step;
 }
@@ -128,7 +128,7 @@ export function runThreadStep(c: Ctx, tid: Id): void {
   let finished: boolean;
   const first = t.pc === ISSUED;
   try {
-    finished = stepOf(t)(c, t);
+    finished = stepOf(c, t)(c, t);
   } catch (e) {
     if (e !== SUSPEND) throw e;
     finished = false;
