@@ -78,6 +78,8 @@ const CONFIGS: Config[] = [
   { name: 'lock granularity, --enomem 1, no reduction', bounds: { procs: 1, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1, enomem: 1, reduce: false }, depth: 7 },
   { name: 'relocate-rfc-v2 with pins', variant: 'relocate-rfc-v2', bounds: { procs: 2, pages: 2, maxLen: 1, relocate: true, ops: ['mmap', 'fault', 'fork', 'mremap', 'pin', 'exit'] }, depth: 5 },
   { name: 'relocate-v3', variant: 'relocate-v3', bounds: { procs: 2, pages: 2, maxLen: 1, relocate: true, ops: ['mmap', 'fault', 'fork', 'mremap', 'pin', 'exit'] }, depth: 5 },
+  // The relocation cut at its own lock points (the variant's steps), with a walker: its deadlocks and the undo of a pinned folio.
+  { name: 'relocate-v3 at lock granularity with a walker', variant: 'relocate-v3', bounds: { procs: 1, pages: 3, maxLen: 2, relocate: true, granularity: 'lock', walkers: 1, ops: ['mmap', 'fault', 'mremap', 'pin'] }, depth: 6 },
 ];
 
 // Every corpus entry, buggy and fixed, at its bounds with every property, to

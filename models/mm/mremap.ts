@@ -108,7 +108,7 @@ export function mremapFlagsOf(bits: number): MremapFlags {
 }
 
 /** What a lock point of move_vma saves: the request, the two VMAs, the move. */
-function moveLocals(vrm: Vrm, newVma: Id, p: Pmc, moved: number): { vmas: Id[]; nums: number[] } {
+export function moveLocals(vrm: Vrm, newVma: Id, p: Pmc, moved: number): { vmas: Id[]; nums: number[] } {
   return {
     vmas: [vrm.vma, newVma],
     nums: [vrm.addr, vrm.oldLen, vrm.newAddr, vrm.newLen, mremapFlagBits(vrm.flags), p.needRmapLocks ? 1 : 0, moved],

@@ -16,14 +16,15 @@
 //   munmap:           split and detach | unmap_vmas (zap) | free_pgtables (unlink_anon_vmas)
 //   exit:             zap | free_pgtables and the VMAs (unlink_anon_vmas)
 //   fault, mmap, mprotect, pin, and the other mremaps: one step.
-import { insert, pteR, remove, threadW, warn, type Ctx } from './ctx.ts';
-import { lockName, mmap_write_unlock } from './locks.ts';
+import { insert, remove, threadW, warn, type Ctx } from './ctx.ts';
+import { lockName } from './locks.ts';
 import { release_fault_lock } from './memory.ts';
 import { restoreMove } from './mremap.ts';
 import { opThread, threadName, type SyscallOp } from './ops.ts';
-import { ISSUED, SUSPEND, emptyThread, type Step } from './sched.ts';
+import { ISSUED, SUSPEND, emptyThread, lockSteps, type Step } from './sched.ts';
 import { kernelEntry } from './syscalls.ts';
-import { syscallResult, user_point_of_no_return, user_syscall_done } from './user.ts';
+import { user_point_of_no_return } from './user.ts';
+import { copy_vma_and_data_return, syscall_return } from './resume.ts';
 import { ENOMEM } from './rmap.ts';
 import { forEachThread, NIL, procThreads, RECORD, threadIndex, threadKey, type Id, type State, type Thread } from './state.ts';
 import { WALKER_STEPS } from './walkers.ts';
@@ -31,31 +32,12 @@ import { WALKER_STEPS } from './walkers.ts';
 // ---------------------------------------------------------------------------
 // Syscall continuations: resume after a lock point.
 
-/**
- * The syscall's last step: its result, recorded with its meaning to the user
- * (user.ts). A write fault that returns without a writable PTE (another
- * thread mapped the page first, the zero page say: do_anonymous_page
- * releases its folio and returns 0) is not done: the CPU runs the store
- * again, which faults again. The thread starts over instead of finishing.
- */
-function finish(c: Ctx, t: Thread, ret: number): boolean {
-  const op = t.op!;
-  if (op.kind === 'fault' && op.write && ret === 0 && pteR(c, op.proc, op.page)?.writable !== true) {
-    // The retry is a new fault: its allocations count from zero, with no injected failure.
-    Object.assign(t, { pc: ISSUED, mms: [], vmas: [], anonVmas: [], folios: [], nums: [], failAt: 0 });
-    c.allocs = 0;
-    return false;
-  }
-  user_syscall_done(c, op, syscallResult(op, ret));
-  return true;
-}
+/** The syscall's last step (resume.ts: a write fault that lost its race starts over instead). */
+const finish = syscall_return;
 
 /** do_mremap's end after move_vma: the mmap write lock is dropped. */
-function mremapTail(c: Ctx, t: Thread, moved: { err: number; newVma: Id }, vrm: ReturnType<typeof restoreMove>['vrm']): boolean {
-  const ret = c.k.move_vma_finish(c, vrm, moved);
-  mmap_write_unlock(c, t.proc);
-  return finish(c, t, ret);
-}
+const mremapTail = (c: Ctx, t: Thread, moved: { err: number; newVma: Id }, vrm: ReturnType<typeof restoreMove>['vrm']): boolean =>
+  copy_vma_and_data_return(c, t, vrm, moved);
 
 /** dup_mm's end after dup_mmap's loop. */
 function forkTail(c: Ctx, t: Thread, ret: number): boolean {
@@ -125,9 +107,9 @@ export function issueSyscall(c: Ctx, op: SyscallOp): void {
   insert(c, 'threads', threadKey(t.id), t);
 }
 
-/** The step function a thread runs next. */
-function stepOf(t: Thread): Step {
-  const step = (t.walker !== undefined ? WALKER_STEPS : SYSCALL_STEPS)[t.pc];
+/** The step function a thread runs next: a variant's own step for its pc (sched.ts registerLockSteps) before mainline's. */
+function stepOf(c: Ctx, t: Thread): Step {
+  const step = t.walker !== undefined ? WALKER_STEPS[t.pc] : (lockSteps(c.k)?.[t.pc] ?? SYSCALL_STEPS[t.pc]);
   if (step === undefined) throw new Error(`model bug: ${t.id} has no step ${t.pc}`);
   return step;
 }
@@ -147,7 +129,7 @@ export function runThreadStep(c: Ctx, tid: Id): void {
   let finished: boolean;
   const first = t.pc === ISSUED;
   try {
-    finished = stepOf(t)(c, t);
+    finished = stepOf(c, t)(c, t);
   } catch (e) {
     if (e !== SUSPEND) throw e;
     finished = false;
