@@ -50,16 +50,37 @@ describe('threads within a process', () => {
 
   it('two threads fault the same page: both allocate, the one that takes the PTE lock second frees its folio', () => {
     const m = model();
-    const mid = run(m, 'P0 mmap 0 1; P0 fault 0 w; P0.1 fault 0 w');
+    // Page 1's fault prepares the VMA's anon_vma first (three steps: prepare, allocate, map).
+    const prepared = 'P0 mmap 0 2; P0 fault 1 w; P0 step; P0 step';
+    const mid = run(m, `${prepared}; P0 fault 0 w; P0.1 fault 0 w`);
     // Both wait at the PTE lock inside their faults, each holding the VMA for read, each with a folio.
     expect(threadOf(mid, syscallThread(0, 0))!.pc).toBe('do_anonymous_page_map');
     expect(threadOf(mid, syscallThread(0, 1))!.pc).toBe('do_anonymous_page_map');
     expect(Object.values(mid.vmas)[0]!.readers).toBe(2);
-    expect(folios(mid)).toBe(2);
-    const end = run(m, 'P0 mmap 0 1; P0 fault 0 w; P0.1 fault 0 w; P0.1 step; P0 step');
-    expect(folios(end)).toBe(1);
+    expect(folios(mid)).toBe(3);
+    const end = run(m, `${prepared}; P0 fault 0 w; P0.1 fault 0 w; P0.1 step; P0 step`);
+    expect(folios(end)).toBe(2);
     expect(Object.values(end.vmas)[0]!.readers).toBe(0);
-    expect(end.mms[0]!.ptes[0]!.folio).toBe(Number(Object.keys(end.folios)[0]));
+    expect(end.mms[0]!.ptes[0]!.writable).toBe(true);
+  });
+
+  it('two threads prepare the same VMA: both allocate an anon_vma before the lock; the second sees it set and frees its own', () => {
+    const m = model();
+    const p = 'P0 mmap 0 1; P0 fault 0 w; P0.1 fault 0 w';
+    const mid = run(m, p);
+    for (const tid of [syscallThread(0, 0), syscallThread(0, 1)]) {
+      const t = threadOf(mid, tid)!;
+      expect(t.pc).toBe('__anon_vma_prepare_locked');
+      // Under the VMA lock, with the mmap lock trylocked for read (vmf_anon_prepare).
+      expect(t.held.map((h) => h.cls)).toEqual(['vma_lock', 'mmap_lock']);
+    }
+    expect(Object.values(mid.anonVmas).filter((a) => !a.freed)).toHaveLength(2);
+    const end = run(m, `${p}; P0 step; P0.1 step; P0 step; P0.1 step`);
+    const live = Object.values(end.anonVmas).filter((a) => !a.freed);
+    expect(live).toHaveLength(1);
+    expect(Object.values(end.vmas)[0]!.anonVma).toBe(live[0]!.id);
+    expect(Object.values(end.avcs)).toHaveLength(1);
+    expect(end.mms[0]!.mmapLock).toEqual({ writer: -1, readers: 0 });
   });
 
   it('with one thread a process has no second thread to race, and a fault is one step', () => {
@@ -72,7 +93,7 @@ describe('threads within a process', () => {
   it('a write fault that finds the page mapped by another thread meanwhile retries, as the CPU re-runs the store', () => {
     const m = model();
     // P0.1's read fault maps the zero page while P0's write fault waits at the PTE lock.
-    const p = 'P0 mmap 0 1; P0 fault 0 w; P0.1 fault 0 r; P0 step';
+    const p = 'P0 mmap 0 2; P0 fault 1 w; P0 step; P0 step; P0 fault 0 w; P0.1 fault 0 r; P0 step';
     const s = run(m, p);
     const t = threadOf(s, 0)!;
     expect(t.pc).toBe('issued');
@@ -101,7 +122,7 @@ describe('threads within a process', () => {
 describe('per-VMA locks', () => {
   // P0 moves [1,2) to 3 and sits between steps holding the mmap lock for
   // write, with the VMAs the move split write-locked; [0,1) was mapped apart.
-  const prefix = 'P0 mmap 0 1 nomerge; P0 fault 0 w; P0 step; P0 mmap 1 2; P0 fault 1 w; P0 step; P0 mremap 2 1 3 1 maymove,fixed';
+  const prefix = 'P0 mmap 0 1 nomerge; P0 fault 0 w; P0 step; P0 step; P0 mmap 1 2; P0 fault 1 w; P0 step; P0 step; P0 mremap 2 1 3 1 maymove,fixed';
 
   it('a fault on a VMA nobody write-locked runs under its VMA lock while another thread holds the mmap lock for write', () => {
     const m = model();
@@ -127,10 +148,10 @@ describe('per-VMA locks', () => {
   it('a fault that must prepare the anon_vma under the VMA lock trylocks the mmap lock, and retries under it (VM_FAULT_RETRY)', () => {
     const m = model();
     // [4,5) has no anon_vma yet and nobody write-locked it; mmap_read_trylock fails against the writer.
-    const p = 'P0 mmap 0 1 nomerge; P0 fault 0 w; P0 step; P0 mmap 4 1 nomerge; P0 mmap 1 2; P0 fault 1 w; P0 step; P0 mremap 2 1 3 1 maymove,fixed';
+    const p = 'P0 mmap 0 1 nomerge; P0 fault 0 w; P0 step; P0 step; P0 mmap 4 1 nomerge; P0 mmap 1 2; P0 fault 1 w; P0 step; P0 step; P0 mremap 2 1 3 1 maymove,fixed';
     expect(refusal(model({ pages: 5 }), p, 'P0.1 fault 4 w')).toMatch(/blocked: waits for mmap_lock of P0$/);
     // Without the writer the same fault prepares the anon_vma under the read lock it trylocked.
-    const s = run(model({ pages: 5 }), 'P0 mmap 4 1; P0.1 fault 4 w; P0.1 step');
+    const s = run(model({ pages: 5 }), 'P0 mmap 4 1; P0.1 fault 4 w; P0.1 step; P0.1 step');
     expect(Object.values(s.vmas)[0]!.anonVma).not.toBe(-1);
     expect(s.mms[0]!.mmapLock).toEqual({ writer: -1, readers: 0 });
     void m;
@@ -138,8 +159,10 @@ describe('per-VMA locks', () => {
 
   it('munmap waits in vma_start_write for a fault holding the VMA for read, and goes on once it is done', () => {
     const m = model();
-    const p = 'P0 mmap 0 1; P0.1 fault 0 w';
+    // P0.1's fault (the anon_vma prepared by page 1's) waits at the PTE lock holding the VMA alone.
+    const p = 'P0 mmap 0 2; P0 fault 1 w; P0 step; P0 step; P0.1 fault 0 w';
     expect(threadOf(run(m, p), syscallThread(0, 1))!.held).toEqual([{ cls: 'vma_lock', id: 0, write: false }]);
+    // munmap takes the mmap lock, splits [0,2), and must write-lock the VMA: the whole step waits.
     expect(refusal(m, p, 'P0 munmap 0 1')).toMatch(/blocked: waits for VMA lock of V0/);
     expect(refusal(m, `${p}; P0.1 step`, 'P0 munmap 0 1')).toBe('');
   });

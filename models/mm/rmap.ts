@@ -16,6 +16,7 @@ import {
   pte_lock,
   pte_unlock,
 } from './locks.ts';
+import { lock_point } from './sched.ts';
 import { NIL, freeLock, linearPageIndex, vmaPages, type Id, type State, type Vma } from './state.ts';
 
 export const ENOMEM = -12;
@@ -173,6 +174,24 @@ export function __anon_vma_prepare(c: Ctx, vmaId: Id): number {
     av(c, anon, '__anon_vma_prepare').numChildren++;
     allocated = anon;
   }
+  // A fault's prepare, with another thread of the mm that may be preparing
+  // the same VMA (it holds the mmap lock for read too, or a walker the
+  // anon_vma lock): the step ends before the lock, and both may allocate.
+  if (c.t?.op?.kind === 'fault' && (c.s.budgets.threads ?? 1) > 1)
+    lock_point(c, '__anon_vma_prepare_locked', { vmas: [vmaId], anonVmas: allocated === NIL ? [anon] : [anon, allocated], nums: [avcId] });
+  return c.k.__anon_vma_prepare_locked(c, vmaId, anon, allocated, avcId);
+}
+
+/**
+ * __anon_vma_prepare (rmap.c; §2.2 steps 4-7) from the anon_vma lock on:
+ * unless another thread set vma->anon_vma meanwhile, attach anon with the
+ * AVC; then free what is left over (the anon_vma allocated here and lost to
+ * the racing thread, the unused AVC).
+ */
+export function __anon_vma_prepare_locked(c: Ctx, vmaId: Id, anon: Id, allocatedIn: Id, avcIn: Id): number {
+  const v = vmaR(c, vmaId);
+  let allocated = allocatedIn;
+  let avcId = avcIn;
   anon_vma_lock_write(c, anon);
   page_table_lock(c, v.mm);
   if (vmaR(c, vmaId).anonVma === NIL) {

@@ -60,6 +60,7 @@ const CALLERS: Record<string, readonly string[]> = {
   exit_mmap_free: ['exit_mmap', 'dup_mm_finish'],
   free_pgtables: ['vm_munmap', 'do_vmi_munmap', 'vms_clear_ptes'],
   do_anonymous_page_map: ['do_user_fault', 'handle_mm_fault', 'do_anonymous_page'],
+  __anon_vma_prepare_locked: ['do_user_fault', 'handle_mm_fault', 'do_anonymous_page', 'do_wp_page', 'wp_page_copy', '__anon_vma_prepare'],
 };
 
 let mainline: Readonly<Record<string, unknown>> | undefined;

@@ -17,8 +17,8 @@
 //   exit:             zap | free_pgtables and the VMAs (unlink_anon_vmas)
 //   fault, mmap, mprotect, pin, and the other mremaps: one step.
 import { insert, remove, threadW, warn, type Ctx } from './ctx.ts';
-import { lockName } from './locks.ts';
-import { release_fault_lock } from './memory.ts';
+import { lockName, mmap_read_unlock } from './locks.ts';
+import { release_fault_lock, VM_FAULT_OOM } from './memory.ts';
 import { restoreMove } from './mremap.ts';
 import { opThread, threadName, type SyscallOp } from './ops.ts';
 import { ISSUED, SUSPEND, emptyThread, lockSteps, type Step } from './sched.ts';
@@ -81,6 +81,22 @@ const SYSCALL_STEPS: Record<string, Step> = {
     // exit(2), or the teardown of a failed fork's child: nothing follows exit_mmap in either.
     c.k.exit_mmap_free(c, t.mms[0]!, [...t.vmas]);
     return finish(c, t, t.op!.kind === 'fork' ? ENOMEM : 0);
+  },
+  __anon_vma_prepare_locked: (c, t) => {
+    // The rest of __anon_vma_prepare, then of vmf_anon_prepare (the mmap
+    // read lock it trylocked, when the fault holds a VMA lock); then the
+    // fault goes on from handle_mm_fault with the anon_vma prepared, which
+    // is where its code after vmf_anon_prepare leads, or, when another
+    // thread changed the PTE meanwhile, where the CPU's retry leads.
+    const [vmaId] = t.vmas as [Id];
+    const [anon, allocated = NIL] = t.anonVmas as [Id, Id?];
+    const ret = c.k.__anon_vma_prepare_locked(c, vmaId, anon, allocated, t.nums[0]!);
+    const underVmaLock = t.held.some((h) => h.cls === 'vma_lock');
+    if (underVmaLock) mmap_read_unlock(c, t.proc);
+    const op = t.op as Extract<SyscallOp, { kind: 'fault' }>;
+    const fault = ret !== 0 ? VM_FAULT_OOM : c.k.handle_mm_fault(c, vmaId, op.page, op.write, op.large);
+    release_fault_lock(c, t.proc, vmaId);
+    return finish(c, t, fault);
   },
   do_anonymous_page_map: (c, t) => {
     // The rest of the fault: map under the PTE lock, then drop the VMA or mmap lock it ran under.

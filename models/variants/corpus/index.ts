@@ -90,7 +90,7 @@ export const BUG_CORPUS: readonly BugEntry[] = [
     fixed: 'mainline',
     property: 'kernel-asserts',
     bounds: { procs: 1, pages: 2, maxLen: 1, ops: ['mmap', 'fault', 'munmap', 'mremap'], granularity: 'lock', walkers: 0, threads: 2 },
-    depth: 7,
+    depth: 8,
     note: "mmap, fault, mremap links the destination VMA unlocked, a second thread's read fault maps the zero page there under the VMA lock, move_ptes finds the destination PTE present",
   },
   {
