@@ -1,7 +1,7 @@
 // mm/memory.c: anonymous faults, copy-on-write, fork's page copy, zap, and
 // the long-term GUP pin. Digest §2.7, §2.8, §2.11, §5.
 import { allocOk, folio, insert, remove, mm, mmR, peek, pte_clear, pteR, set_pte_at, vma, vmaR, warn, type Ctx } from './ctx.ts';
-import { folio_trylock, folio_unlock, mmap_read_lock, mmap_read_trylock, mmap_read_unlock, pte_lock, pte_unlock, vma_end_read, vma_start_read } from './locks.ts';
+import { folio_trylock, folio_unlock, mmap_read_lock, mmap_read_trylock, mmap_read_unlock, pte_lock, pte_unlock, vma_end_read, vma_start_read, vma_start_write } from './locks.ts';
 import { lock_point } from './sched.ts';
 import { EBUSY, ENOMEM } from './rmap.ts';
 import { NIL, USER_ZERO, VM_READ, VM_WRITE, ZERO_PAGE, walkerHolds, type Id } from './state.ts';
@@ -337,5 +337,10 @@ export const USER_END = Number.MAX_SAFE_INTEGER;
 
 /** free_pgtables (memory.c; §5): unlink_anon_vmas for each VMA (PTEs are already zapped). */
 export function free_pgtables(c: Ctx, vmaIds: readonly Id[]): void {
-  for (const id of vmaIds) c.k.unlink_anon_vmas(c, id);
+  for (const id of vmaIds) {
+    // vma_start_write when the mm is write-locked (exit_mmap; munmap has downgraded to read).
+    const v = vmaR(c, id);
+    if (mmR(c, v.mm).mmapLock.writer === c.thread) vma_start_write(c, id);
+    c.k.unlink_anon_vmas(c, id);
+  }
 }
