@@ -176,7 +176,6 @@ function releaseRead(c: Ctx, l: Readonly<LockState>, cls: LockClass, id: Id): Lo
   return { writer: l.writer, readers: l.readers - 1 };
 }
 
-// include/linux/mmap_lock.h
 // include/linux/mmap_lock.h. Taking the lock for write begins the mm's
 // lock seqcount (mm_lock_seqcount_begin); releasing or downgrading it ends
 // it (vma_end_write_all), which drops every VMA write lock at once (§1.2).
