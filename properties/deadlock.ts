@@ -15,10 +15,21 @@ export interface Waiting {
   id: Id;
   /** The writer or spinlock holder, or -1 when readers hold it. */
   holder: Id;
+  /** Locks the step took before it came to this one (it waits holding them). */
+  acquired: number;
+  /** The step released nothing before it came here: it stays blocked while the lock is held. */
+  firm: boolean;
 }
 
 /** null when thread tid's next step can run in s. */
 export type BlockedOracle = (s: State, tid: Id) => Waiting | null;
+
+/**
+ * The state in which thread tid's next step waits inside itself, holding
+ * the locks it took in the step so far, or null (the kernel's thread sleeps
+ * there; the model's step, all or nothing, is just not enabled).
+ */
+export type StuckOracle = (s: State, tid: Id) => { state: State; wait: Waiting } | null;
 
 /** Who holds the lock w waits for: its writer, or the threads holding it for read. */
 function holders(s: State, w: Waiting): string {
@@ -47,42 +58,77 @@ function noLeakedLock(s: State): boolean {
     held += (l.writer >= 0 ? 1 : 0) + l.readers;
   }
   for (const key in s.folios) if (s.folios[key]!.locked >= 0) held++;
+  for (const key in s.vmas) held += s.vmas[key]!.readers;
   return held === onLists;
 }
 
 /**
- * A step waits only for a lock another thread holds (or one that leaked).
- * So when at most one thread holds locks and none leaked, some thread can
- * step without asking the oracle, which runs a step.
+ * A step waits only for a lock another thread holds (or one that leaked),
+ * or, as a reader, behind a queued writer. So when no thread holds a lock
+ * or is queued and none leaked, every thread can step without asking the
+ * oracle, which runs a step. (One holder is not enough: a thread can take
+ * a lock inside its step and then wait for the holder, which waits for it;
+ * or the holder can wait for a read lock behind a writer that waits for it.)
  */
 function someThreadFree(s: State): boolean {
-  let holding = 0;
+  let busy = false;
   forEachThread(s, (t) => {
-    if (t.held.length > 0) holding++;
+    if (t.held.length > 0 || t.queued !== undefined) busy = true;
   });
-  return holding <= 1 && noLeakedLock(s);
+  return !busy && noLeakedLock(s);
 }
 
-export function noDeadlockWith(blocked: BlockedOracle): Property<State> {
+/** "P0 at move_ptes holds ... and waits for ..., held by ...". */
+function waitLine(s: State, t: Thread, w: Waiting): string {
+  const held = t.held.map((h) => `${lockName(h.cls, h.id)}${h.write ? '' : ' (read)'}`).join(', ') || 'nothing';
+  return `${threadName(t.id)} at ${t.pc} holds ${held} and waits for ${w.lock}, held by ${holders(s, w)}`;
+}
+
+/** Every thread of s is blocked for good (each thread's wait is firm): their wait lines, or null. */
+function allFirmlyBlocked(s: State, blocked: BlockedOracle, except: Id): string[] | null {
+  const lines: string[] = [];
+  let ok = true;
+  forEachThread(s, (t) => {
+    if (!ok || t.id === except) return;
+    const w = blocked(s, t.id);
+    if (w === null || !w.firm) ok = false;
+    else lines.push(waitLine(s, t, w));
+  });
+  return ok ? lines : null;
+}
+
+export function noDeadlockWith(blocked: BlockedOracle, stuck?: StuckOracle): Property<State> {
   return {
     id: 'no-deadlock',
-    description: 'whenever a thread is in flight, some thread can take its next step',
+    description: 'whenever a thread is in flight, some thread can take its next step, also when one sleeps inside its step holding what it took there',
     rule: 'kernel-semantics §6.1 (the lock hierarchy every path follows), §6.2 (who holds what)',
     when: 'always',
     check(s) {
-      const waits: string[] = [];
       // No thread in flight (every state at syscall granularity): nothing can wait.
       if (!anyThread(s) || someThreadFree(s)) return [];
-      const threads: Thread[] = [];
-      forEachThread(s, (t) => threads.push(t));
-      for (const t of threads) {
+      const waits: string[] = [];
+      const inside: Thread[] = [];
+      let free = false;
+      forEachThread(s, (t) => {
         const w = blocked(s, t.id);
-        if (w === null) return [];
-        const held = t.held.map((h) => `${lockName(h.cls, h.id)}${h.write ? '' : ' (read)'}`).join(', ') || 'nothing';
-        waits.push(`${threadName(t.id)} at ${t.pc} holds ${held} and waits for ${w.lock}, held by ${holders(s, w)}`);
+        if (w === null) free = true;
+        else {
+          waits.push(waitLine(s, t, w));
+          if (w.acquired > 0 && w.firm) inside.push(t);
+        }
+      });
+      if (!free && waits.length > 0) return [`deadlock: ${waits.join('; ')}`];
+      // ABBA inside one step: a thread that takes a lock, then sleeps on the
+      // next inside the same step, holding the first, while everyone else
+      // waits for good. Its step would have stopped there in the kernel.
+      for (const t of inside) {
+        const p = stuck?.(s, t.id);
+        if (!p) continue;
+        const others = allFirmlyBlocked(p.state, blocked, t.id);
+        if (others === null) continue;
+        return [`deadlock inside a step: ${[waitLine(p.state, threadOf(p.state, t.id)!, p.wait), ...others].join('; ')}`];
       }
-      if (waits.length === 0) return [];
-      return [`deadlock: ${waits.join('; ')}`];
+      return [];
     },
   };
 }

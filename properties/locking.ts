@@ -1,7 +1,7 @@
 // Records the model makes at lock points and walker ends: lockdep's errors
-// and the kernel's lock asserts (lock-discipline), and try_to_unmap walks
-// that missed a mapping (walker-sees-every-mapping). Kernel-semantics §2.12,
-// §6, §7.1.
+// and the kernel's lock asserts (lock-discipline), and try_to_unmap or
+// remove_migration_ptes walks that missed a mapping
+// (walker-sees-every-mapping). Kernel-semantics §2.12, §6, §7.1.
 import type { Property } from '../src/engine/model.ts';
 import { RECORD, type State } from '../models/mm/state.ts';
 
@@ -25,8 +25,8 @@ export const lockDiscipline: Property<State> = {
 
 export const walkerSeesEveryMapping: Property<State> = {
   id: 'walker-sees-every-mapping',
-  description: 'an uncontended try_to_unmap walk leaves no mapping of its folio that existed when it began',
-  rule: 'kernel-semantics §2.12 (rmap_walk_anon walks one tree in order; what it relies on: (a), (b)), §4 (need_rmap_locks); bug-corpus B5a',
+  description: 'an uncontended try_to_unmap walk leaves no mapping of its folio that existed when it began; a remove_migration_ptes walk finds every mapping there when it began and still there at its end',
+  rule: 'kernel-semantics §2.12 (rmap_walk_anon walks one tree in order; what it relies on: (a), (b)), §4 (need_rmap_locks); mm/migrate.c remove_migration_ptes; bug-corpus B5a',
   when: 'always',
   check(s) {
     return s.warnings.filter((w) => w.startsWith(RECORD.walkerMissed)).map((w) => w.slice(RECORD.walkerMissed.length).trim());

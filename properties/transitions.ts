@@ -232,6 +232,8 @@ const EXACT: Allow = { links: true };
  * read in the 7.x source; the rest must be as before):
  *   - SIGSEGV (do_user_addr_fault -> bad_area: no VMA or no access right)
  *     and the parameter errors (EINVAL, EFAULT) before any lock: nothing.
+ *   - mmap, EEXIST (MAP_FIXED_NOREPLACE: another thread mapped the range
+ *     after the syscall was issued, lock granularity): nothing.
  *   - mmap, ENOMEM (__mmap_region: vm_area_alloc, vma_iter_prealloc, or a
  *     merge that fails, vma_merge_new_range's abort path undoing
  *     dup_anon_vma): nothing; no VMA, chain or page changes.

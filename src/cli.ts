@@ -16,6 +16,7 @@ import { isMainThread } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { ParseError } from './engine/model.ts';
 import { DEFAULT_BOUNDS } from '../models/mm/model.ts';
+import { MAX_THREADS } from '../models/mm/state.ts';
 import { DEFAULT_DB_PATH, StoreError } from './store/db.ts';
 import type { RunOptions } from './cli/run.ts';
 import type { CheckOptions } from './cli/check.ts';
@@ -37,6 +38,7 @@ function addBoundOptions(c: Command): Command {
     .option('--relocate', 'offer mremap moves with MREMAP_RELOCATE_ANON (RFC models only accept it)')
     .option('--granularity <g>', 'syscall: each syscall is one step; lock: syscalls split at lock points, with rmap walkers (default syscall)')
     .option('--walkers <n>', `rmap walkers along one trace, at lock granularity (default ${DEFAULT_BOUNDS.walkers})`)
+    .option('--threads <n>', `threads per process issuing syscalls (P0.1 ...), at lock granularity (default ${DEFAULT_BOUNDS.threads}, at most ${MAX_THREADS})`)
     .option('--no-reduce', 'lock granularity: keep issuing a syscall or starting a walker as a step of its own');
 }
 

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { createMmModel, type Bounds, type MmModel } from '../models/mm/model.ts';
 import { loadModel } from '../models/variants/load.ts';
 import { resolveKernel } from '../models/variants/registry.ts';
+import { disabledLockPoints } from '../models/mm/sched.ts';
 import { threadOf, type State } from '../models/mm/state.ts';
 import { splitOps } from '../models/mm/ops.ts';
 import { checkProperties } from '../src/engine/model.ts';
@@ -94,6 +95,31 @@ describe('threads and steps', () => {
     expect(stateFingerprint(m, s)).toBe(stateFingerprint(m, run(model('mainline', B5A_BOUNDS), B5A_PREFIX)));
   });
 
+  it("a variant's own lock point ends the step and resumes at the variant's own step; a mainline lock point it takes over stays cut", async () => {
+    const loaded = await loadModel('test/fixtures/own-lock-point.ts');
+    const m = createMmModel({ name: loaded.name, kernel: loaded.kernel, bounds: { ...LOCK, ...B5A_BOUNDS } });
+    const issue = 'P0 mmap 0 2; P0 fault 1 w; P0 mremap 1 1 3 1 maymove,fixed';
+    let s = run(m, issue);
+    const pcs: string[] = [];
+    for (let i = 1; threadOf(s, 0) !== undefined; i++) {
+      pcs.push(threadOf(s, 0)!.pc);
+      expect(enabled(m, s).filter((a) => a.startsWith('P0'))).toEqual([`P0 step  # ${threadOf(s, 0)!.pc}`]);
+      s = run(m, issue + '; P0 step'.repeat(i));
+    }
+    // Its own point, then mainline's move_page_tables (taken over); move_ptes and copy_vma_and_data_finish run through.
+    expect(pcs).toEqual(['copy_vma', 'move_page_tables']);
+    expect(stateFingerprint(m, s)).toBe(stateFingerprint(m, run(model('mainline', B5A_BOUNDS), B5A_PREFIX)));
+    expect(disabledLockPoints(loaded.kernel)).toEqual({ functions: ['copy_vma_and_data'], lockPoints: ['move_ptes', 'copy_vma_and_data_finish'] });
+    expect(disabledLockPoints(resolveKernel('mainline'))).toEqual({ functions: [], lockPoints: [] });
+  });
+
+  it("a variant over a variant inherits its base's steps", () => {
+    const kernel = resolveKernel({ name: 'over-v3', base: 'relocate-v3', description: 'test-only', overrides: () => ({}) });
+    expect(disabledLockPoints(kernel)).toEqual({ functions: [], lockPoints: [] });
+    const m = createMmModel({ name: 'over-v3', kernel, bounds: { ...LOCK, procs: 1, pages: 3, maxLen: 1, relocate: true } });
+    expect(threadOf(run(m, 'P0 mmap 0 1; P0 fault 0 w; P0 mremap 0 1 2 1 maymove,fixed,relocate'), 0)!.pc).toBe('lock_new_anon_vma');
+  });
+
   it('a walker that finds the anon_vma write-locked pins it and sleeps; its step is not enabled until the lock is free', () => {
     const m = model('mainline', B5A_BOUNDS);
     // The second mremap holds the anon_vma write lock (need_rmap_locks) between take_rmap_locks and the PTL.
@@ -163,7 +189,8 @@ describe('walker-sees-every-mapping (bug-corpus B5a)', () => {
 
 describe('no-use-after-free across steps (bug-corpus B8e)', () => {
   it('__put_anon_vma dropping the root first is caught at lock granularity', async () => {
-    const bounds: Partial<Bounds> = { procs: 3, pages: 1, maxLen: 1, ops: ['mmap', 'fault', 'fork', 'exit'] };
+    // No walker: a migrate walker's put_anon_vma reaches the bug in as many steps (test/walkers.test.ts).
+    const bounds: Partial<Bounds> = { procs: 3, pages: 1, maxLen: 1, ops: ['mmap', 'fault', 'fork', 'exit'], walkers: 0 };
     const r = await offThread('b8e-put-root-first', bounds, 12, ['no-use-after-free']);
     expect(r.outcome).toBe('violation');
     expect(r.violations[0]!.detail).toBe('use-after-free: A0 in anon_vma_free(root->rwsem)');
@@ -196,7 +223,7 @@ describe('no-deadlock and lock-discipline', () => {
     expect(r.outcome).toBe('violation');
     const v = r.violations[0]!;
     expect(v.property).toBe('no-deadlock');
-    expect(v.detail).toMatch(/^deadlock: P0 at move_page_tables holds mmap_lock of P0 and waits for anon_vma->root->rwsem of A0, held by W0 \(read\); W0 at try_to_unmap_one holds folio lock of F0, anon_vma->root->rwsem of A0 \(read\) and waits for mmap_lock of P0, held by P0$/);
+    expect(v.detail).toMatch(/^deadlock: P0 at copy_vma_and_data_finish holds mmap_lock of P0 and waits for anon_vma->root->rwsem of A0, held by W0 \(read\); W0 at try_to_unmap_one holds folio lock of F0, anon_vma->root->rwsem of A0 \(read\) and waits for mmap_lock of P0, held by P0$/);
     expect(m.actions(v.state)).toEqual([]);
     // lockdep sees the inversion at the first acquisition, before any deadlock.
     const ld = createMmModel({ name: loaded.name, kernel: loaded.kernel, bounds: { ...LOCK, ...bounds }, properties: ALL_PROPERTIES.filter((p) => p.id === 'lock-discipline') });
@@ -227,6 +254,8 @@ describe('mainline at lock granularity', () => {
   it('2 processes, 1 walker, every syscall: no violation of any property to depth 6', () => {
     const r = explore(model('mainline', { procs: 2, pages: 2, maxLen: 1 }), { depth: 6, stopAtFirst: false });
     expect(r.violations).toEqual([]);
+    // The bench's lock row at depth 6, pinned: lock points a variant registers (sched.ts) must not change mainline's search.
+    expect([r.generated, r.distinct]).toEqual([7186, 3672]);
     expect(r.coverage['walk']!.fired).toBeGreaterThan(0);
     expect(r.coverage['step']!.fired).toBeGreaterThan(0);
   });

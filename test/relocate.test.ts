@@ -3,11 +3,14 @@
 // checks whose outcomes the issue note reports.
 import { describe, expect, it } from 'vitest';
 import { createMmModel, type Bounds } from '../models/mm/model.ts';
-import type { State } from '../models/mm/state.ts';
+import { threadOf, type State } from '../models/mm/state.ts';
+import { splitOps } from '../models/mm/ops.ts';
+import { disabledLockPoints } from '../models/mm/sched.ts';
 import { resolveKernel } from '../models/variants/registry.ts';
 import '../models/variants/builtin.ts';
 import { checkProperties } from '../src/engine/model.ts';
-import { explore } from '../src/engine/explorer.ts';
+import { explore, replayTexts, stateFingerprint } from '../src/engine/explorer.ts';
+import { stateToJson } from '../src/report/json.ts';
 import { ALL_PROPERTIES } from '../properties/index.ts';
 
 function run(variant: string, ops: string, bounds: Partial<Bounds> = { procs: 3, pages: 8, maxLen: 4 }) {
@@ -170,3 +173,117 @@ describe('exhaustive checks (bounds that contain the review scenario)', () => {
   });
 });
 
+
+describe('at lock granularity the relocation is cut at each lock it takes (issue 17)', () => {
+  const RELOCATE_VARIANTS = ['relocate-rfc-v2', 'relocate-children-only', 'relocate-v3'];
+  const lockModel = (variant: string, b: Partial<Bounds>) => createMmModel({ name: variant, kernel: resolveKernel(variant), bounds: { granularity: 'lock', ...b } });
+  const replay = (m: ReturnType<typeof lockModel>, ops: string) => replayTexts(m, m.initial(), splitOps(ops)).states.at(-1)!;
+  /** Step P0 to the end of its syscall: the pc and the locks held at each lock point. */
+  function stepThrough(m: ReturnType<typeof lockModel>, ops: string): { points: string[]; end: State } {
+    const points: string[] = [];
+    let trace = ops;
+    let s = replay(m, trace);
+    while (threadOf(s, 0) !== undefined) {
+      if (points.length >= 20) throw new Error(`P0 did not finish in 20 steps: ${points.join(' | ')}`);
+      const t = stateToJson(s).threads.find((x) => x.id === 'P0')!;
+      points.push(`${t.at}: ${t.holds.join(', ')}`);
+      trace += '; P0 step';
+      s = replay(m, trace);
+    }
+    return { points, end: s };
+  }
+
+  it('no relocate variant leaves a lock point uncut', () => {
+    for (const v of RELOCATE_VARIANTS) expect(disabledLockPoints(resolveKernel(v))).toEqual({ functions: [], lockPoints: [] });
+  });
+
+  it('a relocation: the new anon_vma lock, the PTL, each folio lock, then the move and the rest; the same end as at syscall granularity', () => {
+    const b: Partial<Bounds> = { procs: 1, pages: 5, maxLen: 2, relocate: true };
+    const ops = 'P0 mmap 0 2; P0 fault 0 w; P0 fault 1 w; P0 mremap 0 2 3 2 maymove,fixed,relocate';
+    // No walker budget, as at syscall granularity: the end states can be compared.
+    const { points, end } = stepThrough(lockModel('relocate-v3', { ...b, walkers: 0 }), ops);
+    expect(points).toEqual([
+      'lock_new_anon_vma: mmap_lock of P0',
+      'relocate_anon_ptes: mmap_lock of P0, anon_vma->root->rwsem of A1',
+      'relocate_anon_pte: mmap_lock of P0, anon_vma->root->rwsem of A1, PTE lock of P0',
+      'relocate_anon_pte: mmap_lock of P0, anon_vma->root->rwsem of A1, PTE lock of P0',
+      'move_page_tables: mmap_lock of P0, anon_vma->root->rwsem of A1',
+      'copy_vma_and_data_finish: mmap_lock of P0',
+    ]);
+    const atOnce = run('relocate-v3', ops, b);
+    expect(stateFingerprint(atOnce.m, end)).toBe(stateFingerprint(atOnce.m, atOnce.s));
+  });
+
+  it('a failed relocation (v3, pinned folio): the undo walks the same lock points, then the plain move is cut as mainline\'s', () => {
+    const b: Partial<Bounds> = { procs: 1, pages: 5, maxLen: 2, relocate: true };
+    const ops = 'P0 mmap 0 2; P0 fault 0 w; P0 fault 1 w; P0 pin 1; P0 mremap 0 2 3 2 maymove,fixed,relocate';
+    // No walker budget, as at syscall granularity: the end states can be compared.
+    const { points, end } = stepThrough(lockModel('relocate-v3', { ...b, walkers: 0 }), ops);
+    expect(points.map((p) => p.split(':')[0])).toEqual([
+      'lock_new_anon_vma',
+      'relocate_anon_ptes',
+      'relocate_anon_pte',
+      'relocate_anon_pte', // the pinned folio: the relocation fails
+      'relocate_anon_ptes', // undo
+      'relocate_anon_pte',
+      'relocate_anon_pte',
+      'move_page_tables', // the retry, without relocation
+      'copy_vma_and_data_finish',
+    ]);
+    const atOnce = run('relocate-v3', ops, b);
+    expect(stateFingerprint(atOnce.m, end)).toBe(stateFingerprint(atOnce.m, atOnce.s));
+    expect(end.vmas[end.mms[0]!.vmas[0]!]!.pgoff).toBe(0);
+  });
+
+  it('a plain move through the variant is cut where mainline\'s is, move_ptes included (need_rmap_locks)', () => {
+    const b: Partial<Bounds> = { procs: 1, pages: 4, maxLen: 1, relocate: true };
+    const ops = 'P0 mmap 0 2; P0 fault 1 w; P0 mremap 1 1 3 1 maymove,fixed; P0 step; P0 step; P0 mremap 3 1 1 1 maymove,fixed';
+    const pcs = (v: string) => stepThrough(lockModel(v, b), ops).points.map((p) => p.split(':')[0]);
+    expect(pcs('relocate-v3')).toEqual(['move_page_tables', 'move_ptes', 'copy_vma_and_data_finish']);
+    expect(pcs('relocate-v3')).toEqual(pcs('mainline'));
+  });
+
+  it('between relocating a folio and moving its PTE, rmap-coverage waits for the new anon_vma lock: no walk can run until it is dropped', () => {
+    const m = lockModel('relocate-v3', { procs: 1, pages: 3, maxLen: 1, relocate: true });
+    const s = replay(m, 'P0 mmap 0 1; P0 fault 0 w; P0 mremap 0 1 2 1 maymove,fixed,relocate; P0 step; P0 step; P0 step');
+    expect(threadOf(s, 0)!.pc).toBe('move_page_tables');
+    const f = folioAt(s, 0, 0);
+    expect(f.index).toBe(2); // relocated; its PTE is still at page 0
+    expect(s.anonVmas[f.anonVma]!.rwsem.writer).toBe(0);
+    const props = (x: State) => checkProperties(m, x).map((v) => v.property);
+    expect(props(s)).not.toContain('rmap-coverage');
+    // The same state with the lock let go: a walk could run, and would miss the PTE.
+    const released = structuredClone(s);
+    released.anonVmas[f.anonVma]!.rwsem = { writer: -1, readers: 0 };
+    expect(props(released)).toContain('rmap-coverage');
+  });
+
+  describe('the lock-order inversion is an actual deadlock with a walker', () => {
+    const only = ALL_PROPERTIES.filter((p) => p.id === 'no-deadlock');
+    const model = (variant: string, b: Partial<Bounds>) =>
+      createMmModel({ name: variant, kernel: resolveKernel(variant), bounds: { granularity: 'lock', procs: 2, maxLen: 2, ops: ['mmap', 'fault', 'mremap'], relocate: true, walkers: 1, ...b }, properties: only });
+    /** The no-deadlock verdicts on the state the trace ends in. */
+    const deadlockAfter = (variant: string, b: Partial<Bounds>, trace: string[]) => {
+      const m = model(variant, b);
+      return checkProperties(m, replayTexts(m, m.initial(), trace).states.at(-1)!).map((v) => v.detail);
+    };
+
+    it('folio lock under the PTL: folio_referenced holds the folio and waits for the PTL the relocation holds (depth 6)', () => {
+      const trace = ['P0 mmap 0 1', 'P0 fault 0 w', 'P0 mremap 0 1 2 1 maymove,fixed,relocate', 'P0 step', 'P0 step', 'W referenced P0 0'];
+      for (const v of RELOCATE_VARIANTS) {
+        expect(deadlockAfter(v, { pages: 3 }, trace), v).toEqual([
+          'deadlock: P0 at relocate_anon_pte holds mmap_lock of P0, anon_vma->root->rwsem of A1, PTE lock of P0 and waits for folio lock of F0, held by W0; W0 at folio_referenced_one holds folio lock of F0, anon_vma->root->rwsem of A0 (read) and waits for PTE lock of P0, held by P0',
+        ]);
+        // The search finds a deadlock at that depth (with the migrate walker, the first it meets holds the folio lock while it sleeps).
+        expect(explore(model(v, { pages: 3 }), { depth: 6 }).outcome, v).toBe('violation');
+      }
+    });
+
+    it('folio lock after the anon_vma lock: the new VMA adopted the old anon_vma, and try_to_unmap sleeps on it holding the folio (depth 7)', () => {
+      const trace = ['P0 mmap 0 1', 'P0 fault 0 w', 'P0 mremap 0 1 1 1 maymove,fixed,relocate', 'P0 step', 'P0 step', 'W reclaim P0 0', 'W0 step'];
+      expect(deadlockAfter('relocate-v3', { pages: 2 }, trace)).toEqual([
+        'deadlock: P0 at relocate_anon_pte holds mmap_lock of P0, anon_vma->root->rwsem of A0, PTE lock of P0 and waits for folio lock of F0, held by W0; W0 at anon_vma_lock_read holds folio lock of F0 and waits for anon_vma->root->rwsem of A0, held by P0',
+      ]);
+    });
+  });
+});

@@ -26,6 +26,7 @@ describe('ScenarioBuilder', () => {
       vmas: [],
       ptes: [],
       mmapLock: { writer: NIL, readers: 0 },
+      lockSeq: 0,
       pageTableLock: NIL,
       ptl: NIL,
       hasPinned: false,

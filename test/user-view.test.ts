@@ -208,3 +208,16 @@ describe('transition properties in the engine', () => {
     for (const id of ['user-view', 'failure-atomic', 'range-exact']) expect(r.stdout).toContain(id);
   });
 });
+
+describe('user-view with reclaim inside an mremap move (lock granularity)', () => {
+  it('a page reclaimed at the destination after its PTE moved is swapped at the source the reference still holds', () => {
+    // Every reachable state: the move's PTEs go first, the reference moves when mremap returns.
+    const m = createMmModel({
+      bounds: { granularity: 'lock', walkers: 1, procs: 1, pages: 2, maxLen: 1, ops: ['mmap', 'fault', 'munmap', 'mremap'] },
+      properties: [userView],
+    });
+    const r = explore(m, { depth: 30 });
+    expect(r.outcome).toBe('complete');
+    expect(r.violations).toEqual([]);
+  });
+});

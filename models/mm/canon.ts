@@ -11,7 +11,7 @@
 // counter: ids come only from those counters), not with for-in, which costs
 // ten times more on integer keys.
 import { opInts, type SyscallOp } from './ops.ts';
-import { forEachThread, NIL, threadKey, USER_SWAPPED, USER_ZERO, WALKER_BASE, ZERO_PAGE, type Id, type LockClass, type Mm, type Pte, type State, type Thread, type Vma } from './state.ts';
+import { forEachThread, vmaWriteLocked, NIL, procOfThread, procThreads, threadIndex, USER_SWAPPED, USER_ZERO, WALKER_BASE, WALKER_CODE, ZERO_PAGE, type Id, type LockClass, type Mm, type Pte, type State, type Thread, type Vma } from './state.ts';
 
 /** A deterministic 32-bit string hash (FNV-1a): stable across threads, unlike an intern table. */
 export function hashString(s: string): number {
@@ -80,11 +80,11 @@ function shape(s: State, m: Mm): void {
     shapePut(x > USER_ZERO ? 1 : x === USER_SWAPPED && readsZero(m.ptes[page]) ? USER_ZERO : x);
   }
   shapePut(-1);
-  const t = s.threads[threadKey(m.id)];
-  if (t !== undefined) {
+  procThreads(s, m.id, (t) => {
+    shapePut(threadIndex(t.id));
     shapePut(hashString(t.pc));
     shapePut(t.op === undefined ? 0 : hashString(t.op.kind));
-  }
+  });
 }
 
 /** Compare the shapes of processes i and j (positions in the order being sorted). */
@@ -222,14 +222,17 @@ function thread(id: Id): number {
     const i = walkerOrder.indexOf(id);
     return i >= 0 ? 1000 + i : 2000 + id;
   }
-  return mmIdx.get(id) ?? 1000 + id;
+  // A syscall thread: its process's canonical index, its own index within the process kept.
+  const proc = procOfThread(id);
+  return (mmIdx.get(proc) ?? 1000 + proc) + (id - proc);
 }
-const LOCK_CLASS_CODE: Record<LockClass, number> = { mmap_lock: 0, folio_lock: 1, anon_vma_rwsem: 2, page_table_lock: 3, ptl: 4 };
+const LOCK_CLASS_CODE: Record<LockClass, number> = { mmap_lock: 0, folio_lock: 1, anon_vma_rwsem: 2, page_table_lock: 3, ptl: 4, vma_lock: 5 };
 
 /** The canonical id of the object a lock belongs to. */
 function lockRef(cls: LockClass, id: Id): number {
   if (cls === 'folio_lock') return ref(folioIdx, id);
   if (cls === 'anon_vma_rwsem') return ref(avIdx, id);
+  if (cls === 'vma_lock') return ref(vmaIdx, id);
   return ref(mmIdx, id);
 }
 
@@ -242,8 +245,11 @@ function orderThreads(s: State): void {
     threadOrder.push(t);
     if (t.walker !== undefined) walkerOrder.push(t.id);
   });
-  if (threadOrder.length > 1) threadOrder.sort((a, b) => (a.walker === undefined ? (mmIdx.get(a.id) ?? a.id) : a.id) - (b.walker === undefined ? (mmIdx.get(b.id) ?? b.id) : b.id));
+  if (threadOrder.length > 1) threadOrder.sort((a, b) => (a.walker === undefined ? thread(a.id) : a.id) - (b.walker === undefined ? thread(b.id) : b.id));
 }
+
+/** A VMA's per-VMA lock: write-locked (its seq equals its mm's; the numbers are not canonical) and its readers. */
+const vmaLockCode = (v: Vma, m: Mm | undefined): number => (m !== undefined && vmaWriteLocked(v, m) ? 1 : 0) + 2 * v.readers;
 
 /** FNV-1a over one integer. */
 const mixInt = (h: number, x: number): number => Math.imul(h ^ x, 0x01000193);
@@ -262,8 +268,10 @@ function opHash(op: SyscallOp): number {
 function putThreads(): void {
   put(threadOrder.length);
   for (const t of threadOrder) {
-    put(t.walker === undefined ? 0 : t.walker === 'reclaim' ? 1 : 2);
-    put(ref(mmIdx, t.proc));
+    put(t.walker === undefined ? 0 : WALKER_CODE[t.walker]);
+    // A walker works on its folio, not on the mapping it was named by (its proc is for display only).
+    put(t.walker === undefined ? ref(mmIdx, t.proc) : NIL);
+    put(t.walker === undefined ? threadIndex(t.id) : 0);
     put(t.op === undefined ? 0 : opHash(t.op));
     put(hashString(t.pc));
     put(t.allocs);
@@ -273,6 +281,11 @@ function putThreads(): void {
       put(LOCK_CLASS_CODE[h.cls]);
       put(lockRef(h.cls, h.id));
       put(h.write ? 1 : 0);
+    }
+    if (t.queued === undefined) put(-1);
+    else {
+      put(LOCK_CLASS_CODE[t.queued.cls]);
+      put(lockRef(t.queued.cls, t.queued.id));
     }
     put(t.mms.length);
     for (const id of t.mms) put(ref(mmIdx, id));
@@ -408,6 +421,7 @@ function encodeInto(s: State): number {
       put(v.flags);
       put(v.hasClose ? 1 : 0);
       put(v.attached ? 1 : 0);
+      put(vmaLockCode(v, m));
       put(ref(avIdx, v.anonVma));
       put(v.chain.length);
       for (const cId of v.chain) {
@@ -454,6 +468,7 @@ function encodeInto(s: State): number {
     put(v.end);
     put(v.pgoff);
     put(v.flags);
+    put(vmaLockCode(v, s.mms[v.mm]));
     put(ref(avIdx, v.anonVma));
     put(v.chain.length);
     for (const cId of v.chain) {

@@ -31,6 +31,7 @@ export function copyMm(m: Mm): Mm {
     vmas: m.vmas,
     ptes: m.ptes,
     mmapLock: m.mmapLock,
+    lockSeq: m.lockSeq,
     pageTableLock: m.pageTableLock,
     ptl: m.ptl,
     hasPinned: m.hasPinned,
@@ -50,6 +51,8 @@ export function copyVma(v: Vma): Vma {
     anonVma: v.anonVma,
     chain: v.chain,
     attached: v.attached,
+    lockSeq: v.lockSeq,
+    readers: v.readers,
   } satisfies All<Vma>;
 }
 
@@ -104,6 +107,8 @@ export function copyThread(t: Thread): Thread {
     walker: t.walker,
     pc: t.pc,
     held: t.held.map(held),
+    // Replaced whole, never written in place: shared.
+    queued: t.queued,
     allocs: t.allocs,
     failAt: t.failAt,
     mms: t.mms.slice(),
@@ -115,7 +120,7 @@ export function copyThread(t: Thread): Thread {
   } satisfies All<Thread>;
 }
 
-const budgets = (b: Budgets): Budgets => ({ enomem: b.enomem, walkers: b.walkers }) satisfies All<Budgets>;
+const budgets = (b: Budgets): Budgets => ({ enomem: b.enomem, walkers: b.walkers, threads: b.threads }) satisfies All<Budgets>;
 
 /**
  * The start of a transition from parent: the tables are the parent's,

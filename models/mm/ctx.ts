@@ -22,6 +22,10 @@ export interface Ctx {
   blocking: boolean;
   /** Locks the thread holds, in acquisition order (for lockdep's order check). */
   held: HeldLock[];
+  /** Lock acquisitions and releases made so far in this step: a writer queues on an rwsem only at its step's first (locks.ts). */
+  lockOps: number;
+  /** The releases among them. */
+  releases: number;
   /** Lock granularity: the thread (a draft) whose step this is; lock points end the step (sched.ts). */
   t?: Thread;
   /** The lock point this step resumes at: passing it does not end the step. */
@@ -45,7 +49,7 @@ export interface Ctx {
 export { peek, readable } from './draft.ts';
 
 export function makeCtx(s: State, k: Kernel, thread: Id, failAt = 0, own?: object[]): Ctx {
-  return { s, k, thread, blocking: false, held: [], allocs: 0, failAt, allocLog: [], tables: undefined, own };
+  return { s, k, thread, blocking: false, held: [], lockOps: 0, releases: 0, allocs: 0, failAt, allocLog: [], tables: undefined, own };
 }
 
 type TableName = 'mms' | 'vmas' | 'anonVmas' | 'avcs' | 'folios';

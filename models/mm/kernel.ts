@@ -4,6 +4,7 @@
 // (DESIGN.md §6). Only functions are listed; constants and types stay in
 // their modules.
 import * as memory from './memory.ts';
+import * as migrate from './migrate.ts';
 import * as mmap from './mmap.ts';
 import * as mprotect from './mprotect.ts';
 import * as mremap from './mremap.ts';
@@ -24,6 +25,7 @@ export const mainlineKernel = Object.freeze({
   ...functionsOf(mmap),
   ...functionsOf(mprotect),
   ...functionsOf(mremap),
+  ...functionsOf(migrate),
 });
 
 registerMainline(mainlineKernel);

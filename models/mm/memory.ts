@@ -1,7 +1,8 @@
 // mm/memory.c: anonymous faults, copy-on-write, fork's page copy, zap, and
 // the long-term GUP pin. Digest §2.7, §2.8, §2.11, §5.
 import { allocOk, folio, insert, remove, mm, mmR, peek, pte_clear, pteR, set_pte_at, vma, vmaR, warn, type Ctx } from './ctx.ts';
-import { folio_trylock, folio_unlock, mmap_read_lock, mmap_read_unlock, pte_lock, pte_unlock } from './locks.ts';
+import { folio_trylock, folio_unlock, mmap_read_lock, mmap_read_trylock, mmap_read_unlock, pte_lock, pte_unlock, vma_end_read, vma_start_read, vma_start_write } from './locks.ts';
+import { lock_point } from './sched.ts';
 import { EBUSY, ENOMEM } from './rmap.ts';
 import { NIL, USER_ZERO, VM_READ, VM_WRITE, ZERO_PAGE, walkerHolds, type Id } from './state.ts';
 import { vma_lookup } from './vma.ts';
@@ -11,6 +12,8 @@ export const VM_FAULT_OOM = -1;
 /** Pages of the large folio a fault may allocate with --large-folios (an order-1 mTHP). */
 export const LARGE_FOLIO_PAGES = 2;
 export const VM_FAULT_SIGSEGV = -2;
+/** The fault dropped its VMA lock and must be retried under the mmap lock. */
+export const VM_FAULT_RETRY = -3;
 
 /** alloc_anon_folio: a new, unmapped small folio; NIL on ENOMEM. */
 export function folio_alloc(c: Ctx, nrPages = 1): Id {
@@ -25,7 +28,30 @@ export function folio_put_last(c: Ctx, folioId: Id): void {
   if (folio(c, folioId).mapcount === 0 && !walkerHolds(peek(c.s, 'threads'), peek(c.s, 'nextId').walker, folioId)) remove(c, 'folios', folioId);
 }
 
-/** do_anonymous_page (memory.c; §2.8): read faults map the zero page; write faults prepare the anon_vma and map a new exclusive folio. */
+/**
+ * vmf_anon_prepare (mm/internal.h) and __vmf_anon_prepare (memory.c; §2.8
+ * step 3): a fault holding only the VMA lock may not look at the
+ * neighbours __anon_vma_prepare reads, so it trylocks the mmap lock for
+ * read; when that fails it drops the VMA lock and returns VM_FAULT_RETRY.
+ */
+export function vmf_anon_prepare(c: Ctx, vmaId: Id): number {
+  if (vmaR(c, vmaId).anonVma !== NIL) return 0;
+  const mmId = vmaR(c, vmaId).mm;
+  const vmaLocked = faultUnderVmaLock(c, mmId);
+  if (vmaLocked && !mmap_read_trylock(c, mmId)) {
+    vma_end_read(c, vmaId);
+    return VM_FAULT_RETRY;
+  }
+  const ret = c.k.__anon_vma_prepare(c, vmaId) !== 0 ? VM_FAULT_OOM : 0;
+  if (vmaLocked) mmap_read_unlock(c, mmId);
+  return ret;
+}
+
+/**
+ * do_anonymous_page (memory.c; §2.8): read faults map the zero page; write
+ * faults prepare the anon_vma and allocate a folio, then (a step of its own
+ * at lock granularity: another thread of the mm may hold the PTE lock) map it.
+ */
 export function do_anonymous_page(c: Ctx, vmaId: Id, page: number, write: boolean, large = false): number {
   const v = vma(c, vmaId);
   if (!write) {
@@ -34,7 +60,8 @@ export function do_anonymous_page(c: Ctx, vmaId: Id, page: number, write: boolea
     pte_unlock(c, v.mm);
     return 0;
   }
-  if (c.k.anon_vma_prepare(c, vmaId) !== 0) return VM_FAULT_OOM;
+  const prepared = vmf_anon_prepare(c, vmaId);
+  if (prepared !== 0) return prepared;
   // alloc_anon_folio: an order-1 (2-page) mTHP when asked for and its aligned
   // range lies in the VMA with every PTE none; otherwise order 0.
   const base = page - (page % LARGE_FOLIO_PAGES);
@@ -43,6 +70,18 @@ export function do_anonymous_page(c: Ctx, vmaId: Id, page: number, write: boolea
   const addr = nr === 1 ? page : base;
   const f = c.k.folio_alloc(c, nr);
   if (f === NIL) return VM_FAULT_OOM;
+  // Another thread of this mm may hold the PTE lock across its steps only if the mm can have one (--threads).
+  if ((c.s.budgets.threads ?? 1) > 1) lock_point(c, 'do_anonymous_page_map', { vmas: [vmaId], folios: [f], nums: [addr, nr] });
+  return c.k.do_anonymous_page_map(c, vmaId, f, addr, nr);
+}
+
+/**
+ * do_anonymous_page (memory.c; §2.8 steps 5-6) under the PTE lock: unless
+ * another thread mapped the range meanwhile (then the new folio is freed),
+ * folio_add_new_anon_rmap and set_ptes.
+ */
+export function do_anonymous_page_map(c: Ctx, vmaId: Id, f: Id, addr: number, nr: number): number {
+  const v = vmaR(c, vmaId);
   pte_lock(c, v.mm);
   for (let i = 0; i < nr; i++)
     if (mm(c, v.mm).ptes[addr + i] !== undefined) {
@@ -89,7 +128,8 @@ export function wp_can_reuse_anon_folio(c: Ctx, folioId: Id, vmaId: Id): boolean
  */
 export function wp_page_copy(c: Ctx, vmaId: Id, page: number, unshare: boolean): number {
   const v = vma(c, vmaId);
-  if (c.k.anon_vma_prepare(c, vmaId) !== 0) return VM_FAULT_OOM;
+  const prepared = vmf_anon_prepare(c, vmaId);
+  if (prepared !== 0) return prepared;
   const f = c.k.folio_alloc(c, 1);
   if (f === NIL) return VM_FAULT_OOM;
   pte_lock(c, v.mm);
@@ -129,19 +169,64 @@ export function do_wp_page(c: Ctx, vmaId: Id, page: number, unshare: boolean): n
   return c.k.wp_page_copy(c, vmaId, page, unshare);
 }
 
-/** handle_mm_fault on an anonymous private VMA under the mmap read lock (lock_mm_and_find_vma; §2.8, §6.2). */
+/** handle_mm_fault (memory.c; §2.8) on an anonymous private VMA: a new page, or a write to a read-only one. */
+export function handle_mm_fault(c: Ctx, vmaId: Id, page: number, write: boolean, large: boolean): number {
+  const pte = pteR(c, vmaR(c, vmaId).mm, page);
+  if (pte === undefined) return c.k.do_anonymous_page(c, vmaId, page, write, large);
+  if (write && !pte.writable) return c.k.do_wp_page(c, vmaId, page, false);
+  return 0;
+}
+
+/**
+ * The fault holds its VMA's lock and not the mmap lock: the kernel's
+ * FAULT_FLAG_VMA_LOCK, read here from the locks the thread holds, so that a
+ * variant's override of a fault function need not pass a flag along.
+ */
+function faultUnderVmaLock(c: Ctx, mmId: Id): boolean {
+  for (const h of c.held) if (h.cls === 'mmap_lock' && h.id === mmId) return false;
+  return true;
+}
+
+/** release_fault_lock (mm.h): the VMA lock of a fault under it, else the mmap read lock. */
+export function release_fault_lock(c: Ctx, mmId: Id, vmaId: Id): void {
+  if (faultUnderVmaLock(c, mmId)) vma_end_read(c, vmaId);
+  else mmap_read_unlock(c, mmId);
+}
+
+/** The access a fault needs is missing (access_error): the kernel sends SIGSEGV. */
+const accessError = (c: Ctx, vmaId: Id, write: boolean): boolean => (vmaR(c, vmaId).flags & (write ? VM_WRITE : VM_READ)) === 0;
+
+/**
+ * do_user_addr_fault (arch/x86/mm/fault.c; §2.8, §6.2): first under the
+ * VMA's own lock (lock_vma_under_rcu); when that fails, or the fault asks
+ * for a retry (VM_FAULT_RETRY, the VMA lock already dropped), under the
+ * mmap read lock (lock_mm_and_find_vma).
+ */
 export function do_user_fault(c: Ctx, mmId: Id, page: number, write: boolean, large = false): number {
-  mmap_read_lock(c, mmId);
-  let ret = 0;
-  const vmaId = vma_lookup(c, mmId, page);
-  if (vmaId === NIL || (vmaR(c, vmaId).flags & (write ? VM_WRITE : VM_READ)) === 0) ret = VM_FAULT_SIGSEGV;
-  else {
-    const pte = pteR(c, mmId, page);
-    if (pte === undefined) ret = c.k.do_anonymous_page(c, vmaId, page, write, large);
-    else if (write && !pte.writable) ret = c.k.do_wp_page(c, vmaId, page, false);
+  const locked = c.k.lock_vma_under_rcu(c, mmId, page);
+  if (locked !== NIL) {
+    if (accessError(c, locked, write)) {
+      vma_end_read(c, locked);
+      return VM_FAULT_SIGSEGV;
+    }
+    const ret = c.k.handle_mm_fault(c, locked, page, write, large);
+    if (ret !== VM_FAULT_RETRY) {
+      vma_end_read(c, locked);
+      return ret;
+    }
   }
+  mmap_read_lock(c, mmId);
+  const vmaId = vma_lookup(c, mmId, page);
+  const ret = vmaId === NIL || accessError(c, vmaId, write) ? VM_FAULT_SIGSEGV : c.k.handle_mm_fault(c, vmaId, page, write, large);
   mmap_read_unlock(c, mmId);
   return ret;
+}
+
+/** lock_vma_under_rcu (mm/mmap_lock.c; §6.2): the VMA at page, read-locked, or NIL (none there, write-locked, or detached). */
+export function lock_vma_under_rcu(c: Ctx, mmId: Id, page: number): Id {
+  const vmaId = vma_lookup(c, mmId, page);
+  if (vmaId === NIL || !vma_start_read(c, vmaId)) return NIL;
+  return vmaId;
 }
 
 /**
@@ -252,5 +337,10 @@ export const USER_END = Number.MAX_SAFE_INTEGER;
 
 /** free_pgtables (memory.c; §5): unlink_anon_vmas for each VMA (PTEs are already zapped). */
 export function free_pgtables(c: Ctx, vmaIds: readonly Id[]): void {
-  for (const id of vmaIds) c.k.unlink_anon_vmas(c, id);
+  for (const id of vmaIds) {
+    // vma_start_write when the mm is write-locked (exit_mmap; munmap has downgraded to read).
+    const v = vmaR(c, id);
+    if (mmR(c, v.mm).mmapLock.writer === c.thread) vma_start_write(c, id);
+    c.k.unlink_anon_vmas(c, id);
+  }
 }

@@ -1,7 +1,7 @@
 // mm/mmap.c and the munmap path of mm/vma.c: fixed-address anonymous mmap,
 // fork's dup_mmap, exit_mmap, munmap. Digest §2.7, §3.7, §5.
 import { insert, mmVmas, remove, vma, vmaR, warn, type Ctx } from './ctx.ts';
-import { mmap_read_lock, mmap_read_unlock, mmap_write_downgrade, mmap_write_lock, mmap_write_unlock } from './locks.ts';
+import { mmap_read_lock, mmap_read_unlock, mmap_write_downgrade, mmap_write_lock, mmap_write_lock_killable, mmap_write_unlock, vma_start_write, vma_start_write_killable } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
 import { NIL, RECORD, freeLock, type Id } from './state.ts';
 import { lock_point } from './sched.ts';
@@ -10,10 +10,13 @@ import { find_vma, vma_attach, vma_detach, vma_next_from, vma_prev_of, vmg_state
 
 /** mm_alloc for a new process; the caller picks the id (the next free process slot). */
 export function mm_alloc(c: Ctx, id: Id, parent: Id): Id {
-  insert(c, 'mms', id, { id, parent, vmas: [], ptes: [], mmapLock: freeLock(), pageTableLock: NIL, ptl: NIL, hasPinned: false, user: [] });
+  insert(c, 'mms', id, { id, parent, vmas: [], ptes: [], mmapLock: freeLock(), lockSeq: 0, pageTableLock: NIL, ptl: NIL, hasPinned: false, user: [] });
   if (c.s.nextId.mm <= id) c.s.nextId.mm = id + 1;
   return id;
 }
+
+/** do_mmap's answer to MAP_FIXED_NOREPLACE over a mapping. */
+export const EEXIST = -17;
 
 /**
  * __mmap_region for MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED on a free range
@@ -21,8 +24,15 @@ export function mm_alloc(c: Ctx, id: Id, parent: Id): Id {
  * a new VMA with pgoff = addr. Returns 0 or -ENOMEM.
  */
 export function do_mmap(c: Ctx, mmId: Id, addr: number, len: number, flags: number, hasClose: boolean): number {
-  mmap_write_lock(c, mmId);
+  mmap_write_lock_killable(c, mmId);
   const end = addr + len;
+  // MAP_FIXED_NOREPLACE: the range was free when the syscall was issued; at
+  // lock granularity another thread of the mm may have mapped it since.
+  const hit = find_vma(c, mmId, addr);
+  if (hit !== NIL && vmaR(c, hit).start < end) {
+    mmap_write_unlock(c, mmId);
+    return EEXIST;
+  }
   const prev = vma_prev_of(c, mmId, addr);
   const next = vma_next_from(c, mmId, end);
   let merged = NIL;
@@ -39,7 +49,11 @@ export function do_mmap(c: Ctx, mmId: Id, addr: number, len: number, flags: numb
     else if (!c.k.vma_iter_prealloc(c)) {
       c.k.vm_area_free(c, id);
       ret = ENOMEM;
-    } else vma_attach(c, id);
+    } else {
+      // __mmap_new_vma: the new VMA is write-locked before it is in the tree, so no fault sees it half set up.
+      vma_start_write(c, id);
+      vma_attach(c, id);
+    }
   }
   mmap_write_unlock(c, mmId);
   return ret;
@@ -90,7 +104,7 @@ export function dup_mm_finish(c: Ctx, childId: Id, ret: number): number {
  * partial child is torn down (the caller's mmput -> exit_mmap).
  */
 export function dup_mmap(c: Ctx, childId: Id, parentId: Id): number {
-  mmap_write_lock(c, parentId);
+  mmap_write_lock_killable(c, parentId);
   mmap_write_lock(c, childId);
   const ret = c.k.dup_mmap_vmas(c, childId, parentId, [...mmVmas(c, parentId)], 0);
   return c.k.dup_mmap_finish(c, childId, parentId, ret);
@@ -112,6 +126,8 @@ export function dup_mmap_vmas(c: Ctx, childId: Id, parentId: Id, vmas: Id[], fro
   for (let i = from; i < vmas.length; i++) {
     if (i > 0) lock_point(c, 'dup_mmap_vma', { vmas: vmas.slice(i), mms: [childId, parentId] });
     const mpnt = vmas[i]!;
+    // The parent VMA is write-locked for the rest of the fork: a per-VMA-lock fault must not change it or its PTEs under the copy (§2.7).
+    vma_start_write_killable(c, mpnt);
     const tmp = c.k.vm_area_dup(c, mpnt);
     if (tmp === NIL) return ENOMEM;
     vma(c, tmp).mm = childId;
@@ -184,6 +200,8 @@ export function do_vmi_munmap(c: Ctx, mmId: Id, start: number, len: number, unlo
         return err;
       }
     }
+    // vms_gather_munmap_vmas: each VMA is write-locked before it is detached (§5).
+    vma_start_write(c, id);
     vma_detach(c, id);
     detached.push(id);
   }
@@ -217,7 +235,7 @@ export function vms_free_vmas(c: Ctx, mmId: Id, detached: Id[], unlock: boolean)
 
 /** __vm_munmap (mm/vma.c; §5): the munmap(2) syscall. */
 export function vm_munmap(c: Ctx, mmId: Id, start: number, len: number): number {
-  mmap_write_lock(c, mmId);
+  mmap_write_lock_killable(c, mmId);
   const ret = c.k.do_vmi_munmap(c, mmId, start, len, true);
   if (ret !== 0) mmap_write_unlock(c, mmId);
   return ret;

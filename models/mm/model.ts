@@ -10,18 +10,18 @@ import { ParseError, type Model, type Property } from '../../src/engine/model.ts
 import { ALL_PROPERTIES } from '../../properties/index.ts';
 import { withStateView } from '../../properties/view.ts';
 import { encodeState, encodeStateScratch } from './canon.ts';
-import { makeCtx, type Ctx } from './ctx.ts';
+import { makeCtx, threadW, type Ctx } from './ctx.ts';
 import { cowState, deepFreeze } from './cow.ts';
 import { inDrafts } from './draft.ts';
 import { packMmState, packMmStateScratch, unpackMmState } from './pack.ts';
 import { mainlineKernel, type Kernel } from './kernel.ts';
 import { mm_alloc } from './mmap.ts';
-import { formatOp, OP_KINDS, parseOp, threadName, type Op, type OpKind, type SyscallOp } from './ops.ts';
+import { formatOp, OP_KINDS, parseOp, opThread, threadName, type Op, type OpKind, type SyscallOp } from './ops.ts';
 import { WouldBlock } from './locks.ts';
-import { busyProcs, issueSyscall, runThreadStep } from './threads.ts';
+import { issuers, issueSyscall, NO_ISSUER, procBusy, runThreadStep } from './threads.ts';
 import { issueWalker } from './walkers.ts';
 import { noDeadlock, noDeadlockWith } from '../../properties/deadlock.ts';
-import { anyThread, emptyState, forEachThread, NIL, threadOf, VM_EXEC, VM_READ, VM_WRITE, ZERO_PAGE, type State, type WalkerKind } from './state.ts';
+import { anyThread, emptyState, forEachThread, MAX_THREADS, NIL, threadIndex, threadOf, VM_EXEC, VM_READ, VM_WRITE, WALKER_CODE, ZERO_PAGE, type State, type WalkerKind } from './state.ts';
 import { runSyscall } from './syscalls.ts';
 import type { MremapFlags } from './mremap.ts';
 import { resolveKernel } from '../variants/registry.ts';
@@ -46,12 +46,15 @@ export interface Bounds {
   granularity: Granularity;
   /** rmap walkers the explorer may start along one trace (lock granularity). */
   walkers: number;
+  /** Threads per process that may issue syscalls (lock granularity; issue 17). */
+  threads: number;
   /** Merge a step that touches only its thread's own data (issuing a syscall or starting a walker) into the next step. */
   reduce: boolean;
 }
 
 export type Granularity = 'syscall' | 'lock';
-export const WALKER_KINDS: readonly WalkerKind[] = ['reclaim', 'referenced'];
+/** The rmap walkers (walkers.ts): reclaim's try_to_unmap, folio_referenced, and migration's anon_vma pin and remove_migration_ptes walk. */
+export const WALKER_KINDS: readonly WalkerKind[] = Object.keys(WALKER_CODE) as WalkerKind[];
 
 export const DEFAULT_OPS: OpKind[] = ['mmap', 'fault', 'fork', 'munmap', 'mprotect', 'mremap', 'exit'];
 export const DEFAULT_BOUNDS: Bounds = {
@@ -64,6 +67,7 @@ export const DEFAULT_BOUNDS: Bounds = {
   relocate: false,
   granularity: 'syscall',
   walkers: 1,
+  threads: 1,
   reduce: true,
 };
 
@@ -101,7 +105,7 @@ function transition(mode: Transitions, s: State, kernel: Kernel, thread: number,
 
 /** Run one syscall at syscall granularity; also returns how many allocations it made. */
 function runOp(mode: Transitions, kernel: Kernel, s: State, op: SyscallOp): { next: State; allocs: number } {
-  const { next, c } = transition(mode, s, kernel, op.proc, op.enomem, (c) => {
+  const { next, c } = transition(mode, s, kernel, opThread(op), op.enomem, (c) => {
     runSyscall(c, op);
     if (op.enomem > 0 && c.allocs >= op.enomem) c.s.budgets.enomem = Math.max(0, c.s.budgets.enomem - 1);
   });
@@ -120,18 +124,30 @@ export function applyOp(kernel: Kernel, s: State, op: SyscallOp, mode: Transitio
  */
 export function applyLockOp(kernel: Kernel, s: State, op: Op, reduce: boolean, mode: Transitions = 'immer'): State {
   if (op.kind === 'step' && threadOf(s, op.proc) === undefined) throw new ParseError(`"${formatOp(op)}": ${threadName(op.proc)} has nothing in flight`);
-  return transition(mode, s, kernel, op.proc, 0, (c) => {
-    let tid: number;
-    if (op.kind === 'step') tid = op.proc;
-    else if (op.kind === 'walk') tid = issueWalker(c, op.walker, op.proc, op.page);
-    else {
-      issueSyscall(c, op);
-      tid = op.proc;
-      if (op.enomem > 0) c.s.budgets.enomem = Math.max(0, c.s.budgets.enomem - 1);
-    }
-    if (op.kind !== 'step' && !reduce) return;
-    runThreadStep(c, tid);
-  }).next;
+  const tid = op.kind === 'step' ? op.proc : op.kind === 'walk' ? NIL : opThread(op);
+  const start = (c: Ctx): number => {
+    if (op.kind === 'step') return tid;
+    if (op.kind === 'walk') return issueWalker(c, op.walker, op.proc, op.page);
+    issueSyscall(c, op);
+    if (op.enomem > 0) c.s.budgets.enomem = Math.max(0, c.s.budgets.enomem - 1);
+    return tid;
+  };
+  const thread = op.proc;
+  try {
+    return transition(mode, s, kernel, thread, 0, (c) => {
+      const t = start(c);
+      if (op.kind !== 'step' && !reduce) return;
+      runThreadStep(c, t);
+    }).next;
+  } catch (e) {
+    if (!(e instanceof WouldBlock) || !e.queueable) throw e;
+    // The step's first lock operation found the rwsem held: the thread joins
+    // its wait list instead (the step's other effects, none of them a lock
+    // operation, wait with it and run when it gets the lock).
+    return transition(mode, s, kernel, thread, 0, (c) => {
+      threadW(c, start(c)).queued = { cls: e.cls, id: e.id };
+    }).next;
+  }
 }
 
 /** The lock thread tid's next step waits for in s, or null when the step can run. */
@@ -143,6 +159,26 @@ export function blockedOn(kernel: Kernel, s: State, tid: number, mode: Transitio
     if (e instanceof WouldBlock) return e;
     throw e;
   }
+}
+
+/**
+ * Thread tid's next step run until it must wait inside itself, after
+ * taking some locks and releasing none: the state at that point (the thread
+ * holding what it took) and the lock it waits for; null otherwise. Only the
+ * deadlock property looks at this state; the search never enters it.
+ */
+export function stuckInStep(kernel: Kernel, s: State, tid: number, mode: Transitions = 'immer'): { state: State; wait: WouldBlock } | null {
+  let wait: WouldBlock | null = null;
+  const { next } = transition(mode, s, kernel, tid, 0, (c) => {
+    try {
+      runThreadStep(c, tid);
+    } catch (e) {
+      if (!(e instanceof WouldBlock)) throw e;
+      wait = e;
+    }
+  });
+  const w = wait as WouldBlock | null;
+  return w !== null && w.acquired > 0 && w.firm ? { state: next, wait: w } : null;
 }
 
 /** How many allocations op makes in s (where an ENOMEM can be injected). */
@@ -196,14 +232,16 @@ function allowed(b: Bounds): ReadonlySet<OpKind> {
  * operations that cannot change the state (faults on present pages with the
  * access already allowed, munmap of empty ranges, ...).
  */
-export function enumerateOps(s: State, b: Bounds, busy?: ReadonlySet<number>): SyscallOp[] {
+export function enumerateOps(s: State, b: Bounds, issuer?: readonly number[]): SyscallOp[] {
   const out: SyscallOp[] = [];
   const allow = allowed(b);
   let nProcs = 0;
   for (let proc = 0; proc < s.nextId.mm; proc++) if (s.mms[proc] !== undefined) nProcs++;
   for (let proc = 0; proc < s.nextId.mm; proc++) {
     const m = s.mms[proc];
-    if (m === undefined || busy?.has(proc)) continue;
+    const thread = issuer === undefined ? 0 : issuer[proc]!;
+    if (m === undefined || thread === NO_ISSUER) continue;
+    const first = out.length;
     if (allow.has('mmap')) {
       for (let a = 0; a < b.pages; a++)
         for (let len = 1; len <= b.maxLen && a + len <= b.pages; len++)
@@ -259,7 +297,9 @@ export function enumerateOps(s: State, b: Bounds, busy?: ReadonlySet<number>): S
           }
       }
     }
-    if (allow.has('exit')) out.push({ kind: 'exit', proc, enomem: 0 });
+    // exit_group: the mm is torn down by its last user, once the other threads have left the kernel.
+    if (allow.has('exit') && (issuer === undefined || !procBusy(s, proc))) out.push({ kind: 'exit', proc, enomem: 0 });
+    if (thread > 0) for (let i = first; i < out.length; i++) out[i]!.thread = thread;
   }
   return out;
 }
@@ -279,7 +319,13 @@ export function validateOp(s: State, b: Bounds, op: Op, text: string): void {
     if ((s.budgets.walkers ?? 0) <= 0) throw new ParseError(`"${text}": no walker left to start (--walkers)`);
     return;
   }
-  if (b.granularity === 'lock' && busyProcs(s).has(op.proc)) throw new ParseError(`"${text}": P${op.proc} has a syscall in flight (or is a child being forked); step it first`);
+  if (b.granularity === 'lock') {
+    const tid = opThread(op);
+    if (threadIndex(tid) >= b.threads) throw new ParseError(`"${text}": ${threadName(tid)} is beyond --threads ${b.threads}`);
+    if (threadOf(s, tid) !== undefined || issuers(s, MAX_THREADS)[op.proc] === NO_ISSUER)
+      throw new ParseError(`"${text}": ${threadName(tid)} has a syscall in flight (or its process is exiting or a child being forked); step it first`);
+    if (op.kind === 'exit' && procBusy(s, op.proc)) throw new ParseError(`"${text}": P${op.proc} has a syscall in flight on another thread; step it first`);
+  }
   const range = (addr: number, len: number): void => {
     if (addr + len > b.pages) throw new ParseError(`"${text}": [${addr},${addr + len}) lies outside the ${b.pages}-page address space (--pages)`);
   };
@@ -310,7 +356,7 @@ export function validateOp(s: State, b: Bounds, op: Op, text: string): void {
 }
 
 export function initialState(b: Bounds): State {
-  const budgets = b.granularity === 'lock' ? { enomem: b.enomem, walkers: b.walkers } : { enomem: b.enomem };
+  const budgets = b.granularity === 'lock' ? { enomem: b.enomem, walkers: b.walkers, ...(b.threads > 1 ? { threads: b.threads } : {}) } : { enomem: b.enomem };
   return produce(emptyState(budgets), (draft) => {
     mm_alloc(makeCtx(draft, mainlineKernel, 0), 0, NIL);
   });
@@ -352,7 +398,15 @@ function mutationReport(model: string, e: TypeError): MutatedInputError {
   return new MutatedInputError(`model "${model}" writes to its input state in ${where}: ${e.message}`);
 }
 
-/** The walkers the explorer may start in s: one per folio mapped (at its first mapping), of each kind. */
+/**
+ * The walkers the explorer may start in s: one per folio mapped (at its
+ * first mapping), of each kind. One start per folio is enough: a walker
+ * starts from the folio, as the kernel's do (shrink_folio_list,
+ * folio_referenced and migrate_pages take a folio off a list, not a
+ * mapping), so the mapping that names it changes nothing it does, and the
+ * canonical encoding leaves it out (test/walkers.test.ts checks that every
+ * start gives the same successor).
+ */
 function walkerStarts(s: State): Op[] {
   const out: Op[] = [];
   if ((s.budgets.walkers ?? 0) <= 0) return out;
@@ -417,8 +471,8 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
   // its allocation points, which is also its successor without injection.
   const successors = new SuccessorMemo();
   /** Syscalls with their ENOMEM injections. */
-  const syscalls = (s: State, busy?: ReadonlySet<number>): SyscallOp[] => {
-    const base = enumerateOps(s, bounds, busy);
+  const syscalls = (s: State, issuer?: readonly number[]): SyscallOp[] => {
+    const base = enumerateOps(s, bounds, issuer);
     if (s.budgets.enomem <= 0) return base;
     if (!lock) successors.begin(s);
     const out: SyscallOp[] = [];
@@ -435,7 +489,7 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     successors.begin(s);
     const candidates: Op[] = [];
     forEachThread(s, (t) => candidates.push({ kind: 'step', proc: t.id, pc: t.pc, enomem: 0 }));
-    candidates.push(...syscalls(s, busyProcs(s)), ...walkerStarts(s));
+    candidates.push(...syscalls(s, issuers(s, bounds.threads)), ...walkerStarts(s));
     const out: Op[] = [];
     for (const op of candidates) {
       try {
@@ -459,7 +513,12 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
   };
   const syscallNext = (s: State, op: Op): State => successors.get(s, op) ?? applyOp(kernel, s, op as SyscallOp, mode);
   const properties = (opts.properties ?? ALL_PROPERTIES).map((p) =>
-    p.id === noDeadlock.id && lock ? noDeadlockWith((s, tid) => blockedOn(kernel, s, tid, mode)) : p,
+    p.id === noDeadlock.id && lock
+      ? noDeadlockWith(
+          (s, tid) => blockedOn(kernel, s, tid, mode),
+          (s, tid) => stuckInStep(kernel, s, tid, mode),
+        )
+      : p,
   );
   let actions = lock ? lockActions : (s: State) => syscalls(s);
   let next = lock ? lockNext : syscallNext;

@@ -1,7 +1,7 @@
 // mm/mprotect.c: changing protection over a range, which merges or splits
 // VMAs through vma_modify. Digest §3.6, §3.10, §6.2.
 import { pteR, set_pte_at, vma, vmaR, type Ctx } from './ctx.ts';
-import { mmap_write_lock, mmap_write_unlock } from './locks.ts';
+import { mmap_write_lock_killable, mmap_write_unlock, vma_start_write } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
 import { NIL, VM_ACCESS_FLAGS, VM_WRITE, type Id } from './state.ts';
 import { find_vma, vma_prev_of, vmg_state } from './vma.ts';
@@ -23,6 +23,8 @@ export function mprotect_fixup(c: Ctx, vmaId: Id, prev: Id, start: number, end: 
   const g = vmg_state(c, v.mm, prev, vmaId, start, end, newflags, v.pgoff + (start - v.start));
   const [err, res] = c.k.vma_modify(c, g);
   if (err !== 0) return [err, NIL];
+  // vm_flags_reset under the VMA write lock, against per-VMA-lock faults (§6.2).
+  vma_start_write(c, res);
   vma(c, res).flags = newflags;
   c.k.change_protection(c, res, start, end);
   return [0, res];
@@ -31,7 +33,7 @@ export function mprotect_fixup(c: Ctx, vmaId: Id, prev: Id, start: number, end: 
 /** do_mprotect_pkey (mprotect.c): every VMA of [start, start + len) in turn; a hole is -ENOMEM after the earlier ones changed. */
 export function do_mprotect(c: Ctx, mmId: Id, start: number, len: number, prot: number): number {
   const end = start + len;
-  mmap_write_lock(c, mmId);
+  mmap_write_lock_killable(c, mmId);
   let ret = 0;
   const first = find_vma(c, mmId, start);
   if (first === NIL || vmaR(c, first).start >= end || vmaR(c, first).start > start) ret = ENOMEM;

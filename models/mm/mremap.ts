@@ -3,7 +3,7 @@
 // MREMAP_DONTUNMAP. Digest §4. (MREMAP_RELOCATE_ANON, which is not in
 // mainline, hooks in at should_relocate_anon.)
 import { allocOk, mm, peek, pte_clear, pteR, set_pte_at, vmaR, warn, type Ctx } from './ctx.ts';
-import { anon_vma_lock_write, anon_vma_unlock_write, mmap_write_lock, mmap_write_unlock, pte_lock, pte_unlock } from './locks.ts';
+import { anon_vma_lock_write, anon_vma_unlock_write, mmap_write_lock_killable, mmap_write_unlock, pte_lock, pte_unlock, vma_start_write } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
 import { NIL, type Id } from './state.ts';
 import { find_vma, vma_lookup } from './vma.ts';
@@ -108,7 +108,7 @@ export function mremapFlagsOf(bits: number): MremapFlags {
 }
 
 /** What a lock point of move_vma saves: the request, the two VMAs, the move. */
-function moveLocals(vrm: Vrm, newVma: Id, p: Pmc, moved: number): { vmas: Id[]; nums: number[] } {
+export function moveLocals(vrm: Vrm, newVma: Id, p: Pmc, moved: number): { vmas: Id[]; nums: number[] } {
   return {
     vmas: [vrm.vma, newVma],
     nums: [vrm.addr, vrm.oldLen, vrm.newAddr, vrm.newLen, mremapFlagBits(vrm.flags), p.needRmapLocks ? 1 : 0, moved],
@@ -173,6 +173,8 @@ export function dontunmap_complete(c: Ctx, vrm: Vrm, newVma: Id): void {
 
 /** move_vma (mremap.c; §4). */
 export function move_vma(c: Ctx, vrm: Vrm): number {
+  // The source VMA is write-locked against per-VMA-lock faults before anything moves (§4 step 3).
+  vma_start_write(c, vrm.vma);
   return c.k.move_vma_finish(c, vrm, c.k.copy_vma_and_data(c, vrm));
 }
 
@@ -248,7 +250,7 @@ export function do_mremap(c: Ctx, mmId: Id, addr: number, oldLen: number, newAdd
   const vrm: Vrm = { mm: mmId, vma: NIL, addr, oldLen, newAddr, newLen, flags };
   const err = c.k.check_mremap_params(c, vrm);
   if (err !== 0) return err;
-  mmap_write_lock(c, mmId);
+  mmap_write_lock_killable(c, mmId);
   const ret = flags.fixed || flags.dontunmap ? c.k.mremap_to(c, vrm) : c.k.mremap_at(c, vrm);
   mmap_write_unlock(c, mmId);
   return ret;

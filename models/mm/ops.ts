@@ -6,15 +6,20 @@
 //   P1 munmap 1 1           P1 mprotect 0 2 r|rw|rx|rwx
 //   P0 mremap OLD OLDLEN NEW NEWLEN [maymove,fixed,dontunmap,relocate]
 //   P0 pin 1
-//   W reclaim P0 1          W referenced P0 1   (start an rmap walker, lock granularity)
+//   W reclaim P0 1          W referenced P0 1   W migrate P0 1   (start an rmap walker, lock granularity)
 //   P0 step                 W0 step             (the next step of a thread in flight)
 // Any operation may end in `enomem=K`: the K-th allocation of that syscall
 // fails with ENOMEM (an injected failure, counted against the budget).
 import { ParseError } from '../../src/engine/model.ts';
-import { SIGSEGV, VM_EXEC, VM_NOMERGE, VM_READ, VM_SPECIAL, VM_WRITE, WALKER_BASE, type Id, type WalkerKind } from './state.ts';
+import { MAX_THREADS, procOfThread, SIGSEGV, syscallThread, threadIndex, VM_EXEC, VM_NOMERGE, VM_READ, VM_SPECIAL, VM_WRITE, WALKER_BASE, WALKER_CODE, type Id, type WalkerKind } from './state.ts';
 import type { MremapFlags } from './mremap.ts';
 
-export type SyscallOp =
+/**
+ * A syscall, issued by thread `thread` of process `proc` (issue 17: `P0.1`
+ * is thread 1 of P0; the field is absent for thread 0, so that `P0` ops and
+ * states are what they were before threads).
+ */
+export type SyscallOp = (
   | { kind: 'mmap'; proc: Id; addr: number; len: number; prot: number; close: boolean; special: boolean; nomerge: boolean; enomem: number }
   | { kind: 'fault'; proc: Id; page: number; write: boolean; large: boolean; enomem: number }
   | { kind: 'fork'; proc: Id; enomem: number }
@@ -22,7 +27,8 @@ export type SyscallOp =
   | { kind: 'mprotect'; proc: Id; addr: number; len: number; prot: number; enomem: number }
   | { kind: 'mremap'; proc: Id; addr: number; oldLen: number; newAddr: number; newLen: number; flags: MremapFlags; enomem: number }
   | { kind: 'pin'; proc: Id; page: number; enomem: number }
-  | { kind: 'exit'; proc: Id; enomem: number };
+  | { kind: 'exit'; proc: Id; enomem: number }
+) & { thread?: number };
 
 /**
  * A thread action at lock granularity: start an rmap walker on the folio
@@ -56,7 +62,7 @@ const OP_FIELDS = {
 } as const;
 const MREMAP_FLAGS = ['maymove', 'fixed', 'dontunmap', 'relocate'] as const;
 const BOOLEAN_FIELDS: ReadonlySet<string> = new Set(['close', 'special', 'nomerge', 'write', 'large']);
-type Listed<T, L extends readonly PropertyKey[]> = [Exclude<keyof T, L[number] | 'kind' | 'proc'>] extends [never] ? true : false;
+type Listed<T, L extends readonly PropertyKey[]> = [Exclude<keyof T, L[number] | 'kind' | 'proc' | 'thread'>] extends [never] ? true : false;
 const OP_FIELDS_COMPLETE: { [K in OpKind]: Listed<Extract<SyscallOp, { kind: K }>, (typeof OP_FIELDS)[K]> } & {
   flags: Listed<MremapFlags, typeof MREMAP_FLAGS>;
 } = { mmap: true, fault: true, fork: true, munmap: true, mprotect: true, mremap: true, pin: true, exit: true, flags: true };
@@ -98,10 +104,15 @@ export function opFromInts(proc: Id, take: () => number): SyscallOp {
 
 export const isSyscall = (op: Op): op is SyscallOp => op.kind !== 'walk' && op.kind !== 'step';
 
-/** A thread's name in traces: P<i> for a syscall, W<n> for a walker. */
+/** A thread's name in traces: P<i> for a process's thread 0, P<i>.<t> for its thread t, W<n> for a walker. */
 export function threadName(id: Id): string {
-  return id >= WALKER_BASE ? `W${id - WALKER_BASE}` : `P${id}`;
+  if (id >= WALKER_BASE) return `W${id - WALKER_BASE}`;
+  const index = threadIndex(id);
+  return index === 0 ? `P${id}` : `P${procOfThread(id)}.${index}`;
 }
+
+/** The id of the thread that issues op. */
+export const opThread = (op: SyscallOp): Id => syscallThread(op.proc, op.thread ?? 0);
 
 const PROTS: Record<string, number> = { r: VM_READ, rw: VM_READ | VM_WRITE, rx: VM_READ | VM_EXEC, rwx: VM_READ | VM_WRITE | VM_EXEC };
 
@@ -148,26 +159,37 @@ export function parseOp(text: string): Op {
   }
   const [who, kind, ...args] = toks;
   if (who === 'W') {
-    if (kind !== 'reclaim' && kind !== 'referenced') throw new ParseError(`"${op}": a walker is "W reclaim P<i> <page>" or "W referenced P<i> <page>"`);
+    if (kind === undefined || !Object.hasOwn(WALKER_CODE, kind))
+      throw new ParseError(`"${op}": a walker is "W <kind> P<i> <page>", kind one of ${Object.keys(WALKER_CODE).join(', ')}`);
     const at = args[0];
     if (at === undefined || !/^P\d+$/.test(at)) throw new ParseError(`"${op}": a walker starts on the folio mapped at a process's page, like P0 1`);
     const page = int(op, 'page', args[1]);
     noMore(op, args.slice(2));
     if (enomem > 0) throw new ParseError(`"${op}": a walker allocates nothing (no enomem=K)`);
-    return { kind: 'walk', walker: kind, proc: Number(at.slice(1)), page, enomem: 0 };
+    return { kind: 'walk', walker: kind as WalkerKind, proc: Number(at.slice(1)), page, enomem: 0 };
   }
   if (who !== undefined && /^W\d+$/.test(who)) {
     if (kind !== 'step') throw new ParseError(`"${op}": a walker thread only takes "step", like ${who} step`);
     noMore(op, args);
     return { kind: 'step', proc: WALKER_BASE + Number(who.slice(1)), pc: '', enomem: 0 };
   }
-  if (who === undefined || !/^P\d+$/.test(who)) throw new ParseError(`"${op}": an operation starts with a process, like P0`);
-  const proc = Number(who.slice(1));
+  const named = who === undefined ? null : /^P(\d+)(?:\.(\d+))?$/.exec(who);
+  if (named === null) throw new ParseError(`"${op}": an operation starts with a process (or a thread of one), like P0 or P0.1`);
+  const proc = Number(named[1]);
+  const thread = named[2] === undefined ? 0 : Number(named[2]);
+  if (thread >= MAX_THREADS) throw new ParseError(`"${op}": a process has threads 0 to ${MAX_THREADS - 1}`);
+  if (kind === 'step') {
+    noMore(op, args);
+    if (enomem > 0) throw new ParseError(`"${op}": enomem=K goes on the syscall, not on a step`);
+    return { kind: 'step', proc: syscallThread(proc, thread), pc: '', enomem: 0 };
+  }
+  const sys = parseSyscall(op, kind, proc, args, enomem);
+  if (thread > 0) sys.thread = thread;
+  return sys;
+}
+
+function parseSyscall(op: string, kind: string | undefined, proc: Id, args: string[], enomem: number): SyscallOp {
   switch (kind) {
-    case 'step':
-      noMore(op, args);
-      if (enomem > 0) throw new ParseError(`"${op}": enomem=K goes on the syscall, not on a step`);
-      return { kind: 'step', proc, pc: '', enomem: 0 };
     case 'mmap': {
       const addr = int(op, 'address', args[0]);
       const len = int(op, 'length', args[1]);
@@ -241,9 +263,9 @@ export function parseOp(text: string): Op {
 
 /** Print an operation in the syntax parseOp reads (a step's name follows as a comment). */
 export function formatOp(op: Op): string {
-  const p = `P${op.proc}`;
-  if (op.kind === 'walk') return `W ${op.walker} ${p} ${op.page}`;
+  if (op.kind === 'walk') return `W ${op.walker} P${op.proc} ${op.page}`;
   if (op.kind === 'step') return `${threadName(op.proc)} step${op.pc ? `  # ${op.pc}` : ''}`;
+  const p = threadName(opThread(op));
   const suffix = op.enomem > 0 ? ` enomem=${op.enomem}` : '';
   switch (op.kind) {
     case 'mmap': {
@@ -306,6 +328,8 @@ export interface TraceExtent {
   enomem: number;
   /** Walkers started. */
   walkers: number;
+  /** Threads a process uses (1 + the highest `P<i>.<t>` index). */
+  threads: number;
   largeFolios: boolean;
   relocate: boolean;
   /** It steps threads or starts walkers: lock granularity. */
@@ -317,7 +341,7 @@ export interface TraceExtent {
  * operation is passed over: the replay that follows reports it, with its step.
  */
 export function traceExtent(trace: readonly string[]): TraceExtent {
-  const e: TraceExtent = { procs: 1, pages: 1, maxLen: 1, enomem: 0, walkers: 0, largeFolios: false, relocate: false, lock: false };
+  const e: TraceExtent = { procs: 1, pages: 1, maxLen: 1, enomem: 0, walkers: 0, threads: 1, largeFolios: false, relocate: false, lock: false };
   let alive = 1;
   for (const t of trace) {
     let op: Op;
@@ -333,6 +357,8 @@ export function traceExtent(trace: readonly string[]): TraceExtent {
     if (op.enomem > 0) e.enomem++;
     if (op.kind === 'walk') e.walkers++;
     if (op.kind === 'walk' || op.kind === 'step') e.lock = true;
+    const thread = op.kind === 'step' ? (op.proc < WALKER_BASE ? threadIndex(op.proc) : 0) : op.kind === 'walk' ? 0 : (op.thread ?? 0);
+    if (thread > 0) e.threads = Math.max(e.threads, thread + 1);
     if (op.kind === 'fault' && op.large) e.largeFolios = true;
     if (op.kind === 'mremap' && op.flags.relocate) e.relocate = true;
     if (op.kind === 'fork') e.procs = Math.max(e.procs, ++alive);
@@ -341,7 +367,7 @@ export function traceExtent(trace: readonly string[]): TraceExtent {
   return e;
 }
 
-const ERRNO_NAMES: Record<number, string> = { [-12]: 'ENOMEM', [-14]: 'EFAULT', [-16]: 'EBUSY', [-22]: 'EINVAL' };
+const ERRNO_NAMES: Record<number, string> = { [-12]: 'ENOMEM', [-14]: 'EFAULT', [-16]: 'EBUSY', [-17]: 'EEXIST', [-22]: 'EINVAL' };
 
 /** A syscall's result as the user sees it: 0, -ENOMEM, ..., or SIGSEGV for a fault the kernel answers with the signal. */
 export function formatResult(ret: number): string {

@@ -10,8 +10,8 @@
 // the round-trip test (test/transitions.test.ts) catches a field written in
 // the wrong order.
 import type { All } from './cow.ts';
-import { opFromInts, opInts } from './ops.ts';
-import { forEachThread, threadKey, type AnonVma, type Avc, type Folio, type HeldLock, type Id, type LockClass, type LockState, type Mm, type Pte, type State, type SyscallResult, type Thread, type Vma, type WalkerKind } from './state.ts';
+import { opFromInts, opInts, type SyscallOp } from './ops.ts';
+import { forEachThread, threadKey, WALKER_CODE, type AnonVma, type Avc, type Folio, type HeldLock, type Id, type LockClass, type LockState, type Mm, type Pte, type State, type SyscallResult, type Thread, type Vma, type WalkerKind } from './state.ts';
 
 // ---------------------------------------------------------------------------
 // Writing.
@@ -54,8 +54,10 @@ function lock(l: LockState): void {
   int(l.readers);
 }
 
-const LOCK_CLASSES: readonly LockClass[] = ['mmap_lock', 'folio_lock', 'anon_vma_rwsem', 'page_table_lock', 'ptl'];
-const WALKERS: readonly (WalkerKind | undefined)[] = [undefined, 'reclaim', 'referenced'];
+const LOCK_CLASSES: readonly LockClass[] = ['mmap_lock', 'folio_lock', 'vma_lock', 'anon_vma_rwsem', 'page_table_lock', 'ptl'];
+/** The walker kinds by WALKER_CODE (index 0: a syscall thread). */
+const WALKERS: readonly (WalkerKind | undefined)[] = [undefined];
+for (const [kind, code] of Object.entries(WALKER_CODE)) (WALKERS as (WalkerKind | undefined)[])[code] = kind as WalkerKind;
 
 /** Count the defined entries of an id-keyed table, then write each with f (ids ascending). */
 function table<T>(t: Record<Id, T>, bound: number, f: (x: T) => void): void {
@@ -99,6 +101,7 @@ function writeMm(m: Mm): void {
     bool(p.writable);
   }
   lock(m.mmapLock);
+  int(m.lockSeq);
   int(m.pageTableLock);
   int(m.ptl);
   bool(m.hasPinned);
@@ -115,6 +118,8 @@ function writeVma(v: Vma): void {
   int(v.anonVma);
   ints(v.chain);
   bool(v.attached);
+  int(v.lockSeq);
+  int(v.readers);
 }
 
 function writeAnonVma(a: AnonVma): void {
@@ -166,15 +171,21 @@ function writeThread(t: Thread): void {
   else {
     int(1);
     int(t.op.proc);
+    int(t.op.thread ?? 0);
     opInts(t.op, int);
   }
-  int(WALKERS.indexOf(t.walker));
+  int(t.walker === undefined ? 0 : WALKER_CODE[t.walker]);
   str(t.pc);
   int(t.held.length);
   for (const h of t.held) {
     int(LOCK_CLASSES.indexOf(h.cls));
     int(h.id);
     bool(h.write);
+  }
+  if (t.queued === undefined) int(-1);
+  else {
+    int(LOCK_CLASSES.indexOf(t.queued.cls));
+    int(t.queued.id);
   }
   int(t.allocs);
   int(t.failAt);
@@ -213,6 +224,7 @@ function packInto(s: State): number {
   int(n.content);
   int(s.budgets.enomem);
   int(s.budgets.walkers ?? -1);
+  int(s.budgets.threads ?? -1);
   int(s.warnings.length);
   for (const w of s.warnings) str(w);
   int(s.uaf.length);
@@ -301,7 +313,7 @@ function readMm(): Mm {
     const page = rint();
     ptes[page] = { folio: rint(), sub: rint(), writable: rbool() } satisfies All<Pte>;
   }
-  return { id, parent, vmas, ptes, mmapLock: rlock(), pageTableLock: rint(), ptl: rint(), hasPinned: rbool(), user } satisfies All<Mm>;
+  return { id, parent, vmas, ptes, mmapLock: rlock(), lockSeq: rint(), pageTableLock: rint(), ptl: rint(), hasPinned: rbool(), user } satisfies All<Mm>;
 }
 
 const readVma = (): Vma =>
@@ -316,6 +328,8 @@ const readVma = (): Vma =>
     anonVma: rint(),
     chain: rints(),
     attached: rbool(),
+    lockSeq: rint(),
+    readers: rint(),
   }) satisfies All<Vma>;
 
 function readExt(): Record<string, number> | undefined {
@@ -373,14 +387,29 @@ function readSeen(): { mm: Id; sub: number }[] {
   return out;
 }
 
+/** A thread's syscall as writeThread wrote it (thread 0's op has no thread field). */
+function readOp(): SyscallOp {
+  const proc = rint();
+  const thread = rint();
+  const op = opFromInts(proc, rint);
+  if (thread > 0) op.thread = thread;
+  return op;
+}
+
+function readQueued(): Thread['queued'] {
+  const cls = rint();
+  return cls < 0 ? undefined : { cls: LOCK_CLASSES[cls]!, id: rint() };
+}
+
 const readThread = (): Thread =>
   ({
     id: rint(),
     proc: rint(),
-    op: rint() === 0 ? undefined : opFromInts(rint(), rint),
+    op: rint() === 0 ? undefined : readOp(),
     walker: WALKERS[rint()],
     pc: rstr(),
     held: readHeld(),
+    queued: readQueued(),
     allocs: rint(),
     failAt: rint(),
     mms: rints(),
@@ -398,6 +427,7 @@ export function unpackMmState(bytes: Uint8Array): State {
   const nextId = { mm: rint(), vma: rint(), anonVma: rint(), avc: rint(), folio: rint(), walker: rint(), content: rint() } satisfies All<State['nextId']>;
   const enomem = rint();
   const walkers = rint();
+  const threads = rint();
   const warnings: string[] = [];
   for (let i = rint(); i > 0; i--) warnings.push(rstr());
   const uaf: string[] = [];
@@ -410,7 +440,7 @@ export function unpackMmState(bytes: Uint8Array): State {
     avcs: rtable(readAvc),
     folios: rtable(readFolio),
     nextId,
-    budgets: { enomem, walkers: walkers < 0 ? undefined : walkers },
+    budgets: { enomem, walkers: walkers < 0 ? undefined : walkers, ...(threads < 0 ? {} : { threads }) },
     threads: rtable(readThread, threadKey),
     warnings,
     uaf,

@@ -16,6 +16,7 @@ import {
   pte_lock,
   pte_unlock,
 } from './locks.ts';
+import { lock_point } from './sched.ts';
 import { NIL, freeLock, linearPageIndex, vmaPages, type Id, type State, type Vma } from './state.ts';
 
 export const ENOMEM = -12;
@@ -173,6 +174,24 @@ export function __anon_vma_prepare(c: Ctx, vmaId: Id): number {
     av(c, anon, '__anon_vma_prepare').numChildren++;
     allocated = anon;
   }
+  // A fault's prepare, with another thread of the mm that may be preparing
+  // the same VMA (it holds the mmap lock for read too, or a walker the
+  // anon_vma lock): the step ends before the lock, and both may allocate.
+  if (c.t?.op?.kind === 'fault' && (c.s.budgets.threads ?? 1) > 1)
+    lock_point(c, '__anon_vma_prepare_locked', { vmas: [vmaId], anonVmas: allocated === NIL ? [anon] : [anon, allocated], nums: [avcId] });
+  return c.k.__anon_vma_prepare_locked(c, vmaId, anon, allocated, avcId);
+}
+
+/**
+ * __anon_vma_prepare (rmap.c; §2.2 steps 4-7) from the anon_vma lock on:
+ * unless another thread set vma->anon_vma meanwhile, attach anon with the
+ * AVC; then free what is left over (the anon_vma allocated here and lost to
+ * the racing thread, the unused AVC).
+ */
+export function __anon_vma_prepare_locked(c: Ctx, vmaId: Id, anon: Id, allocatedIn: Id, avcIn: Id): number {
+  const v = vmaR(c, vmaId);
+  let allocated = allocatedIn;
+  let avcId = avcIn;
   anon_vma_lock_write(c, anon);
   page_table_lock(c, v.mm);
   if (vmaR(c, vmaId).anonVma === NIL) {
@@ -455,11 +474,37 @@ export function folio_lock_anon_vma_read(c: Ctx, folioId: Id, tryLock: boolean):
 }
 
 /**
+ * folio_get_anon_vma (rmap.c; §1.3, §2.12): a reference on folio->mapping's
+ * anon_vma for a caller that will sleep before it walks (migration, KSM),
+ * or NIL. Nothing to take unless the mapping is an anon_vma (a plain anon
+ * folio: the model has no KSM or movable_ops folios) and the folio is
+ * mapped; then atomic_inc_not_zero on the refcount (NIL when it is already
+ * 0: the anon_vma is on its way out), and folio_mapped again (unmapped in
+ * between: the anon_vma may be freed and reused, so put the reference back
+ * and answer NIL). The root is not touched: a non-root anon_vma holds its
+ * own reference on the root until __put_anon_vma, so the reference taken
+ * here keeps both alive. The caller holds the folio lock, so the mapping
+ * cannot move to an anon_vma of another root meanwhile.
+ */
+export function folio_get_anon_vma(c: Ctx, folioId: Id): Id {
+  const f = folio(c, folioId);
+  if (f.anonVma === NIL || f.mapcount <= 0) return NIL;
+  const anon = f.anonVma;
+  if (avR(c, anon, 'folio_get_anon_vma').refcount === 0) return NIL;
+  c.k.get_anon_vma(c, anon);
+  if (folio(c, folioId).mapcount <= 0) {
+    c.k.put_anon_vma(c, anon);
+    return NIL;
+  }
+  return anon;
+}
+
+/**
  * The PTEs of folioId in vmaId at vma_address, under the PTL
  * (page_vma_mapped_walk, §2.12): the pages found, by address. A walk that
  * gets -EFAULT from vma_address hits the kernel's VM_BUG_ON.
  */
-function page_vma_mapped_walk(c: Ctx, folioId: Id, vmaId: Id): number[] {
+export function page_vma_mapped_walk(c: Ctx, folioId: Id, vmaId: Id): number[] {
   const f = folio(c, folioId);
   const v = vmaR(c, vmaId);
   if (vma_address(v, f.index, f.nrPages) === EFAULT) {

@@ -135,6 +135,7 @@ export class ScenarioBuilder {
       vmas: [],
       ptes: [],
       mmapLock: freeLock(),
+      lockSeq: 0,
       pageTableLock: NIL,
       ptl: NIL,
       user: [],
@@ -181,6 +182,8 @@ export class ScenarioBuilder {
       anonVma: NIL,
       chain: [],
       attached,
+      lockSeq: -1,
+      readers: 0,
     };
     if (attached) m.vmas = [...m.vmas, id].sort((a, b) => this.s.vmas[a]!.start - this.s.vmas[b]!.start);
     return id;

@@ -10,6 +10,13 @@
 // The effects made before the lock point stay (the step's immer draft is
 // kept); a lock the step could not take aborts the whole step instead
 // (locks.ts WouldBlock), so a step is all-or-nothing up to its lock point.
+//
+// A variant cuts its own code the same way: it calls lock_point with a pc of
+// its own and registers, by pc, the step that resumes there (registry.ts
+// Variant.steps, registerLockSteps below; threads.ts looks a syscall's step
+// up in the variant's steps first). Its steps end the syscall through
+// resume.ts. A variant step may also carry a mainline pc, taking over that
+// lock point on a path the variant replaced.
 import type { Ctx } from './ctx.ts';
 import type { Id, Thread } from './state.ts';
 
@@ -21,7 +28,7 @@ export type Step = (c: Ctx, t: Thread) => boolean;
 
 /** A thread with no locals, about to run its first step. */
 export function emptyThread(id: Id, proc: Id): Thread {
-  return { id, proc, op: undefined, walker: undefined, pc: ISSUED, held: [], allocs: 0, failAt: 0, mms: [], vmas: [], anonVmas: [], folios: [], nums: [], seen: [] };
+  return { id, proc, op: undefined, walker: undefined, pc: ISSUED, held: [], queued: undefined, allocs: 0, failAt: 0, mms: [], vmas: [], anonVmas: [], folios: [], nums: [], seen: [] };
 }
 
 
@@ -39,8 +46,9 @@ export interface Locals {
 /**
  * The kernel functions on the stack at each lock point whose mainline code
  * the step resuming there stands for (threads.ts). When a variant replaces
- * one of them, the lock point does not end the step: the variant's path runs
- * on within it, as at syscall granularity.
+ * one of them, the lock point does not end the step (the variant's path runs
+ * on within it, as at syscall granularity), unless the variant resumes that
+ * lock point with a step of its own (registerLockSteps).
  */
 const CALLERS: Record<string, readonly string[]> = {
   move_page_tables: ['do_mremap', 'mremap_to', 'mremap_at', 'move_vma', 'copy_vma_and_data'],
@@ -51,6 +59,8 @@ const CALLERS: Record<string, readonly string[]> = {
   unmap_vmas: ['vm_munmap', 'do_vmi_munmap'],
   exit_mmap_free: ['exit_mmap', 'dup_mm_finish'],
   free_pgtables: ['vm_munmap', 'do_vmi_munmap', 'vms_clear_ptes'],
+  do_anonymous_page_map: ['do_user_fault', 'handle_mm_fault', 'do_anonymous_page'],
+  __anon_vma_prepare_locked: ['do_user_fault', 'handle_mm_fault', 'do_anonymous_page', 'do_wp_page', 'wp_page_copy', '__anon_vma_prepare'],
 };
 
 let mainline: Readonly<Record<string, unknown>> | undefined;
@@ -59,26 +69,47 @@ export function registerMainline(k: Readonly<Record<string, unknown>>): void {
   mainline = k;
 }
 
-/** Per kernel table (fixed for a model), the lock points whose callers a variant replaced: computed once. */
-const replaced = new WeakMap<object, ReadonlySet<string>>();
-function replacedCallers(kernel: object): ReadonlySet<string> {
-  let out = replaced.get(kernel);
+/** Per kernel table: the steps of its variant's own lock points (none for mainline). */
+const ownSteps = new WeakMap<object, Readonly<Record<string, Step>>>();
+
+/**
+ * A variant's lock points (registry.ts, from its `steps`): pc -> the step
+ * that resumes there. A pc of its own names a lock_point in its code; a pc
+ * of mainline's (a CALLERS key) takes over that lock point, on the paths the
+ * variant replaced, from mainline's step. Registered once, when the table is
+ * built; threads.ts looks a syscall's step up here first.
+ */
+export function registerLockSteps(kernel: object, steps: Readonly<Record<string, Step>>): void {
+  ownSteps.set(kernel, Object.freeze({ ...steps }));
+}
+
+/** The steps a kernel table's variant registered, if any. */
+export function lockSteps(kernel: object): Readonly<Record<string, Step>> | undefined {
+  return ownSteps.get(kernel);
+}
+
+/** Per kernel table (fixed for a model), the lock points that do not end a step: computed once. */
+const uncut = new WeakMap<object, ReadonlySet<string>>();
+function uncutLockPoints(kernel: object): ReadonlySet<string> {
+  let out = uncut.get(kernel);
   if (out === undefined) {
     const k = kernel as Record<string, unknown>;
-    out = new Set(Object.keys(CALLERS).filter((pc) => mainline !== undefined && CALLERS[pc]!.some((name) => k[name] !== mainline![name])));
-    replaced.set(kernel, out);
+    const own = ownSteps.get(kernel) ?? {};
+    out = new Set(Object.keys(CALLERS).filter((pc) => !(pc in own) && mainline !== undefined && CALLERS[pc]!.some((name) => k[name] !== mainline![name])));
+    uncut.set(kernel, out);
   }
   return out;
 }
 
 /**
  * What a variant's replacements turn off at lock granularity: the functions
- * it replaces that sit above some lock point, and those lock points (empty
- * for mainline). Its own path then runs whole where mainline's is cut.
+ * it replaces that sit above a lock point it does not resume itself, and
+ * those lock points (empty for mainline, and for a variant whose steps
+ * resume them). Its own path then runs whole where mainline's is cut.
  */
 export function disabledLockPoints(kernel: object): { functions: string[]; lockPoints: string[] } {
   const k = kernel as Record<string, unknown>;
-  const lockPoints = [...replacedCallers(kernel)];
+  const lockPoints = [...uncutLockPoints(kernel)];
   const functions = [...new Set(lockPoints.flatMap((pc) => CALLERS[pc]!.filter((name) => mainline !== undefined && k[name] !== mainline[name])))];
   return { functions, lockPoints };
 }
@@ -95,7 +126,7 @@ export function lock_point(c: Ctx, pc: string, locals?: Locals): void {
     c.resumeAt = undefined;
     return;
   }
-  if (replacedCallers(c.k).has(pc)) return;
+  if (uncutLockPoints(c.k).has(pc)) return;
   t.pc = pc;
   if (locals === undefined) throw SUSPEND;
   t.mms = locals.mms ?? [];

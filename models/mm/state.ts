@@ -49,6 +49,13 @@ export interface Mm {
    */
   ptes: readonly (Readonly<Pte> | undefined)[];
   mmapLock: Readonly<LockState>;
+  /**
+   * mm->mm_lock_seq: bumped when the mmap lock is taken for write and again
+   * when it is released or downgraded (a seqcount: odd while write-held). A
+   * VMA is write-locked while its lockSeq equals it (§1.2). Only that
+   * equality is canonical; the numbers themselves are not.
+   */
+  lockSeq: number;
   /** mm->page_table_lock (serializes setting vma->anon_vma, §2.2); holder thread or NIL. */
   pageTableLock: Id;
   /** The PTE lock of the (single) page table of this small address space; holder or NIL. */
@@ -80,7 +87,17 @@ export interface Vma {
   chain: readonly Id[];
   /** In the mm's VMA tree (vma_is_attached). */
   attached: boolean;
+  /**
+   * vm_lock_seq (CONFIG_PER_VMA_LOCK, §1.2): the mm's lockSeq when
+   * vma_start_write last locked it; -1 for a new VMA (vma_lock_init).
+   */
+  lockSeq: number;
+  /** Per-VMA read locks held (vm_refcnt beyond the attached reference): faults under lock_vma_under_rcu. */
+  readers: number;
 }
+
+/** vma->vm_lock_seq == mm->mm_lock_seq (__is_vma_write_locked): the VMA is write-locked until the mmap write lock is dropped. */
+export const vmaWriteLocked = (v: Readonly<Vma>, m: Readonly<Mm>): boolean => v.lockSeq === m.lockSeq;
 
 export interface AnonVma {
   id: Id;
@@ -183,10 +200,16 @@ export interface Budgets {
   enomem: number;
   /** rmap walkers that may still be started (lock granularity; absent: none). */
   walkers?: number;
+  /**
+   * Threads a process may have (lock granularity, --threads; absent: one).
+   * Constant along a search: it tells a fault whether another thread of its
+   * mm can hold the PTE lock, where the fault's path is cut (memory.ts).
+   */
+  threads?: number;
 }
 
 /** A lock a thread holds across steps (lock granularity), for lockdep's order check. */
-export type LockClass = 'mmap_lock' | 'folio_lock' | 'anon_vma_rwsem' | 'page_table_lock' | 'ptl';
+export type LockClass = 'mmap_lock' | 'folio_lock' | 'vma_lock' | 'anon_vma_rwsem' | 'page_table_lock' | 'ptl';
 
 export interface HeldLock {
   cls: LockClass;
@@ -195,25 +218,45 @@ export interface HeldLock {
   write: boolean;
 }
 
-/** Thread ids of rmap walkers start here; a syscall thread's id is its process id. */
+/** Thread ids of rmap walkers start here; a syscall thread's id is syscallThread(process, index). */
 export const WALKER_BASE = 1 << 16;
 
-/** The key of process id's syscall thread, and of walker n (threadKey's two halves, for loops over either). */
-const procKey = (id: Id): number => 2 * id;
+/**
+ * Threads a process may have (--threads, issue 17). Thread 0 is the one
+ * `P0` names; `P0.1` is thread 1 of process 0, sharing its mm.
+ */
+export const MAX_THREADS = 4;
+/** A syscall thread's id: its process in the low byte, its index within the process above it. */
+const THREAD_SHIFT = 8;
+export const syscallThread = (proc: Id, index: number): Id => proc + (index << THREAD_SHIFT);
+/** The process of a syscall thread id. */
+export const procOfThread = (id: Id): Id => id & ((1 << THREAD_SHIFT) - 1);
+/** The index of a syscall thread within its process (0 for `P0`). */
+export const threadIndex = (id: Id): number => id >> THREAD_SHIFT;
+
+/** The key of thread index of process proc, and of walker n (threadKey's two halves, for loops over either). */
+const procKey = (proc: Id, index: number): number => 2 * (proc * MAX_THREADS + index);
 const walkerKey = (n: number): number => 2 * n + 1;
 
 /**
  * Where thread id lives in State.threads: a syscall thread at twice its
- * process id, walker n at 2n + 1. The keys stay small and dense, so V8 keeps
- * the table a fast object; keyed by WALKER_BASE + n it fell back to a
- * dictionary, which cost about 1 µs to copy on every step.
+ * (process, index) position, walker n at 2n + 1. The keys stay small and
+ * dense, so V8 keeps the table a fast object; keyed by WALKER_BASE + n it
+ * fell back to a dictionary, which cost about 1 µs to copy on every step.
  */
-export const threadKey = (id: Id): number => (id >= WALKER_BASE ? walkerKey(id - WALKER_BASE) : procKey(id));
+export const threadKey = (id: Id): number => (id >= WALKER_BASE ? walkerKey(id - WALKER_BASE) : procKey(procOfThread(id), threadIndex(id)));
 
 /** Thread id of s, if in flight. */
 export const threadOf = (s: State, id: Id): Thread | undefined => s.threads[threadKey(id)];
 
-export type WalkerKind = 'reclaim' | 'referenced';
+export type WalkerKind = 'reclaim' | 'referenced' | 'migrate';
+
+/**
+ * Each walker kind as a small integer, for the canonical encoding and the
+ * pack (0 stands for a syscall thread). A Record over WalkerKind, so a kind
+ * added to the type and missing here is a compile-time error.
+ */
+export const WALKER_CODE: Readonly<Record<WalkerKind, number>> = { reclaim: 1, referenced: 2, migrate: 3 };
 
 /**
  * A thread in flight at lock granularity (DESIGN.md §2): a syscall between
@@ -231,6 +274,12 @@ export interface Thread {
   pc: string;
   /** Locks held across steps, in acquisition order. */
   held: HeldLock[];
+  /**
+   * The rwsem this thread waits on as a queued writer (rwsem_down_write_slowpath
+   * put it on the wait list), or undefined. A queued writer blocks new readers
+   * (the kernel's handoff, §6), so readers queue behind it.
+   */
+  queued: { cls: LockClass; id: Id } | undefined;
   /** Allocations made by earlier steps (ENOMEM injection counts across steps). */
   allocs: number;
   failAt: number;
@@ -291,13 +340,14 @@ export function ptePages(ptes: readonly (Pte | undefined)[]): number[] {
   return out;
 }
 
-/** Call f on every thread, syscall threads (by process id) first, then walkers (by id): id order, without for-in. */
+/** Call f on every thread, syscall threads (by process, then index) first, then walkers (by id): id order, without for-in. */
 export function forEachThread(s: State, f: (t: Thread) => void): void {
   const threads = s.threads;
-  for (let id = 0; id < s.nextId.mm; id++) {
-    const t = threads[procKey(id)];
-    if (t !== undefined) f(t);
-  }
+  for (let id = 0; id < s.nextId.mm; id++)
+    for (let i = 0; i < MAX_THREADS; i++) {
+      const t = threads[procKey(id, i)];
+      if (t !== undefined) f(t);
+    }
   for (let n = 0; n < s.nextId.walker; n++) {
     const t = threads[walkerKey(n)];
     if (t !== undefined) f(t);
@@ -307,9 +357,18 @@ export function forEachThread(s: State, f: (t: Thread) => void): void {
 /** Any thread in flight. */
 export function anyThread(s: State): boolean {
   const threads = s.threads;
-  for (let id = 0; id < s.nextId.mm; id++) if (threads[procKey(id)] !== undefined) return true;
+  const end = procKey(s.nextId.mm, 0);
+  for (let key = 0; key < end; key += 2) if (threads[key] !== undefined) return true;
   for (let n = 0; n < s.nextId.walker; n++) if (threads[walkerKey(n)] !== undefined) return true;
   return false;
+}
+
+/** The syscall threads of process proc in flight, by index. */
+export function procThreads(s: State, proc: Id, f: (t: Thread) => void): void {
+  for (let i = 0; i < MAX_THREADS; i++) {
+    const t = s.threads[procKey(proc, i)];
+    if (t !== undefined) f(t);
+  }
 }
 
 /** A walker holds a reference on its folio: the folio is not freed while walked (§2.12). */

@@ -17,7 +17,7 @@ export function runSyscall(c: Ctx, op: SyscallOp): number {
 }
 
 /** The kernel entry point an operation names. */
-function kernelEntry(c: Ctx, op: SyscallOp): number {
+export function kernelEntry(c: Ctx, op: SyscallOp): number {
   switch (op.kind) {
     case 'mmap':
       return c.k.do_mmap(c, op.proc, op.addr, op.len, mmapFlags(op), op.close);

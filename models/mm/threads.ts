@@ -17,31 +17,27 @@
 //   exit:             zap | free_pgtables and the VMAs (unlink_anon_vmas)
 //   fault, mmap, mprotect, pin, and the other mremaps: one step.
 import { insert, remove, threadW, warn, type Ctx } from './ctx.ts';
-import { lockName, mmap_write_unlock } from './locks.ts';
+import { lockName, mmap_read_unlock } from './locks.ts';
+import { release_fault_lock, VM_FAULT_OOM } from './memory.ts';
 import { restoreMove } from './mremap.ts';
-import { threadName, type SyscallOp } from './ops.ts';
-import { ISSUED, SUSPEND, emptyThread, type Step } from './sched.ts';
-import { runSyscall } from './syscalls.ts';
-import { syscallResult, user_point_of_no_return, user_syscall_done } from './user.ts';
+import { opThread, threadName, type SyscallOp } from './ops.ts';
+import { ISSUED, SUSPEND, emptyThread, lockSteps, type Step } from './sched.ts';
+import { kernelEntry } from './syscalls.ts';
+import { user_point_of_no_return } from './user.ts';
+import { copy_vma_and_data_return, syscall_return } from './resume.ts';
 import { ENOMEM } from './rmap.ts';
-import { forEachThread, NIL, RECORD, threadKey, type Id, type State, type Thread } from './state.ts';
+import { forEachThread, NIL, procThreads, RECORD, threadIndex, threadKey, type Id, type State, type Thread } from './state.ts';
 import { WALKER_STEPS } from './walkers.ts';
 
 // ---------------------------------------------------------------------------
 // Syscall continuations: resume after a lock point.
 
-/** The syscall's last step: its result, recorded with its meaning to the user (user.ts). */
-function finish(c: Ctx, t: Thread, ret: number): boolean {
-  user_syscall_done(c, t.op!, syscallResult(t.op!, ret));
-  return true;
-}
+/** The syscall's last step (resume.ts: a write fault that lost its race starts over instead). */
+const finish = syscall_return;
 
 /** do_mremap's end after move_vma: the mmap write lock is dropped. */
-function mremapTail(c: Ctx, t: Thread, moved: { err: number; newVma: Id }, vrm: ReturnType<typeof restoreMove>['vrm']): boolean {
-  const ret = c.k.move_vma_finish(c, vrm, moved);
-  mmap_write_unlock(c, t.proc);
-  return finish(c, t, ret);
-}
+const mremapTail = (c: Ctx, t: Thread, moved: { err: number; newVma: Id }, vrm: ReturnType<typeof restoreMove>['vrm']): boolean =>
+  copy_vma_and_data_return(c, t, vrm, moved);
 
 /** dup_mm's end after dup_mmap's loop. */
 function forkTail(c: Ctx, t: Thread, ret: number): boolean {
@@ -50,10 +46,7 @@ function forkTail(c: Ctx, t: Thread, ret: number): boolean {
 }
 
 const SYSCALL_STEPS: Record<string, Step> = {
-  [ISSUED]: (c, t) => {
-    runSyscall(c, t.op!);
-    return true;
-  },
+  [ISSUED]: (c, t) => finish(c, t, kernelEntry(c, t.op!)),
   move_page_tables: (c, t) => {
     const { vrm, newVma, pmc } = restoreMove(t.proc, t.vmas, t.nums);
     return mremapTail(c, t, c.k.copy_vma_and_data_move(c, vrm, newVma, pmc), vrm);
@@ -89,6 +82,30 @@ const SYSCALL_STEPS: Record<string, Step> = {
     c.k.exit_mmap_free(c, t.mms[0]!, [...t.vmas]);
     return finish(c, t, t.op!.kind === 'fork' ? ENOMEM : 0);
   },
+  __anon_vma_prepare_locked: (c, t) => {
+    // The rest of __anon_vma_prepare, then of vmf_anon_prepare (the mmap
+    // read lock it trylocked, when the fault holds a VMA lock); then the
+    // fault goes on from handle_mm_fault with the anon_vma prepared, which
+    // is where its code after vmf_anon_prepare leads, or, when another
+    // thread changed the PTE meanwhile, where the CPU's retry leads.
+    const [vmaId] = t.vmas as [Id];
+    const [anon, allocated = NIL] = t.anonVmas as [Id, Id?];
+    const ret = c.k.__anon_vma_prepare_locked(c, vmaId, anon, allocated, t.nums[0]!);
+    const underVmaLock = t.held.some((h) => h.cls === 'vma_lock');
+    if (underVmaLock) mmap_read_unlock(c, t.proc);
+    const op = t.op as Extract<SyscallOp, { kind: 'fault' }>;
+    const fault = ret !== 0 ? VM_FAULT_OOM : c.k.handle_mm_fault(c, vmaId, op.page, op.write, op.large);
+    release_fault_lock(c, t.proc, vmaId);
+    return finish(c, t, fault);
+  },
+  do_anonymous_page_map: (c, t) => {
+    // The rest of the fault: map under the PTE lock, then drop the VMA or mmap lock it ran under.
+    const [vmaId] = t.vmas as [Id];
+    const [addr, nr] = t.nums as [number, number];
+    const ret = c.k.do_anonymous_page_map(c, vmaId, t.folios[0]!, addr, nr);
+    release_fault_lock(c, t.proc, vmaId);
+    return finish(c, t, ret);
+  },
   free_pgtables: (c, t) => {
     c.k.vms_free_vmas(c, t.proc, [...t.vmas], true);
     return finish(c, t, 0);
@@ -100,15 +117,15 @@ const SYSCALL_STEPS: Record<string, Step> = {
 
 /** A syscall thread, issued and not yet run. */
 export function issueSyscall(c: Ctx, op: SyscallOp): void {
-  const t = emptyThread(op.proc, op.proc);
+  const t = emptyThread(opThread(op), op.proc);
   t.op = op;
   t.failAt = op.enomem;
   insert(c, 'threads', threadKey(t.id), t);
 }
 
-/** The step function a thread runs next. */
-function stepOf(t: Thread): Step {
-  const step = (t.walker !== undefined ? WALKER_STEPS : SYSCALL_STEPS)[t.pc];
+/** The step function a thread runs next: a variant's own step for its pc (sched.ts registerLockSteps) before mainline's. */
+function stepOf(c: Ctx, t: Thread): Step {
+  const step = t.walker !== undefined ? WALKER_STEPS[t.pc] : (lockSteps(c.k)?.[t.pc] ?? SYSCALL_STEPS[t.pc]);
   if (step === undefined) throw new Error(`model bug: ${t.id} has no step ${t.pc}`);
   return step;
 }
@@ -128,7 +145,7 @@ export function runThreadStep(c: Ctx, tid: Id): void {
   let finished: boolean;
   const first = t.pc === ISSUED;
   try {
-    finished = stepOf(t)(c, t);
+    finished = stepOf(c, t)(c, t);
   } catch (e) {
     if (e !== SUSPEND) throw e;
     finished = false;
@@ -140,13 +157,40 @@ export function runThreadStep(c: Ctx, tid: Id): void {
   } else t.allocs = c.allocs;
 }
 
-/** Processes that cannot issue a syscall: one in flight, or a child a fork in flight is still building. */
-export function busyProcs(s: State): Set<Id> {
-  const out = new Set<Id>();
+/** Cannot issue a syscall (issuers): the process is exiting or is a child a fork in flight is still building. */
+export const NO_ISSUER = -1;
+
+/**
+ * Which thread of each process issues its next syscall, by process id (at
+ * most `threads` per process; issue 17): the lowest-numbered idle one.
+ * Idle threads of a process are interchangeable (they hold nothing and
+ * share the mm), so offering only the lowest loses no behaviour.
+ * NO_ISSUER for a process none of whose threads may issue: all busy, an
+ * exit in flight, or a child a fork in flight is still building.
+ */
+export function issuers(s: State, threads: number): number[] {
+  const out: number[] = [];
+  const busy: boolean[] = [];
+  for (let proc = 0; proc < s.nextId.mm; proc++) {
+    busy.length = 0;
+    let blocked = false;
+    procThreads(s, proc, (t) => {
+      busy[threadIndex(t.id)] = true;
+      if (t.op?.kind === 'exit') blocked = true;
+    });
+    let idle = 0;
+    while (idle < threads && busy[idle] === true) idle++;
+    out.push(blocked || idle >= threads ? NO_ISSUER : idle);
+  }
   forEachThread(s, (t) => {
-    if (t.walker !== undefined) return;
-    out.add(t.proc);
-    if (t.op?.kind === 'fork' && t.pc !== ISSUED) out.add(t.mms[0]!);
+    if (t.op?.kind === 'fork' && t.pc !== ISSUED) out[t.mms[0]!] = NO_ISSUER;
   });
   return out;
+}
+
+/** Process proc has a syscall in flight on some thread (exit waits for the others: the mm's last user tears it down). */
+export function procBusy(s: State, proc: Id): boolean {
+  let busy = false;
+  procThreads(s, proc, () => (busy = true));
+  return busy;
 }

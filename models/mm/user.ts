@@ -10,8 +10,9 @@
 // The user-view property (properties/user.ts) compares the two.
 import { folio, mm, mmR, pteR, type Ctx } from './ctx.ts';
 import type { SyscallOp } from './ops.ts';
-import { NIL, SIGSEGV, USER_SWAPPED, USER_ZERO, ZERO_PAGE, type Id, type Mm, type State } from './state.ts';
+import { forEachThread, NIL, SIGSEGV, USER_SWAPPED, USER_ZERO, ZERO_PAGE, type Id, type Mm, type State } from './state.ts';
 import { VM_FAULT_OOM, VM_FAULT_SIGSEGV } from './memory.ts';
+import { ISSUED } from './sched.ts';
 import { ENOMEM } from './rmap.ts';
 
 /** Set the reference pages [from, to) of mmId to value (undefined: unmapped). Replaces the array: a parent's is shared. */
@@ -66,8 +67,27 @@ export function copy_user_page(c: Ctx, dst: Id, folioId: Id, sub: number): void 
  * so the reference stops predicting this page's content (it stays mapped).
  */
 export function user_page_swapped(c: Ctx, mmId: Id, page: number): void {
+  const at = referencePage(c, mmId, page);
   const user = mmR(c, mmId).user;
-  if (user[page] !== undefined && user[page] !== USER_SWAPPED) setUser(c, mmId, page, page + 1, USER_SWAPPED);
+  if (user[at] !== undefined && user[at] !== USER_SWAPPED) setUser(c, mmId, at, at + 1, USER_SWAPPED);
+}
+
+/**
+ * The reference page that holds what the kernel maps at page. They differ
+ * while an mremap move is in flight (lock granularity) past its first step:
+ * its PTEs may have moved and the reference moves only when it returns, so a
+ * page reclaimed at the destination is the source page of the reference.
+ * (Before its first step the destination still maps its own pages; after
+ * it, a MREMAP_FIXED target is unmapped and only moved pages come there.)
+ */
+function referencePage(c: Ctx, mmId: Id, page: number): number {
+  let at = page;
+  forEachThread(c.s, (t) => {
+    const op = t.op;
+    if (op?.kind === 'mremap' && t.pc !== ISSUED && op.proc === mmId && op.newAddr !== op.addr && page >= op.newAddr && page < op.newAddr + Math.min(op.oldLen, op.newLen))
+      at = op.addr + (page - op.newAddr);
+  });
+  return at;
 }
 
 /**

@@ -2,7 +2,7 @@
 // existing ranges, expand, split, shrink, modify, copy (for mremap), and the
 // VMA tree of an mm. Digest §2.3 and §3.
 import { allocOk, avR, insert, remove, mm, mmVmas, peek, vma, vmaR, warn, type Ctx } from './ctx.ts';
-import { anon_vma_lock_write, anon_vma_unlock_write, mmap_assert_write_locked } from './locks.ts';
+import { anon_vma_lock_write, anon_vma_unlock_write, mmap_assert_write_locked, vma_start_write } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
 import { NIL, RECORD, VM_ACCESS_FLAGS, VM_SPECIAL, type Id, type Vma } from './state.ts';
 
@@ -60,13 +60,16 @@ export function vma_detach(c: Ctx, vmaId: Id): void {
   v.attached = false;
 }
 
+/** vma_lock_init(vma, true) (mm/vma_init.c): not write-locked in any mm epoch, no readers. */
+const VMA_LOCK_INIT = { lockSeq: -1, readers: 0 } as const;
+
 /** vm_area_dup (mm/vma_init.c; §1.2): copies range, pgoff, flags, ops and the anon_vma pointer; empty chain; detached. NIL on ENOMEM. */
 export function vm_area_dup(c: Ctx, origId: Id): Id {
   if (!allocOk(c, 'vma')) return NIL;
   const o = vmaR(c, origId);
   const id = c.s.nextId.vma++;
   // The fields of o copied one by one (spreading a draft goes through a proxy trap per field).
-  insert(c, 'vmas', id, { id, mm: o.mm, start: o.start, end: o.end, pgoff: o.pgoff, flags: o.flags, hasClose: o.hasClose, anonVma: o.anonVma, chain: [], attached: false });
+  insert(c, 'vmas', id, { id, mm: o.mm, start: o.start, end: o.end, pgoff: o.pgoff, flags: o.flags, hasClose: o.hasClose, anonVma: o.anonVma, chain: [], attached: false, ...VMA_LOCK_INIT });
   return id;
 }
 
@@ -74,7 +77,7 @@ export function vm_area_dup(c: Ctx, origId: Id): Id {
 export function vm_area_alloc(c: Ctx, mmId: Id, start: number, end: number, pgoff: number, flags: number, hasClose: boolean): Id {
   if (!allocOk(c, 'vma')) return NIL;
   const id = c.s.nextId.vma++;
-  insert(c, 'vmas', id, { id, mm: mmId, start, end, pgoff, flags, hasClose, anonVma: NIL, chain: [], attached: false });
+  insert(c, 'vmas', id, { id, mm: mmId, start, end, pgoff, flags, hasClose, anonVma: NIL, chain: [], attached: false, ...VMA_LOCK_INIT });
   return id;
 }
 
@@ -385,8 +388,16 @@ export function vma_merge_existing_range(c: Ctx, g: Vmg): Id {
     mergeRight = false;
     mergeBoth = false;
   }
-  if (mergeRight) g.target = g.next;
-  if (mergeLeft) g.target = g.prev;
+  // Every VMA the merge changes or removes is write-locked first (§3.6 step 9).
+  vma_start_write(c, g.middle);
+  if (mergeRight) {
+    vma_start_write(c, g.next);
+    g.target = g.next;
+  }
+  if (mergeLeft) {
+    vma_start_write(c, g.prev);
+    g.target = g.prev;
+  }
 
   let err = 0;
   let anonDup = NIL;
@@ -431,11 +442,13 @@ export function vma_merge_existing_range(c: Ctx, g: Vmg): Id {
 export function vma_expand(c: Ctx, g: Vmg): number {
   const target = vma(c, g.target);
   mmap_assert_write_locked(c, g.mm, 'vma_expand');
+  vma_start_write(c, g.target);
   let anonDup = NIL;
   let removeNext = false;
   let ret = 0;
   if (g.next !== NIL && g.target !== g.next && g.end === vmaR(c, g.next).end) {
     removeNext = true;
+    vma_start_write(c, g.next);
     if (!c.k.can_merge_remove_vma(c, g.next)) warn(c, 'vma_expand: removing a next with ->close');
     [ret, anonDup] = c.k.dup_anon_vma(c, g.target, g.next);
   }
@@ -518,6 +531,8 @@ export function __split_vma(c: Ctx, vmaId: Id, addr: number, newBelow: boolean):
     c.k.vm_area_free(c, newId);
     return err;
   }
+  vma_start_write(c, vmaId);
+  vma_start_write(c, newId);
   const vp = c.k.init_multi_vma_prep(c, vmaId, null);
   vp.insert = newId;
   c.k.vma_prepare(c, vp);
@@ -536,6 +551,7 @@ export function vma_shrink(c: Ctx, vmaId: Id, start: number, end: number, pgoff:
   const v = vmaR(c, vmaId);
   if (!(v.start === start || v.end === end)) warn(c, 'vma_shrink: neither end kept');
   if (!c.k.vma_iter_prealloc(c)) return ENOMEM;
+  vma_start_write(c, vmaId);
   const vp = c.k.init_multi_vma_prep(c, vmaId, null);
   c.k.vma_prepare(c, vp);
   vma_set_range(c, vmaId, start, end, pgoff);
@@ -638,6 +654,8 @@ export function copy_vma(c: Ctx, vmaId: Id, addr: number, len: number, pgoffIn: 
 /** vma_link (vma.c): preallocate and store a new VMA in its mm's tree; false on ENOMEM. */
 export function vma_link(c: Ctx, vmaId: Id): boolean {
   if (!c.k.vma_iter_prealloc(c)) return false;
+  // Write-locked before it is in the tree: a per-VMA-lock fault must not find it before its PTEs are there (mremap's copy_vma).
+  vma_start_write(c, vmaId);
   vma_attach(c, vmaId);
   return true;
 }

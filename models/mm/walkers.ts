@@ -1,14 +1,22 @@
 // rmap walkers at lock granularity (kernel-semantics §2.12; issue 4):
 // reclaim's try_to_unmap and folio_referenced as threads, one step per lock
-// and one step per VMA of the interval tree. A walker reads only what the
-// kernel reads: folio->mapping, the anon_vma's root and refcount, the tree
-// of that anon_vma at each step, vma_address, and PTEs under the PTL.
+// and one step per VMA of the interval tree; and migration's use of the
+// anon_vma (issue 17): a reference held across a sleep, then a walk. A walker
+// reads only what the kernel reads: folio->mapping, the anon_vma's root and
+// refcount, the tree of that anon_vma at each step, vma_address, and PTEs
+// under the PTL.
 //
-// Locals: folios [the folio]; anonVmas [the locked anon_vma]; nums [tree
-// cursor, referenced: mappings left to find]; seen: the snapshot that
-// walker-sees-every-mapping compares against.
-import { avR, folio, insert, peek, vmaR, warn, type Ctx } from './ctx.ts';
-import { anon_vma_lock_read, anon_vma_unlock_read, folio_trylock, folio_unlock } from './locks.ts';
+// A walker starts from its folio, as the kernel's do (shrink_folio_list,
+// folio_referenced and migrate_pages take a folio off a list): the mapping
+// that names it on the command line is not part of it.
+//
+// Locals: folios [the folio]; anonVmas [the locked anon_vma; migrate: the
+// one folio_get_anon_vma pinned, then the locked one and the pinned one];
+// nums [tree cursor, referenced: mappings left to find]; seen: the snapshot
+// that walker-sees-every-mapping compares against (migrate: the mappings
+// not found yet).
+import { avR, folio, insert, peek, pteR, vmaR, warn, type Ctx } from './ctx.ts';
+import { anon_vma_lock_read, anon_vma_unlock_read, folio_lock, folio_trylock, folio_unlock } from './locks.ts';
 import { folio_put_last } from './memory.ts';
 import { ANON_LOCK_CONTENDED } from './rmap.ts';
 import { threadName } from './ops.ts';
@@ -50,8 +58,13 @@ function nextInTree(c: Ctx, t: Thread): number {
   return -1;
 }
 
-/** walker-sees-every-mapping (§2.12): an uncontended try_to_unmap leaves no mapping that was there when it began. */
-function checkUnmapWalk(c: Ctx, t: Thread): void {
+/**
+ * walker-sees-every-mapping (§2.12): each mapping of t.seen still maps the
+ * folio at the walk's end. For an uncontended try_to_unmap (t.seen: the
+ * mappings when it began) that is one it should have unmapped; for
+ * remove_migration_ptes (t.seen: those it has not found) one it passed by.
+ */
+function checkMissed(c: Ctx, t: Thread, what: string): void {
   const folioId = t.folios[0]!;
   for (const { mm: m, sub } of t.seen) {
     const mmState = c.s.mms[m];
@@ -59,30 +72,77 @@ function checkUnmapWalk(c: Ctx, t: Thread): void {
     for (const p of ptePages(mmState.ptes)) {
       const pte = mmState.ptes[p]!;
       if (pte.folio === folioId && pte.sub === sub)
-        warn(c, `${RECORD.walkerMissed} ${threadName(t.id)} (try_to_unmap of F${folioId}) finished uncontended but P${m} still maps page ${sub} of it at ${p}`);
+        warn(c, `${RECORD.walkerMissed} ${threadName(t.id)} (${what} of F${folioId}) finished uncontended but P${m} still maps page ${sub} of it at ${p}`);
     }
   }
 }
 
-/** The walk after the anon_vma is locked: one VMA per step, then unlock. */
-function walkStep(unmap: boolean): Step {
+/** A walk of the locked tree: rmap_one on one VMA, rwc->done after it, and what follows the walk. */
+interface Walk {
+  one(c: Ctx, t: Thread, vmaId: Id): void;
+  done(c: Ctx, t: Thread): boolean;
+  finish(c: Ctx, t: Thread): boolean;
+}
+
+/** The walk after the anon_vma is locked: one VMA per step, then the walk's end. */
+function walkStep(w: Walk): Step {
   return (c, t) => {
     const pos = nextInTree(c, t);
     if (pos >= 0) {
       const tree = peek(avR(c, t.anonVmas[0]!, 'rmap_walk_anon'), 'tree');
-      const vmaId = c.s.avcs[tree[pos]!]!.vma;
-      const found = unmap ? c.k.try_to_unmap_one(c, t.folios[0]!, vmaId) : c.k.folio_referenced_one(c, t.folios[0]!, vmaId);
+      w.one(c, t, c.s.avcs[tree[pos]!]!.vma);
       t.nums[0] = pos + 1;
-      if (!unmap) t.nums[1] = t.nums[1]! - found;
-      // try_to_unmap's done() is folio_not_mapped; folio_referenced stops when it found every mapping.
-      const done = unmap ? folio(c, t.folios[0]!).mapcount <= 0 : t.nums[1]! <= 0;
-      if (!done && nextInTree(c, t) >= 0) return false;
+      if (!w.done(c, t) && nextInTree(c, t) >= 0) return false;
     }
-    walkUnlock(c, t);
-    if (unmap) checkUnmapWalk(c, t);
-    return walkerEnd(c, t);
+    return w.finish(c, t);
   };
 }
+
+/** try_to_unmap: rmap_one try_to_unmap_one, done when folio_not_mapped. */
+const UNMAP: Walk = {
+  one: (c, t, vmaId) => void c.k.try_to_unmap_one(c, t.folios[0]!, vmaId),
+  done: (c, t) => folio(c, t.folios[0]!).mapcount <= 0,
+  finish: (c, t) => {
+    walkUnlock(c, t);
+    checkMissed(c, t, 'try_to_unmap');
+    return walkerEnd(c, t);
+  },
+};
+
+/** folio_referenced: rmap_one folio_referenced_one, done when every mapping was found. */
+const REFERENCED: Walk = {
+  one: (c, t, vmaId) => void (t.nums[1] = t.nums[1]! - c.k.folio_referenced_one(c, t.folios[0]!, vmaId)),
+  done: (_c, t) => t.nums[1]! <= 0,
+  finish: (c, t) => {
+    walkUnlock(c, t);
+    return walkerEnd(c, t);
+  },
+};
+
+/**
+ * remove_migration_ptes (migrate.c): rmap_one remove_migration_pte, no
+ * done (the whole tree is walked). Then, as migrate_folio_move ends: the
+ * walk's unlock, put_anon_vma of the reference folio_get_anon_vma took (it
+ * may free the anon_vma and, through __put_anon_vma, drop the root's
+ * reference), folio_unlock.
+ */
+const MIGRATE: Walk = {
+  one: (c, t, vmaId) => {
+    const mmId = vmaR(c, vmaId).mm;
+    for (const at of c.k.remove_migration_pte(c, t.folios[0]!, vmaId)) {
+      const sub = pteR(c, mmId, at)!.sub;
+      t.seen = t.seen.filter((p) => p.mm !== mmId || p.sub !== sub);
+    }
+  },
+  done: () => false,
+  finish: (c, t) => {
+    anon_vma_unlock_read(c, t.anonVmas[0]!);
+    checkMissed(c, t, 'remove_migration_ptes');
+    c.k.put_anon_vma(c, t.anonVmas[1]!);
+    folio_unlock(c, t.folios[0]!);
+    return walkerEnd(c, t);
+  },
+};
 
 /** After folio_lock_anon_vma_read: go on walking, or end. */
 function afterAnonLock(c: Ctx, t: Thread, r: number, unmap: boolean): boolean {
@@ -132,8 +192,48 @@ export const WALKER_STEPS: Record<string, Step> = {
     t.pc = 'try_to_unmap_one';
     return false;
   },
-  try_to_unmap_one: walkStep(true),
-  folio_referenced_one: walkStep(false),
+  try_to_unmap_one: walkStep(UNMAP),
+  folio_referenced_one: walkStep(REFERENCED),
+  /**
+   * migrate_folio_unmap (migrate.c), synchronous mode: folio_lock (it
+   * sleeps for the lock), then folio_get_anon_vma. Then the walker sleeps
+   * holding the folio lock and that reference (try_to_migrate and the copy
+   * are not modelled, see migrate.ts); other threads run meanwhile. No
+   * anon_vma: the folio is not mapped, nothing is walked (page_was_mapped 0).
+   */
+  [`migrate:${ISSUED}`]: (c, t) => {
+    const f = t.folios[0]!;
+    folio_lock(c, f);
+    const anon = c.k.folio_get_anon_vma(c, f);
+    if (anon === NIL) {
+      // migrate_folio_unmap's VM_BUG_ON_FOLIO: a mapped anon folio always yields its anon_vma.
+      if (folio(c, f).mapcount > 0) warn(c, 'migrate_folio_unmap: mapped anon folio without anon_vma');
+      folio_unlock(c, f);
+      return walkerEnd(c, t);
+    }
+    t.anonVmas = [anon];
+    t.pc = 'remove_migration_ptes';
+    return false;
+  },
+  /**
+   * migrate_folio_move's remove_migration_ptes: rmap_walk_anon_lock without
+   * rwc->anon_lock (folio_lock_anon_vma_read needs folio_mapped, which
+   * migration cannot promise): anon_vma_lock_read on folio_anon_vma(folio),
+   * which under the folio lock is the anon_vma the walker pinned. Only that
+   * reference keeps it alive if everything mapping the folio went away
+   * during the sleep. The walk then begins: its snapshot is taken here.
+   */
+  remove_migration_ptes: (c, t) => {
+    const f = t.folios[0]!;
+    const anon = folio(c, f).anonVma;
+    anon_vma_lock_read(c, anon);
+    t.anonVmas = [anon, t.anonVmas[0]!];
+    t.nums = [0];
+    t.seen = mappingsOf(c.s, f);
+    t.pc = 'remove_migration_pte';
+    return false;
+  },
+  remove_migration_pte: walkStep(MIGRATE),
 };
 
 /** A walker on the folio mapped at proc's page, with its snapshot; returns its thread id. */

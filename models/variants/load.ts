@@ -57,6 +57,7 @@ function checkShape(file: string, v: unknown): Variant {
   for (const [key, type] of [['name', 'string'], ['base', 'string'], ['description', 'string'], ['overrides', 'function']] as const) {
     if (typeof o[key] !== type) throw new VariantError(`${file}: the variant's "${key}" must be a ${type}`);
   }
+  if (o.steps !== undefined && (typeof o.steps !== 'object' || o.steps === null)) throw new VariantError(`${file}: the variant's "steps" must be an object of step functions by pc`);
   return o as unknown as Variant;
 }
 

@@ -2,6 +2,7 @@
 // kernel functions, with access to the base's versions. Built-in variants
 // register here by name; resolveKernel builds the function table.
 import { mainlineKernel, type Kernel } from '../mm/kernel.ts';
+import { lockSteps, registerLockSteps, type Step } from '../mm/sched.ts';
 
 export interface Variant {
   /** Name used with --model. */
@@ -12,6 +13,16 @@ export interface Variant {
   description: string;
   /** The replacement functions; `base` is the base's table (call its originals through it). */
   overrides(base: Kernel): Partial<Kernel>;
+  /**
+   * The steps of the variant's own lock points (optional; models/mm/sched.ts):
+   * pc -> the step that resumes a thread suspended by lock_point(c, pc). A
+   * pc of mainline's (move_page_tables, move_ptes, ...) takes that lock
+   * point over on the paths the variant replaced; without it, a variant
+   * replacing a function above a mainline lock point runs that path whole at
+   * lock granularity. Inherited from the base variant, which a step of the
+   * same pc replaces.
+   */
+  steps?: Readonly<Record<string, Step>>;
 }
 
 const builtins = new Map<string, Variant>();
@@ -47,5 +58,9 @@ export function resolveKernel(v: Variant | string, seen: Set<string> = new Set()
     if (!(name in base)) throw new Error(`variant "${v.name}" overrides "${name}", which is not a kernel function of the model`);
     if (typeof (over as Record<string, unknown>)[name] !== 'function') throw new Error(`variant "${v.name}": override "${name}" is not a function`);
   }
-  return Object.freeze({ ...base, ...over });
+  const steps = { ...lockSteps(base), ...v.steps };
+  for (const [pc, step] of Object.entries(steps)) if (typeof step !== 'function') throw new Error(`variant "${v.name}": step "${pc}" is not a function`);
+  const k = Object.freeze({ ...base, ...over });
+  if (Object.keys(steps).length > 0) registerLockSteps(k, steps);
+  return k;
 }

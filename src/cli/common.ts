@@ -9,7 +9,7 @@ import { ALL_PROPERTIES } from '../../properties/index.ts';
 import { isVariantFile, loadModel, VariantError } from '../../models/variants/load.ts';
 import { DEFAULT_DB_PATH } from '../store/db.ts';
 import { OP_KINDS, splitOps, traceExtent } from '../../models/mm/ops.ts';
-import type { State } from '../../models/mm/state.ts';
+import { MAX_THREADS, type State } from '../../models/mm/state.ts';
 
 /** Depth of `mmcheck check` without --depth (and of `npm start`): must finish in under a minute. */
 export const DEFAULT_CHECK_DEPTH = 4;
@@ -54,6 +54,7 @@ export interface BoundOptions {
   relocate?: boolean;
   granularity?: string;
   walkers?: string;
+  threads?: string;
   /** commander's --no-reduce: false when given. */
   reduce?: boolean;
 }
@@ -91,9 +92,14 @@ export function parseBounds(o: BoundOptions): { given: Partial<Bounds>; bounds: 
   }
   const walkers = parseCount('walkers', o.walkers, 0);
   if (walkers !== undefined) given.walkers = walkers;
+  const threads = parseCount('threads', o.threads, 1);
+  if (threads !== undefined) {
+    if (threads > MAX_THREADS) throw new UsageError(`--threads must be at most ${MAX_THREADS}, got ${threads}`);
+    given.threads = threads;
+  }
   if (o.reduce === false) given.reduce = false;
-  if (given.granularity !== 'lock' && (walkers !== undefined || o.reduce === false))
-    throw new UsageError(`--walkers and --no-reduce need --granularity lock`);
+  if (given.granularity !== 'lock' && (walkers !== undefined || threads !== undefined || o.reduce === false))
+    throw new UsageError(`--walkers, --threads and --no-reduce need --granularity lock`);
   if (o.ops !== undefined) {
     const ops = o.ops
       .split(',')
@@ -121,7 +127,7 @@ export function parseBounds(o: BoundOptions): { given: Partial<Bounds>; bounds: 
  */
 export function traceBounds(texts: readonly string[]): Partial<Bounds> {
   const e = traceExtent(texts);
-  return { procs: e.procs, pages: e.pages, maxLen: e.maxLen, enomem: e.enomem, walkers: e.walkers, ...(e.lock ? { granularity: 'lock' as const } : {}) };
+  return { procs: e.procs, pages: e.pages, maxLen: e.maxLen, enomem: e.enomem, walkers: e.walkers, threads: e.threads, ...(e.lock ? { granularity: 'lock' as const } : {}) };
 }
 
 /** `bounds` raised to what `texts` need: a trace is never refused for a bound. */
@@ -134,6 +140,7 @@ export function boundsFor(bounds: Partial<Bounds>, texts: readonly string[]): Pa
     pages: Math.max(b.pages, need.pages!),
     maxLen: Math.max(b.maxLen, need.maxLen!),
     enomem: Math.max(b.enomem, need.enomem!),
+    threads: Math.max(b.threads, need.threads!),
     ...(need.granularity === 'lock' || b.granularity === 'lock' ? { granularity: 'lock' as const, walkers: Math.max(b.walkers, need.walkers!) } : {}),
   };
 }
@@ -223,7 +230,7 @@ export function readFileOps(path: string): string[] {
 // ---------------------------------------------------------------- output helpers
 
 export function boundsText(b: Bounds): string {
-  const lock = b.granularity === 'lock' ? `, granularity lock, walkers ${b.walkers}${b.reduce ? '' : ', no reduction'}` : '';
+  const lock = b.granularity === 'lock' ? `, granularity lock, walkers ${b.walkers}${b.threads > 1 ? `, threads ${b.threads}` : ''}${b.reduce ? '' : ', no reduction'}` : '';
   const extra = `${b.largeFolios ? ', large folios' : ''}${b.relocate ? ', relocate' : ''}`;
   return `procs ${b.procs}, pages ${b.pages}, max-len ${b.maxLen}, ops ${b.ops.join(',')}, enomem ${b.enomem}${extra}${lock}`;
 }

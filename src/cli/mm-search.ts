@@ -5,7 +5,7 @@
 // tries (drop a process, shorter lengths, lower addresses, simpler flags);
 // and the bounds a trace uses, for the exhaustive search for a shorter one.
 import { formatOp, opExtent, parseOp, traceExtent, type Op } from '../../models/mm/ops.ts';
-import { WALKER_BASE, type State } from '../../models/mm/state.ts';
+import { procOfThread, WALKER_BASE, type State } from '../../models/mm/state.ts';
 import { pick, type Swarm, type SwarmSpec } from '../engine/simulate.ts';
 import type { Bounds } from './common.ts';
 
@@ -101,7 +101,7 @@ function toSymbolic(trace: readonly string[]): Symbolic | undefined {
     ops.push(op);
     if (op.proc >= WALKER_BASE) owner.push(undefined);
     else {
-      const o = byId.get(op.proc);
+      const o = byId.get(op.kind === 'step' ? procOfThread(op.proc) : op.proc);
       if (o === undefined) return undefined;
       owner.push(o);
     }
@@ -122,7 +122,8 @@ function render(sym: Symbolic, keep: (i: number) => boolean, edit?: (op: Op, i: 
     if (o !== undefined) {
       const id = idOf.get(o);
       if (id === undefined) continue; // its process was dropped
-      op = { ...op, proc: id };
+      // A step names its thread: the process renumbered, the thread's index kept.
+      op = { ...op, proc: op.kind === 'step' ? id + (op.proc - procOfThread(op.proc)) : id };
     }
     if (edit) op = edit(op, i);
     out.push(formatOp(op));
@@ -248,6 +249,6 @@ export function mmTraceSize(trace: readonly string[]): number[] {
  * shorter trace may use a syscall this one does not.
  */
 export function traceBounds(trace: readonly string[], base: Bounds): Bounds {
-  const { procs, pages, maxLen, enomem, walkers, largeFolios, relocate } = traceExtent(trace);
-  return { ...base, procs, pages, maxLen, enomem, walkers, largeFolios, relocate };
+  const { procs, pages, maxLen, enomem, walkers, threads, largeFolios, relocate } = traceExtent(trace);
+  return { ...base, procs, pages, maxLen, enomem, walkers, threads, largeFolios, relocate };
 }

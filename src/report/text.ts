@@ -123,7 +123,7 @@ function threadLines(s: State): string[] {
     .sort((a, b) => a.id - b.id)
     .map((t) => {
       const j = threadToJson(t);
-      const what = j.syscall !== undefined ? `in ${j.syscall.replace(/^P\d+ /, '')}` : `${j.walker} of ${j.folio}`;
+      const what = j.syscall !== undefined ? `in ${j.syscall.replace(/^P\d+(\.\d+)? /, '')}` : `${j.walker} of ${j.folio}`;
       return `${j.id} ${what} at ${j.at}${j.holds.length > 0 ? `, holds ${j.holds.join(', ')}` : ''}`;
     });
 }

@@ -84,6 +84,16 @@ export const BUG_CORPUS: readonly BugEntry[] = [
     note: 'lock granularity: the page moved away and back; copy_vma merges the destination into the VMA first in the tree; a try_to_unmap walker visits it, the PTE moves behind the walker, the source is empty',
   },
   {
+    id: 'VL1',
+    title: 'a new VMA linked into the tree before vma_start_write: a per-VMA-lock fault races mremap (mm: always lock new vma before inserting into vma tree, 2023)',
+    buggy: 'vl1-vma-link-unlocked',
+    fixed: 'mainline',
+    property: 'kernel-asserts',
+    bounds: { procs: 1, pages: 2, maxLen: 1, ops: ['mmap', 'fault', 'munmap', 'mremap'], granularity: 'lock', walkers: 0, threads: 2 },
+    depth: 8,
+    note: "mmap, fault, mremap links the destination VMA unlocked, a second thread's read fault maps the zero page there under the VMA lock, move_ptes finds the destination PTE present",
+  },
+  {
     id: 'B8e',
     title: '__put_anon_vma frees the root before the child (624483f3ea82)',
     buggy: 'b8e-put-root-first',
