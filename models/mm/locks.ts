@@ -354,7 +354,7 @@ export function vma_start_write(c: Ctx, vmaId: Id): void {
 /** vma_start_write_killable (dup_mmap's source VMAs, §2.7): as vma_start_write; the model sends no fatal signal. */
 export const vma_start_write_killable = vma_start_write;
 
-/** vma_assert_write_locked. */
+/** vma_assert_write_locked (include/linux/mmap_lock.h; §1.2). */
 export function vma_assert_write_locked(c: Ctx, vmaId: Id, where: string): void {
   const v = vmaR(c, vmaId);
   if (v.lockSeq !== peek(mmR(c, v.mm), 'lockSeq')) warn(c, `${where}: vma_assert_write_locked`);
@@ -374,7 +374,7 @@ export function vma_start_read(c: Ctx, vmaId: Id): boolean {
   return true;
 }
 
-/** vma_end_read. */
+/** vma_end_read (include/linux/mmap_lock.h; §6.2): the fault is done with the VMA. */
 export function vma_end_read(c: Ctx, vmaId: Id): void {
   const v = vma(c, vmaId);
   if (v.readers <= 0) lockdep(c, `release of ${lockName('vma_lock', vmaId)} not held for read`);

@@ -187,7 +187,7 @@ function faultUnderVmaLock(c: Ctx, mmId: Id): boolean {
   return true;
 }
 
-/** release_fault_lock (mm.h): the VMA lock of a fault under it, else the mmap read lock. */
+/** release_fault_lock (include/linux/mm.h; §6.2): the VMA lock of a fault under it, else the mmap read lock. */
 export function release_fault_lock(c: Ctx, mmId: Id, vmaId: Id): void {
   if (faultUnderVmaLock(c, mmId)) vma_end_read(c, vmaId);
   else mmap_read_unlock(c, mmId);
