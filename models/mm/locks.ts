@@ -13,7 +13,7 @@
 // (properties/locking.ts reports them as lock-discipline).
 import { av, avR, folio, mm, mmR, peek, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { threadName } from './ops.ts';
-import { forEachThread, NIL, RECORD, type HeldLock, type Id, type LockClass, type LockState } from './state.ts';
+import { forEachThread, NIL, RECORD, vmaWriteLocked, type HeldLock, type Id, type LockClass, type LockState } from './state.ts';
 
 /** The lock a step waits for: thrown by an acquisition that must sleep or spin at lock granularity. */
 export class WouldBlock {
@@ -340,16 +340,16 @@ export function vma_end_write_all(c: Ctx, mmId: Id): void {
  */
 export function vma_start_write(c: Ctx, vmaId: Id): void {
   const v = vmaR(c, vmaId);
-  const seq = peek(mmR(c, v.mm), 'lockSeq');
+  const m = mmR(c, v.mm);
   mmap_assert_write_locked(c, v.mm, 'vma_start_write');
-  if (v.lockSeq === seq) return;
+  if (vmaWriteLocked(v, m)) return;
   if (v.readers > 0) {
     if (c.blocking) throw blockedAt(c, lockName('vma_lock', vmaId), 'vma_lock', vmaId, NIL);
     lockdep(c, `vma_start_write(V${vmaId}) with readers`);
   }
   checkOrder(c, 'vma_lock', vmaId);
   c.lockOps++;
-  vma(c, vmaId).lockSeq = seq;
+  vma(c, vmaId).lockSeq = m.lockSeq;
 }
 /** vma_start_write_killable (dup_mmap's source VMAs, §2.7): as vma_start_write; the model sends no fatal signal. */
 export const vma_start_write_killable = vma_start_write;
@@ -357,7 +357,7 @@ export const vma_start_write_killable = vma_start_write;
 /** vma_assert_write_locked (include/linux/mmap_lock.h; §1.2). */
 export function vma_assert_write_locked(c: Ctx, vmaId: Id, where: string): void {
   const v = vmaR(c, vmaId);
-  if (v.lockSeq !== peek(mmR(c, v.mm), 'lockSeq')) warn(c, `${where}: vma_assert_write_locked`);
+  if (!vmaWriteLocked(v, mmR(c, v.mm))) warn(c, `${where}: vma_assert_write_locked`);
 }
 
 /**
@@ -367,7 +367,7 @@ export function vma_assert_write_locked(c: Ctx, vmaId: Id, where: string): void 
  */
 export function vma_start_read(c: Ctx, vmaId: Id): boolean {
   const v = vmaR(c, vmaId);
-  if (!v.attached || v.lockSeq === peek(mmR(c, v.mm), 'lockSeq')) return false;
+  if (!v.attached || vmaWriteLocked(v, mmR(c, v.mm))) return false;
   const w = vma(c, vmaId);
   w.readers = v.readers + 1;
   noteAcquired(c, 'vma_lock', vmaId, false);

@@ -2,7 +2,7 @@
 // the long-term GUP pin. Digest §2.7, §2.8, §2.11, §5.
 import { allocOk, folio, insert, remove, mm, mmR, peek, pte_clear, pteR, set_pte_at, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { folio_trylock, folio_unlock, mmap_read_lock, mmap_read_trylock, mmap_read_unlock, pte_lock, pte_unlock, vma_end_read, vma_start_read, vma_start_write } from './locks.ts';
-import { lock_point } from './sched.ts';
+import { lock_point, mmMayHaveOtherThreads } from './sched.ts';
 import { EBUSY, ENOMEM } from './rmap.ts';
 import { NIL, USER_ZERO, VM_READ, VM_WRITE, ZERO_PAGE, walkerHolds, type Id } from './state.ts';
 import { vma_lookup } from './vma.ts';
@@ -37,14 +37,21 @@ export function folio_put_last(c: Ctx, folioId: Id): void {
 export function vmf_anon_prepare(c: Ctx, vmaId: Id): number {
   if (vmaR(c, vmaId).anonVma !== NIL) return 0;
   const mmId = vmaR(c, vmaId).mm;
-  const vmaLocked = faultUnderVmaLock(c, mmId);
-  if (vmaLocked && !mmap_read_trylock(c, mmId)) {
+  if (faultUnderVmaLock(c) && !mmap_read_trylock(c, mmId)) {
     vma_end_read(c, vmaId);
     return VM_FAULT_RETRY;
   }
-  const ret = c.k.__anon_vma_prepare(c, vmaId) !== 0 ? VM_FAULT_OOM : 0;
-  if (vmaLocked) mmap_read_unlock(c, mmId);
-  return ret;
+  return vmf_anon_prepare_done(c, mmId, c.k.__anon_vma_prepare(c, vmaId));
+}
+
+/**
+ * __vmf_anon_prepare after __anon_vma_prepare returned err: the mmap read
+ * lock it trylocked is dropped (under the VMA lock); VM_FAULT_OOM on error.
+ * (Also the end of a prepare resumed after its lock point, threads.ts.)
+ */
+export function vmf_anon_prepare_done(c: Ctx, mmId: Id, err: number): number {
+  if (faultUnderVmaLock(c)) mmap_read_unlock(c, mmId);
+  return err !== 0 ? VM_FAULT_OOM : 0;
 }
 
 /**
@@ -71,7 +78,7 @@ export function do_anonymous_page(c: Ctx, vmaId: Id, page: number, write: boolea
   const f = c.k.folio_alloc(c, nr);
   if (f === NIL) return VM_FAULT_OOM;
   // Another thread of this mm may hold the PTE lock across its steps only if the mm can have one (--threads).
-  if ((c.s.budgets.threads ?? 1) > 1) lock_point(c, 'do_anonymous_page_map', { vmas: [vmaId], folios: [f], nums: [addr, nr] });
+  if (mmMayHaveOtherThreads(c)) lock_point(c, 'do_anonymous_page_map', { vmas: [vmaId], folios: [f], nums: [addr, nr] });
   return c.k.do_anonymous_page_map(c, vmaId, f, addr, nr);
 }
 
@@ -178,18 +185,19 @@ export function handle_mm_fault(c: Ctx, vmaId: Id, page: number, write: boolean,
 }
 
 /**
- * The fault holds its VMA's lock and not the mmap lock: the kernel's
- * FAULT_FLAG_VMA_LOCK, read here from the locks the thread holds, so that a
- * variant's override of a fault function need not pass a flag along.
+ * The fault runs under its VMA's lock (lock_vma_under_rcu), not under the
+ * mmap lock: the kernel's FAULT_FLAG_VMA_LOCK, read here from the locks the
+ * thread holds, so that a variant's override of a fault function need not
+ * pass a flag along.
  */
-function faultUnderVmaLock(c: Ctx, mmId: Id): boolean {
-  for (const h of c.held) if (h.cls === 'mmap_lock' && h.id === mmId) return false;
-  return true;
+function faultUnderVmaLock(c: Ctx): boolean {
+  for (const h of c.held) if (h.cls === 'vma_lock') return true;
+  return false;
 }
 
 /** release_fault_lock (include/linux/mm.h; §6.2): the VMA lock of a fault under it, else the mmap read lock. */
 export function release_fault_lock(c: Ctx, mmId: Id, vmaId: Id): void {
-  if (faultUnderVmaLock(c, mmId)) vma_end_read(c, vmaId);
+  if (faultUnderVmaLock(c)) vma_end_read(c, vmaId);
   else mmap_read_unlock(c, mmId);
 }
 
@@ -340,7 +348,7 @@ export function free_pgtables(c: Ctx, vmaIds: readonly Id[]): void {
   for (const id of vmaIds) {
     // vma_start_write when the mm is write-locked (exit_mmap; munmap has downgraded to read).
     const v = vmaR(c, id);
-    if (mmR(c, v.mm).mmapLock.writer === c.thread) vma_start_write(c, id);
+    if (peek(mmR(c, v.mm), 'mmapLock').writer === c.thread) vma_start_write(c, id);
     c.k.unlink_anon_vmas(c, id);
   }
 }

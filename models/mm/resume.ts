@@ -1,15 +1,13 @@
-// For a variant's own lock points (sched.ts registerLockSteps): what a step
-// resuming inside a syscall does once the function it stands for returns,
-// that is the rest of mainline's callers up to the syscall's result. A
-// variant's step calls the variant's code from its lock point on, then one
-// of these with what that code returned. (threads.ts's mainline steps end
-// the same way.)
+// How a step resuming inside a syscall ends it once the function it stands
+// for returns: the rest of mainline's callers up to the syscall's result.
+// threads.ts's steps and a variant's own (sched.ts registerLockSteps) call
+// one of these with what their code returned.
 import { pteR, type Ctx } from './ctx.ts';
 import { ISSUED } from './sched.ts';
 import { mmap_write_unlock } from './locks.ts';
 import type { Vrm } from './mremap.ts';
 import type { Id, Thread } from './state.ts';
-import { syscallResult, user_syscall_done } from './user.ts';
+import { syscallDone } from './syscalls.ts';
 
 /**
  * The syscall returns ret: its last step (user.ts records the result with
@@ -26,7 +24,7 @@ export function syscall_return(c: Ctx, t: Thread, ret: number): boolean {
     c.allocs = 0;
     return false;
   }
-  user_syscall_done(c, op, syscallResult(op, ret));
+  syscallDone(c, op, ret);
   return true;
 }
 

@@ -16,7 +16,7 @@ import {
   pte_lock,
   pte_unlock,
 } from './locks.ts';
-import { lock_point } from './sched.ts';
+import { lock_point, mmMayHaveOtherThreads } from './sched.ts';
 import { NIL, freeLock, linearPageIndex, vmaPages, type Id, type State, type Vma } from './state.ts';
 
 export const ENOMEM = -12;
@@ -177,7 +177,7 @@ export function __anon_vma_prepare(c: Ctx, vmaId: Id): number {
   // A fault's prepare, with another thread of the mm that may be preparing
   // the same VMA (it holds the mmap lock for read too, or a walker the
   // anon_vma lock): the step ends before the lock, and both may allocate.
-  if (c.t?.op?.kind === 'fault' && (c.s.budgets.threads ?? 1) > 1)
+  if (c.t?.op?.kind === 'fault' && mmMayHaveOtherThreads(c))
     lock_point(c, '__anon_vma_prepare_locked', { vmas: [vmaId], anonVmas: allocated === NIL ? [anon] : [anon, allocated], nums: [avcId] });
   return c.k.__anon_vma_prepare_locked(c, vmaId, anon, allocated, avcId);
 }

@@ -32,6 +32,14 @@ export function emptyThread(id: Id, proc: Id): Thread {
 }
 
 
+/**
+ * Another thread of the caller's mm can exist (--threads above 1, lock
+ * granularity): then a fault's path is cut where only such a thread can
+ * contend (the PTE lock, __anon_vma_prepare's anon_vma lock). Constant
+ * along a search.
+ */
+export const mmMayHaveOtherThreads = (c: Ctx): boolean => (c.s.budgets.threads ?? 1) > 1;
+
 /** Thrown by lock_point to end a step; caught by the step runner. */
 export const SUSPEND: unique symbol = Symbol('suspend');
 

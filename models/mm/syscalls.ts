@@ -8,10 +8,15 @@ import { syscallResult, user_syscall_done } from './user.ts';
  * Run one syscall on the draft state; returns the syscall's result (0,
  * -errno, or SIGSEGV for a fault), recorded on the state with its meaning
  * to the user (user.ts). At lock granularity a syscall that stops at a lock
- * point does not return here: its last step records it (threads.ts).
+ * point does not return here: its last step records it (resume.ts).
  */
 export function runSyscall(c: Ctx, op: SyscallOp): number {
-  const ret = syscallResult(op, kernelEntry(c, op));
+  return syscallDone(c, op, kernelEntry(c, op));
+}
+
+/** The syscall returned raw from the kernel: its result as the user sees it, recorded on the state (user.ts). */
+export function syscallDone(c: Ctx, op: SyscallOp, raw: number): number {
+  const ret = syscallResult(op, raw);
   user_syscall_done(c, op, ret);
   return ret;
 }

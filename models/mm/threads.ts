@@ -17,8 +17,8 @@
 //   exit:             zap | free_pgtables and the VMAs (unlink_anon_vmas)
 //   fault, mmap, mprotect, pin, and the other mremaps: one step.
 import { insert, remove, threadW, warn, type Ctx } from './ctx.ts';
-import { lockName, mmap_read_unlock } from './locks.ts';
-import { release_fault_lock, VM_FAULT_OOM } from './memory.ts';
+import { lockName } from './locks.ts';
+import { release_fault_lock, vmf_anon_prepare_done } from './memory.ts';
 import { restoreMove } from './mremap.ts';
 import { opThread, threadName, type SyscallOp } from './ops.ts';
 import { ISSUED, SUSPEND, emptyThread, lockSteps, type Step } from './sched.ts';
@@ -90,11 +90,9 @@ const SYSCALL_STEPS: Record<string, Step> = {
     // thread changed the PTE meanwhile, where the CPU's retry leads.
     const [vmaId] = t.vmas as [Id];
     const [anon, allocated = NIL] = t.anonVmas as [Id, Id?];
-    const ret = c.k.__anon_vma_prepare_locked(c, vmaId, anon, allocated, t.nums[0]!);
-    const underVmaLock = t.held.some((h) => h.cls === 'vma_lock');
-    if (underVmaLock) mmap_read_unlock(c, t.proc);
+    const prepared = vmf_anon_prepare_done(c, t.proc, c.k.__anon_vma_prepare_locked(c, vmaId, anon, allocated, t.nums[0]!));
     const op = t.op as Extract<SyscallOp, { kind: 'fault' }>;
-    const fault = ret !== 0 ? VM_FAULT_OOM : c.k.handle_mm_fault(c, vmaId, op.page, op.write, op.large);
+    const fault = prepared !== 0 ? prepared : c.k.handle_mm_fault(c, vmaId, op.page, op.write, op.large);
     release_fault_lock(c, t.proc, vmaId);
     return finish(c, t, fault);
   },
