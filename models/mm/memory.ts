@@ -45,7 +45,7 @@ export function vmf_anon_prepare(c: Ctx, vmaId: Id): number {
 }
 
 /**
- * __vmf_anon_prepare after __anon_vma_prepare returned err: the mmap read
+ * __vmf_anon_prepare (memory.c; §2.8 step 3) after __anon_vma_prepare returned err: the mmap read
  * lock it trylocked is dropped (under the VMA lock); VM_FAULT_OOM on error.
  * (Also the end of a prepare resumed after its lock point, threads.ts.)
  */
