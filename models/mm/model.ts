@@ -5,7 +5,6 @@
 // runs all its steps at once, so every state is quiescent; at lock
 // granularity syscalls run as steps of threads, with rmap walkers
 // (threads.ts).
-import { ampleSet } from './por.ts';
 import { produce } from 'immer';
 import { ParseError, type Model, type Property } from '../../src/engine/model.ts';
 import { ALL_PROPERTIES } from '../../properties/index.ts';
@@ -15,6 +14,7 @@ import { makeCtx, threadW, type Ctx } from './ctx.ts';
 import { cowState, deepFreeze } from './cow.ts';
 import { inDrafts } from './draft.ts';
 import { packMmState, packMmStateScratch, unpackMmState } from './pack.ts';
+import { ampleSet } from './por.ts';
 import { mainlineKernel, type Kernel } from './kernel.ts';
 import { mm_alloc } from './mmap.ts';
 import { formatOp, OP_KINDS, parseOp, opThread, threadName, type Op, type OpKind, type SyscallOp } from './ops.ts';
