@@ -228,7 +228,7 @@ describe('--threads on the command line', () => {
   it('needs lock granularity and at most 4 threads: one line, exit 2', async () => {
     const a = await runCli(['check', '--threads', '2', '--depth', '1']);
     expect(a.code).toBe(2);
-    expect(a.stderr).toMatch(/--walkers, --threads and --no-reduce need --granularity lock/);
+    expect(a.stderr).toMatch(/--walkers, --threads, --no-reduce and --por need --granularity lock/);
     const b = await runCli(['check', '--granularity', 'lock', '--threads', '5', '--depth', '1']);
     expect(b.code).toBe(2);
     expect(b.stderr).toMatch(/--threads must be at most 4, got 5/);

@@ -14,6 +14,7 @@ import { makeCtx, threadW, type Ctx } from './ctx.ts';
 import { cowState, deepFreeze } from './cow.ts';
 import { inDrafts } from './draft.ts';
 import { packMmState, packMmStateScratch, unpackMmState } from './pack.ts';
+import { ampleSet } from './por.ts';
 import { mainlineKernel, type Kernel } from './kernel.ts';
 import { mm_alloc } from './mmap.ts';
 import { formatOp, OP_KINDS, parseOp, opThread, threadName, type Op, type OpKind, type SyscallOp } from './ops.ts';
@@ -50,6 +51,8 @@ export interface Bounds {
   threads: number;
   /** Merge a step that touches only its thread's own data (issuing a syscall or starting a walker) into the next step. */
   reduce: boolean;
+  /** Partial-order reduction (lock granularity, --por): expand one component's steps alone where they commute with the rest (por.ts). */
+  por: boolean;
 }
 
 export type Granularity = 'syscall' | 'lock';
@@ -69,6 +72,7 @@ export const DEFAULT_BOUNDS: Bounds = {
   walkers: 1,
   threads: 1,
   reduce: true,
+  por: false,
 };
 
 export type MmModel = Model<State, Op> & { readonly bounds: Bounds; readonly kernel: Kernel; readonly transitions: Transitions };
@@ -545,6 +549,7 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     initial: () => initialState(bounds),
     actions,
     next,
+    ...(lock && bounds.por ? { ample: (s: State, ops: readonly Op[]) => ampleSet(s, ops, (op) => next(s, op)) } : {}),
     forSearch: mode === 'cow' || opts.search === 'immer' ? undefined : () => (search ??= createMmModel({ ...opts, transitions: 'cow' })),
     encode: encodeState,
     encodeScratch: encodeStateScratch,

@@ -56,8 +56,11 @@ export const BENCH_CONFIGS: readonly BenchConfig[] = [
   { name: 'lock', model: 'mainline', bounds: { procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1 }, depth: 8 },
   // The same two levels deeper: a run of tens of seconds rather than a few, past V8's warm-up.
   { name: 'lock-10', model: 'mainline', bounds: { procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1 }, depth: 10, baselines: false },
+  // lock-10 under partial-order reduction (--por, issue 17): the issue's bound, states with and without it side by side.
+  { name: 'lock-10-por', model: 'mainline', bounds: { procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1, por: true }, depth: 10, baselines: false },
   // Two threads in one process (issue 17): per-VMA-lock faults, queued writers, faults cut inside; every reachable state.
-  // The interleavings a partial-order reduction would prune: 376 states with one thread, 197,294 with two.
+  // 376 states with one thread, 197,294 with two: interleavings within one process, which the component-level
+  // reduction of --por (models/mm/por.ts) does not prune.
   { name: 'threads', model: 'mainline', bounds: { procs: 1, pages: 2, maxLen: 1, ops: ['mmap', 'fault', 'munmap', 'mremap'], granularity: 'lock', walkers: 1, threads: 2 }, depth: 40, baselines: false },
   // The syscall-level core a C explicit-state checker (SPIN) runs on an equivalent model (issue 12).
   { name: 'spin-core', model: 'mainline', bounds: SPIN_CORE, depth: 8 },

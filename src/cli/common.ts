@@ -57,6 +57,8 @@ export interface BoundOptions {
   threads?: string;
   /** commander's --no-reduce: false when given. */
   reduce?: boolean;
+  /** --por (check and gate). */
+  por?: boolean;
 }
 
 export function parseCount(name: string, text: string | undefined, min: number): number | undefined {
@@ -98,8 +100,9 @@ export function parseBounds(o: BoundOptions): { given: Partial<Bounds>; bounds: 
     given.threads = threads;
   }
   if (o.reduce === false) given.reduce = false;
-  if (given.granularity !== 'lock' && (walkers !== undefined || threads !== undefined || o.reduce === false))
-    throw new UsageError(`--walkers, --threads and --no-reduce need --granularity lock`);
+  if (o.por === true) given.por = true;
+  if (given.granularity !== 'lock' && (walkers !== undefined || threads !== undefined || o.reduce === false || o.por === true))
+    throw new UsageError(`--walkers, --threads, --no-reduce and --por need --granularity lock`);
   if (o.ops !== undefined) {
     const ops = o.ops
       .split(',')
@@ -230,7 +233,7 @@ export function readFileOps(path: string): string[] {
 // ---------------------------------------------------------------- output helpers
 
 export function boundsText(b: Bounds): string {
-  const lock = b.granularity === 'lock' ? `, granularity lock, walkers ${b.walkers}${b.threads > 1 ? `, threads ${b.threads}` : ''}${b.reduce ? '' : ', no reduction'}` : '';
+  const lock = b.granularity === 'lock' ? `, granularity lock, walkers ${b.walkers}${b.threads > 1 ? `, threads ${b.threads}` : ''}${b.reduce ? '' : ', no reduction'}${b.por ? ', partial-order reduction' : ''}` : '';
   const extra = `${b.largeFolios ? ', large folios' : ''}${b.relocate ? ', relocate' : ''}`;
   return `procs ${b.procs}, pages ${b.pages}, max-len ${b.maxLen}, ops ${b.ops.join(',')}, enomem ${b.enomem}${extra}${lock}`;
 }

@@ -7,7 +7,7 @@
 // table shows that a state of smaller rank already reached it: such a
 // successor can never be the one recorded. The main thread picks the owners
 // after the level (src/engine/parallel.ts).
-import { checkProperties, scratchEncoder, searchModel, transitionChecker, type Model, type TransitionCheck, type Violation } from './model.ts';
+import { actionsToExpand, checkProperties, scratchEncoder, searchModel, transitionChecker, type Model, type TransitionCheck, type Violation } from './model.ts';
 import { fingerprintInto } from './hash.ts';
 import { containsKey } from './visited.ts';
 import { FULL, LevelTable } from './leveltable.ts';
@@ -142,10 +142,13 @@ export function expandBatch<S, A>(ctx: ExpandContext<S, A>, task: ExpandTask): E
     const pos = task.first + i;
     const rank = pos + 1;
     const acts = model.actions(s);
-    counts[i] = acts.length;
+    const ample = model.ample === undefined ? undefined : actionsToExpand(model, s, acts, ctx.encode, fingerprintInto, (hi, lo) => containsKey(visited, hi, lo));
+    const width = ample === undefined ? acts.length : ample.length;
+    counts[i] = width;
     sentHi.length = 0;
     sentLo.length = 0;
-    for (let k = 0; k < acts.length; k++) {
+    for (let j = 0; j < width; j++) {
+      const k = ample === undefined ? j : ample[j]!;
       const a = acts[k]!;
       const t = model.next(s, a);
       const kind = ctx.kinds.slotOf(model.actionKind(a));

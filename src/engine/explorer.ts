@@ -10,7 +10,7 @@
 // range: the parent index of frontier[i] is levelStart + i, and no per-state
 // index array is needed.
 
-import { checkProperties, checkTransition, ParseError, scratchEncoder, searchModel, transitionChecker, type Model } from './model.ts';
+import { actionsToExpand, checkProperties, checkTransition, ParseError, scratchEncoder, searchModel, transitionChecker, type Model } from './model.ts';
 import { fingerprintHex, fingerprintInto } from './hash.ts';
 import { VisitedSet } from './visited.ts';
 import { ParentLinks } from './parents.ts';
@@ -145,6 +145,8 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
   let lastProgress = t0;
   const root = options.from ?? model.initial();
   const visited = new VisitedSet(options.initialCapacity);
+  // Under partial-order reduction, the states this level has found so far (the cycle proviso asks for earlier levels only).
+  let fresh = inner.ample === undefined ? undefined : new VisitedSet();
   const links = new ParentLinks(options.initialCapacity);
   const fp = new Uint32Array(2);
 
@@ -219,6 +221,7 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
       break;
     }
     next = new PackedList();
+    if (fresh) fresh = new VisitedSet();
     i = 0;
     if (poll()) {
       outcome = 'interrupted';
@@ -232,7 +235,11 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
       const s = unpackState(inner, frontier.get(i));
       const parent = levelStart + i;
       const acts = inner.actions(s);
-      for (let k = 0; k < acts.length; k++) {
+      // A successor found earlier in this level is not on a level up to s's: the pool's proviso (expand.ts).
+      const ample = inner.ample === undefined ? undefined : actionsToExpand(inner, s, acts, encode, fingerprintInto, (hi, lo) => visited.has(hi, lo) && !fresh!.has(hi, lo));
+      const width = ample === undefined ? acts.length : ample.length;
+      for (let j = 0; j < width; j++) {
+        const k = ample === undefined ? j : ample[j]!;
         const a = acts[k]!;
         const t = inner.next(s, a);
         const slot = counters.slotOf(inner.actionKind(a));
@@ -247,6 +254,7 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
           break search;
         }
         if (!visited.insert(fp[0]!, fp[1]!)) continue;
+        fresh?.insert(fp[0]!, fp[1]!);
         produced[slot]!++;
         const index = links.push(parent, k);
         next.push(keep ? packStateScratch(inner, t) : NOTHING);

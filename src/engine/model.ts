@@ -91,6 +91,22 @@ export interface Model<S, A> {
    */
   forSearch?(): Model<S, A>;
   /**
+   * Optional partial-order reduction: the positions in actions (the enabled
+   * actions of s, as actions(s) returned them) of an ample set, to expand
+   * instead of all of them; undefined to expand them all. The model answers
+   * for conditions C0 to C2 of the ample-set method (Peled; Clarke, Grumberg
+   * and Peled, "Model Checking", ch. 10): the set is not empty; it is
+   * persistent (no action outside it, nor any action reachable by such
+   * actions alone, depends on one inside it); and every property violation
+   * stays reachable without the actions left out (the model's own argument,
+   * since the engine knows no property's footprint). The engine adds the
+   * cycle proviso C3 in its breadth-first form: a state is expanded fully when
+   * any ample successor is on a level up to its own (Bosnacki, Leue and
+   * Lluch-Lafuente, "Partial-order reduction for general state exploring
+   * algorithms", 2006), so no action is ignored around a cycle.
+   */
+  ample?(s: S, actions: readonly A[]): readonly number[] | undefined;
+  /**
    * Optional: wraps the evaluation of the properties on one state, so that a
    * model can derive data once that its properties share.
    */
@@ -170,3 +186,28 @@ export function traceViolations<S, A>(model: Model<S, A>, states: readonly S[], 
     return i === 0 ? vs : [...checkTransition(model, states[i - 1]!, actions[i - 1]!, s, only), ...vs];
   });
 }
+
+/**
+ * The actions to expand from s under partial-order reduction: the model's
+ * ample set when every successor it leads to is new (not on a level up to
+ * s's own: seenBefore tells), otherwise all of them (undefined). The one
+ * decision the pool's workers and the sequential explorer share, so both
+ * search the same reduced graph.
+ */
+export function actionsToExpand<S, A>(
+  model: Model<S, A>,
+  s: S,
+  acts: readonly A[],
+  encode: (s: S) => Int32Array,
+  fingerprint: (key: Int32Array, out: Uint32Array) => void,
+  seenBefore: (hi: number, lo: number) => boolean,
+): readonly number[] | undefined {
+  const ample = model.ample?.(s, acts);
+  if (ample === undefined || ample.length === 0 || ample.length >= acts.length) return undefined;
+  for (const k of ample) {
+    fingerprint(encode(model.next(s, acts[k]!)), PROVISO_FP);
+    if (seenBefore(PROVISO_FP[0]!, PROVISO_FP[1]!)) return undefined;
+  }
+  return ample;
+}
+const PROVISO_FP = new Uint32Array(2);
