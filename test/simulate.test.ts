@@ -70,6 +70,18 @@ describe('simulate: reproducible from the seed', () => {
     }
   });
 
+  it("a swarm walk run on its configuration's narrower model takes the actions it takes on the whole model, filtered", async () => {
+    for (const bounds of [{ procs: 3, pages: 3, maxLen: 2, enomem: 1 }, { granularity: 'lock' as const, procs: 2, pages: 3, maxLen: 1, threads: 2 }]) {
+      const model = await buildMmModel({ variant: 'mainline', bounds });
+      const task = { first: 0, count: 300, seed: 3, depth: 15, swarm: true, stopAtFirst: false };
+      const whole = runWalks({ model, root: model.initial(), swarm: mmSwarm(model.bounds) }, task);
+      const narrow = runWalks({ model, root: model.initial(), swarm: mmSwarm(model.bounds, true, model) }, task);
+      expect(narrow.steps).toEqual(whole.steps);
+      expect(narrow.steps.reduce((x, y) => x + y, 0)).toBeGreaterThan(1000);
+      expect(narrow.hits).toEqual(whole.hits);
+    }
+  });
+
   it('--continue: per property, the violating walk of lowest index, for 1 and 2 workers', async () => {
     const spec: MmSpec = { variant: resolve(import.meta.dirname, 'fixtures', 'planted-index.ts'), bounds: { procs: 2, pages: 2, maxLen: 2 } };
     const model = await buildMmModel(spec);

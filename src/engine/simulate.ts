@@ -88,6 +88,12 @@ export interface SwarmConfig<S, A> {
    */
   weight?(s: S, a: A, allowed: readonly A[]): number;
   /**
+   * Optional: an equivalent model whose actions include every allowed one
+   * (the same model under narrower bounds), so that a walk does not
+   * enumerate actions it would filter out; allow still filters its list.
+   */
+  model?: Model<S, A>;
+  /**
    * Optional: the state the walk starts from instead of the root, the same
    * under every action the configuration allows (e.g. without a budget it
    * never uses, which the model would otherwise pay for at every step).
@@ -157,11 +163,11 @@ export interface WalkContext<S, A> {
 /** Run a batch of walks (in a worker, or in this thread). */
 export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBatchResult {
   // The walks are the inner loop: they run the search transitions (Model.forSearch).
-  const model = searchModel(ctx.model);
-  const transitionViolations = transitionChecker(model);
+  const full = searchModel(ctx.model);
+  const transitionViolations = transitionChecker(full);
   const { root } = ctx;
   const flag = task.stop ? new Int32Array(task.stop) : undefined;
-  const all = model.properties.map((p) => p.id);
+  const all = full.properties.map((p) => p.id);
   const steps: number[] = [];
   const hits: WalkHit[] = [];
   const states: S[] = [];
@@ -171,6 +177,7 @@ export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBat
     if (task.deadline !== undefined && Date.now() >= task.deadline) break;
     const rand = walkRandom(task.seed, w);
     const config = task.swarm && ctx.swarm ? ctx.swarm(rand, root) : undefined;
+    const model = config?.model ? searchModel(config.model) : full;
     // Properties this walk checks (with --continue, those not known from a lower walk).
     let check: Set<string> | undefined;
     if (task.known) check = new Set(all.filter((p) => !(task.known![p]! < w)));
