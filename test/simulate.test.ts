@@ -10,6 +10,9 @@ import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { setAutoFreeze } from 'immer';
 import { runWalks, simulate, walkRandom, type SimulateResult } from '../src/engine/simulate.ts';
+import { searchModel, type Model } from '../src/engine/model.ts';
+import type { State } from '../models/mm/state.ts';
+import type { Op } from '../models/mm/ops.ts';
 import { shrinkTrace, testTrace } from '../src/engine/shrink.ts';
 import { explore } from '../src/engine/explorer.ts';
 import { buildMmModel, mmModelSpec, type MmSpec } from '../src/cli/model-spec.ts';
@@ -68,6 +71,42 @@ describe('simulate: reproducible from the seed', () => {
       const property = one.hits[0]!.property;
       expect(testTrace(model, model.initial(), property, one.hits[0]!.trace)?.trace).toEqual(one.hits[0]!.trace);
     }
+  });
+
+  it("a swarm walk run on its configuration's narrower model takes the actions it takes on the whole model, filtered", async () => {
+    for (const bounds of [{ procs: 3, pages: 3, maxLen: 2, enomem: 1 }, { granularity: 'lock' as const, procs: 2, pages: 3, maxLen: 1, threads: 2 }]) {
+      const model = await buildMmModel({ variant: 'mainline', bounds });
+      const task = { first: 0, count: 300, seed: 3, depth: 15, swarm: true, stopAtFirst: false };
+      const whole = runWalks({ model, root: model.initial(), swarm: mmSwarm(model.bounds) }, task);
+      const narrow = runWalks({ model, root: model.initial(), swarm: mmSwarm(model.bounds, true, model) }, task);
+      expect(narrow.steps).toEqual(whole.steps);
+      expect(narrow.steps.reduce((x, y) => x + y, 0)).toBeGreaterThan(1000);
+      expect(narrow.hits).toEqual(whole.hits);
+    }
+  });
+
+  it('at lock granularity a walk draws among candidates and keeps one that runs: tryNext agrees with actions on every draw', async () => {
+    const model = await buildMmModel({ variant: 'mainline', bounds: { granularity: 'lock', procs: 2, pages: 3, maxLen: 1, threads: 2, walkers: 1 } });
+    const inner = searchModel(model);
+    let ran = 0;
+    let blocked = 0;
+    const disagree: string[] = [];
+    const checked: Model<State, Op> = {
+      ...inner,
+      tryNext(s, a) {
+        const t = inner.tryNext!(s, a);
+        const enabled = inner.actions(s).some((b) => inner.formatAction(s, b) === inner.formatAction(s, a));
+        if (enabled !== (t !== undefined)) disagree.push(inner.formatAction(s, a));
+        if (t === undefined) blocked++;
+        else ran++;
+        return t;
+      },
+    };
+    const r = runWalks({ model: { ...model, forSearch: () => checked }, root: model.initial(), swarm: mmSwarm(model.bounds, true, model) }, { first: 0, count: 400, seed: 7, depth: 30, swarm: false, stopAtFirst: false });
+    expect(disagree).toEqual([]);
+    expect(ran).toBe(r.steps.reduce((x, y) => x + y, 0));
+    // Some draws found their action blocked (a lock held) and drew again.
+    expect(blocked).toBeGreaterThan(0);
   });
 
   it('--continue: per property, the violating walk of lowest index, for 1 and 2 workers', async () => {

@@ -489,11 +489,16 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     }
     return out;
   };
-  const lockActions = (s: State): Op[] => {
-    successors.begin(s);
+  /** Every action lock granularity may offer in s, enabled or not (a step or syscall that must wait for a lock is not). */
+  const lockCandidates = (s: State): Op[] => {
     const candidates: Op[] = [];
     forEachThread(s, (t) => candidates.push({ kind: 'step', proc: t.id, pc: t.pc, enomem: 0 }));
     candidates.push(...syscalls(s, issuers(s, bounds.threads)), ...walkerStarts(s));
+    return candidates;
+  };
+  const lockActions = (s: State): Op[] => {
+    const candidates = lockCandidates(s);
+    successors.begin(s);
     const out: Op[] = [];
     for (const op of candidates) {
       try {
@@ -512,6 +517,14 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
       return applyLockOp(kernel, s, op, bounds.reduce, mode);
     } catch (e) {
       if (e instanceof WouldBlock) throw new ParseError(`"${formatOp(op)}": blocked: waits for ${e.lock}`);
+      throw e;
+    }
+  };
+  const tryLockNext = (s: State, op: Op): State | undefined => {
+    try {
+      return applyLockOp(kernel, s, op, bounds.reduce, mode);
+    } catch (e) {
+      if (e instanceof WouldBlock) return undefined;
       throw e;
     }
   };
@@ -549,6 +562,7 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     initial: () => initialState(bounds),
     actions,
     next,
+    ...(lock ? { candidates: lockCandidates, tryNext: tryLockNext } : {}),
     ...(lock && bounds.por ? { ample: (s: State, ops: readonly Op[]) => ampleSet(s, ops, (op) => next(s, op)) } : {}),
     forSearch: mode === 'cow' || opts.search === 'immer' ? undefined : () => (search ??= createMmModel({ ...opts, transitions: 'cow' })),
     encode: encodeState,

@@ -10,6 +10,8 @@
 //     renaming, JSON.stringify(state) as the key of a Set<string>, plain
 //     BFS (the properties are checked on each new state, as the explorer
 //     does), with the ratio of its time to the 1-worker time;
+// then simulate's walks (swarm, one thread, in a fresh process) on the
+// `default` and `lock` bounds, against the explorer's generated states/s;
 // and the `distributed` row: the coordinator plus two `mmcheck worker`
 // processes on a local redis-server against the 2-thread pool on `default`
 // (src/cli/bench-distributed.ts), skipped, saying so, without redis-server.
@@ -24,6 +26,8 @@ import { fileURLToPath } from 'node:url';
 import { setAutoFreeze } from 'immer';
 import { checkProperties, type Model } from '../engine/model.ts';
 import { exploreParallel } from '../engine/parallel.ts';
+import { runWalks } from '../engine/simulate.ts';
+import { mmSwarm } from './mm-search.ts';
 import type { Bounds } from '../../models/mm/model.ts';
 import { buildMmModel, mmModelSpec, type MmSpec } from './model-spec.ts';
 import { EXIT, UsageError, num, out } from './common.ts';
@@ -148,9 +152,16 @@ export function naiveBfs<S, A>(model: Model<S, A>, depth: number, limitMs = NAIV
   return { seconds: (performance.now() - t0) / 1000, distinct: seen.size, generated, finished: true };
 }
 
-/** One measurement, in this process: a search with 1 or 2 workers, 1 worker on immer transitions, or the naive baseline. */
-export type BenchPhase = '1' | '2' | 'immer' | 'naive';
-const PHASES: readonly BenchPhase[] = ['1', '2', 'immer', 'naive'];
+/** One measurement, in this process: a search with 1 or 2 workers, 1 worker on immer transitions, the naive baseline, or simulate's walks. */
+export type BenchPhase = '1' | '2' | 'immer' | 'naive' | 'walks';
+const PHASES: readonly BenchPhase[] = ['1', '2', 'immer', 'naive', 'walks'];
+
+/**
+ * simulate's inner loop (issue 15: walk throughput against the explorer's
+ * generated states/s): this many swarm walks of up to 40 operations, seed
+ * 1, in one thread, on each of these configurations' bounds.
+ */
+const WALKS: Readonly<Record<string, number>> = { default: 60_000, lock: 20_000 };
 export interface PhaseResult {
   generated: number;
   distinct: number;
@@ -169,6 +180,12 @@ export async function runPhase(c: BenchConfig, phase: BenchPhase): Promise<Phase
   const spec: MmSpec = { variant: c.model, bounds: c.bounds, ...(phase === 'immer' ? { options: { search: 'immer' } } : {}) };
   const model = await buildMmModel(spec);
   const peak = (): number => process.resourceUsage().maxRSS / 1024;
+  if (phase === 'walks') {
+    const t0 = performance.now();
+    const r = runWalks({ model, root: model.initial(), swarm: mmSwarm(model.bounds, true, model) }, { first: 0, count: WALKS[c.name] ?? 10_000, seed: 1, depth: 40, swarm: true, stopAtFirst: false });
+    const visited = r.steps.reduce((x, y) => x + y, 0);
+    return { generated: visited, distinct: NaN, seconds: (performance.now() - t0) / 1000, startup: 0, bytesPerState: NaN, finished: true, peakRssMb: peak() };
+  }
   if (phase === 'naive') {
     const nv = naiveBfs(model, c.depth);
     return { generated: nv.generated, distinct: nv.distinct, seconds: nv.seconds, startup: 0, bytesPerState: NaN, finished: nv.finished, peakRssMb: peak() };
@@ -287,12 +304,19 @@ export async function cmdBench(o: { only?: string; json?: boolean; naive?: boole
     rows.push(r);
     if (!o.json) out(rowLine(r));
   }
+  const walks: { name: string; perSec: number }[] = [];
+  for (const c of configs) {
+    if (WALKS[c.name] === undefined) continue;
+    const w = await runPhaseIsolated(c, 'walks');
+    walks.push({ name: c.name, perSec: w.generated / w.seconds });
+  }
   // Loaded here: bench-distributed.ts reads this module's configurations.
   const bd = withDistributed ? await import('./bench-distributed.ts') : undefined;
   const skipped = bd?.redisServerMissing();
   const distributed = bd && skipped === undefined ? await bd.benchDistributed(DISTRIBUTED_CONFIG, DISTRIBUTED_REPEAT) : undefined;
-  if (o.json) out(JSON.stringify({ loadavg: loadavg(), cores: availableParallelism(), rows, ...(bd ? { distributed: distributed ?? { skipped } } : {}) }, null, 2));
+  if (o.json) out(JSON.stringify({ loadavg: loadavg(), cores: availableParallelism(), rows, walks, ...(bd ? { distributed: distributed ?? { skipped } } : {}) }, null, 2));
   else {
+    for (const line of walkLines(walks, rows)) out(line);
     if (rows.some((r) => r.name === 'spin-core')) for (const line of SPIN_REFERENCE) out(line);
     if (distributed) for (const line of bd!.distributedLines(distributed)) out(line);
     else if (skipped !== undefined) out(`distributed: skipped: ${skipped}`);
@@ -343,4 +367,18 @@ function verdicts(rows: BenchRow[]): string[] {
     out.push(`2 workers >= 90 % of two processes (runs of 2 s or more): ${met(worst >= 0.9)} (lowest ${Math.round(worst * 100)} %)`);
   }
   return out;
+}
+
+/**
+ * The walks' states per second against the explorer's generated states per
+ * second with one worker on the same bounds, in its longer run where the
+ * table has one (default-5, lock-10: past V8's warm-up).
+ */
+function walkLines(walks: readonly { name: string; perSec: number }[], rows: readonly BenchRow[]): string[] {
+  const longer: Readonly<Record<string, string>> = { default: 'default-5', lock: 'lock-10' };
+  return walks.map((w) => {
+    const row = rows.find((r) => r.name === longer[w.name]) ?? rows.find((r) => r.name === w.name)!;
+    const met = w.perSec >= row.generatedPerSec1 ? 'met' : 'NOT met';
+    return `walks (simulate, swarm, 1 thread) on ${w.name}: ${num(w.perSec)} states/s against the explorer's ${num(row.generatedPerSec1)} generated/s on ${row.name}: ${met}`;
+  });
 }

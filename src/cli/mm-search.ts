@@ -8,6 +8,7 @@ import { formatOp, opExtent, parseOp, traceExtent, type Op } from '../../models/
 import { procOfThread, WALKER_BASE, type State } from '../../models/mm/state.ts';
 import { pick, type Swarm, type SwarmSpec } from '../engine/simulate.ts';
 import type { Bounds } from './common.ts';
+import { createMmModel, type MmModel } from '../../models/mm/model.ts';
 
 // ---------------------------------------------------------------- swarm
 
@@ -20,7 +21,17 @@ const countProcs = (s: State): number => Object.keys(s.mms).length;
  * pages and max-len at most the bounds, whether ENOMEM injections and
  * walkers are offered; the thread steps of lock granularity are always.
  */
-export function mmSwarm(bounds: Bounds, weighted = true): Swarm<State, Op> {
+export function mmSwarm(bounds: Bounds, weighted = true, model?: MmModel): Swarm<State, Op> {
+  // The model under each configuration's bounds, made once per configuration:
+  // it enumerates only what the configuration may do (enumerating the whole
+  // alphabet to filter it took an eighth of a walk).
+  const narrowed = new Map<string, MmModel>();
+  const narrow = (b: Bounds): MmModel => {
+    const key = `${b.ops.join(',')}/${b.procs}/${b.pages}/${b.maxLen}`;
+    let m = narrowed.get(key);
+    if (m === undefined) narrowed.set(key, (m = createMmModel({ name: model!.name, kernel: model!.kernel, bounds: b, properties: model!.properties, transitions: model!.transitions })));
+    return m;
+  };
   return (rand, root) => {
     let ops = bounds.ops.filter(() => rand() < 0.5);
     if (ops.length === 0) ops = [bounds.ops[pick(rand, bounds.ops.length)]!];
@@ -41,6 +52,7 @@ export function mmSwarm(bounds: Bounds, weighted = true): Swarm<State, Op> {
     const noBudget = !enomem && root.budgets.enomem > 0 ? { root: { ...root, budgets: { ...root.budgets, enomem: 0 } } } : {};
     return {
       ...noBudget,
+      ...(model ? { model: narrow({ ...model.bounds, ops, procs, pages, maxLen }) } : {}),
       text,
       ...(weighted
         ? {
@@ -71,7 +83,7 @@ export function mmSwarmSpec(bounds: Bounds): SwarmSpec {
   return { module: import.meta.url, export: 'mmSwarmOf', args: bounds };
 }
 
-export const mmSwarmOf = (bounds: Bounds): Swarm<State, Op> => mmSwarm(bounds);
+export const mmSwarmOf = (bounds: Bounds, model: MmModel): Swarm<State, Op> => mmSwarm(bounds, true, model);
 
 // ---------------------------------------------------------------- shrinking
 

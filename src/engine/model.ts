@@ -48,6 +48,16 @@ export interface Model<S, A> {
   /** The successor of s under a (s is never mutated). */
   next(s: S, a: A): S;
   /**
+   * Optional, for random walks: a superset of actions(s) in the same
+   * relative order, cheaper to list because it does not find out which of
+   * them are enabled (at lock granularity that means running each); with
+   * tryNext, next(s, a) or undefined when a is not enabled in s. A walk then
+   * draws candidates until one runs instead of running all of them to draw
+   * one (src/engine/simulate.ts).
+   */
+  candidates?(s: S): A[];
+  tryNext?(s: S, a: A): S | undefined;
+  /**
    * Canonical encoding: equal for states that differ only in allocation order
    * of ids or in a permutation of interchangeable processes; different for
    * states that differ in any modelled field. Hashed to a 64-bit fingerprint.

@@ -63,7 +63,14 @@ export const pick = (rand: () => number, n: number): number => Math.floor(rand()
 
 /** An index of `xs` drawn in proportion to weight(s, x, xs). */
 function pickWeighted<S, A>(rand: () => number, s: S, xs: readonly A[], weight: (s: S, a: A, all: readonly A[]) => number): number {
-  const w = xs.map((x) => weight(s, x, xs));
+  return pickByWeight(
+    rand,
+    xs.map((x) => weight(s, x, xs)),
+  );
+}
+
+/** An index drawn in proportion to the weights w. */
+function pickByWeight(rand: () => number, w: readonly number[]): number {
   let total = 0;
   for (const x of w) total += x;
   let r = rand() * total;
@@ -71,7 +78,36 @@ function pickWeighted<S, A>(rand: () => number, s: S, xs: readonly A[], weight: 
     r -= w[i]!;
     if (r < 0) return i;
   }
-  return xs.length - 1;
+  return w.length - 1;
+}
+
+/**
+ * One step of a walk from s: an allowed action drawn at random (in
+ * proportion to the configuration's weights, if any) among the enabled ones,
+ * and its successor; undefined when none is enabled. A model that lists
+ * candidates (Model.candidates) has them drawn and tried until one runs,
+ * dropping those that do not: the draw is still among the enabled actions,
+ * with their weights, without running every one of them first.
+ */
+function walkStep<S, A>(model: Model<S, A>, config: SwarmConfig<S, A> | undefined, rand: () => number, s: S): { a: A; t: S } | undefined {
+  if (model.candidates === undefined || model.tryNext === undefined) {
+    let enabled = model.actions(s);
+    if (config) enabled = enabled.filter((a) => config.allow(s, a));
+    if (enabled.length === 0) return undefined;
+    const a = enabled[config?.weight ? pickWeighted(rand, s, enabled, config.weight) : pick(rand, enabled.length)]!;
+    return { a, t: model.next(s, a) };
+  }
+  let cands = model.candidates(s);
+  if (config) cands = cands.filter((a) => config.allow(s, a));
+  const weights = config?.weight ? cands.map((a) => config.weight!(s, a, cands)) : undefined;
+  while (cands.length > 0) {
+    const i = weights ? pickByWeight(rand, weights) : pick(rand, cands.length);
+    const t = model.tryNext(s, cands[i]!);
+    if (t !== undefined) return { a: cands[i]!, t };
+    cands.splice(i, 1);
+    weights?.splice(i, 1);
+  }
+  return undefined;
 }
 
 // ---------------------------------------------------------------- swarm
@@ -87,6 +123,12 @@ export interface SwarmConfig<S, A> {
    * instead of uniformly.
    */
   weight?(s: S, a: A, allowed: readonly A[]): number;
+  /**
+   * Optional: an equivalent model whose actions include every allowed one
+   * (the same model under narrower bounds), so that a walk does not
+   * enumerate actions it would filter out; allow still filters its list.
+   */
+  model?: Model<S, A>;
   /**
    * Optional: the state the walk starts from instead of the root, the same
    * under every action the configuration allows (e.g. without a budget it
@@ -157,11 +199,11 @@ export interface WalkContext<S, A> {
 /** Run a batch of walks (in a worker, or in this thread). */
 export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBatchResult {
   // The walks are the inner loop: they run the search transitions (Model.forSearch).
-  const model = searchModel(ctx.model);
-  const transitionViolations = transitionChecker(model);
+  const full = searchModel(ctx.model);
+  const transitionViolations = transitionChecker(full);
   const { root } = ctx;
   const flag = task.stop ? new Int32Array(task.stop) : undefined;
-  const all = model.properties.map((p) => p.id);
+  const all = full.properties.map((p) => p.id);
   const steps: number[] = [];
   const hits: WalkHit[] = [];
   const states: S[] = [];
@@ -171,6 +213,7 @@ export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBat
     if (task.deadline !== undefined && Date.now() >= task.deadline) break;
     const rand = walkRandom(task.seed, w);
     const config = task.swarm && ctx.swarm ? ctx.swarm(rand, root) : undefined;
+    const model = config?.model ? searchModel(config.model) : full;
     // Properties this walk checks (with --continue, those not known from a lower walk).
     let check: Set<string> | undefined;
     if (task.known) check = new Set(all.filter((p) => !(task.known![p]! < w)));
@@ -184,11 +227,9 @@ export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBat
     let n = 0;
     let stop = false;
     while (n < task.depth) {
-      let enabled = model.actions(s);
-      if (config) enabled = enabled.filter((a) => config.allow(s, a));
-      if (enabled.length === 0) break;
-      const a = enabled[config?.weight ? pickWeighted(rand, s, enabled, config.weight) : pick(rand, enabled.length)]!;
-      const t = model.next(s, a);
+      const step = walkStep(model, config, rand, s);
+      if (step === undefined) break;
+      const { a, t } = step;
       // Transition properties on every step, then the state properties of the state reached.
       const tv = transitionViolations(s, a, t, check);
       states.push(s);
