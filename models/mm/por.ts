@@ -10,7 +10,9 @@
 // flight belongs to the component of its process and of every record its
 // locals or held locks name. Every kernel path reaches records only through
 // these links (an rmap walk: folio -> anon_vma root -> AVCs -> VMAs -> page
-// tables; a fork: the parent's VMAs and the anon_vmas they chain), so two
+// tables, kernel-semantics §2.12; a fork: the parent's VMAs and the
+// anon_vmas they chain, §2.4, §2.5, §2.7; the locks of §6.2 all belong to an
+// mm, a VMA, a folio or an anon_vma root), so two
 // threads of different components touch disjoint records and their steps
 // commute. Components never join: only a fork puts records of two
 // processes in one component, and the child is new. Each property is a

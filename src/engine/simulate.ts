@@ -86,8 +86,9 @@ function pickByWeight(rand: () => number, w: readonly number[]): number {
  * proportion to the configuration's weights, if any) among the enabled ones,
  * and its successor; undefined when none is enabled. A model that lists
  * candidates (Model.candidates) has them drawn and tried until one runs,
- * dropping those that do not: the draw is still among the enabled actions,
- * with their weights, without running every one of them first.
+ * dropping those that do not: the draw is still among the enabled actions
+ * (with the weights the configuration gives them among the candidates),
+ * without running every one of them first.
  */
 function walkStep<S, A>(model: Model<S, A>, config: SwarmConfig<S, A> | undefined, rand: () => number, s: S): { a: A; t: S } | undefined {
   if (model.candidates === undefined || model.tryNext === undefined) {
