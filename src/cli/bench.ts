@@ -26,8 +26,6 @@ import { fileURLToPath } from 'node:url';
 import { setAutoFreeze } from 'immer';
 import { checkProperties, type Model } from '../engine/model.ts';
 import { exploreParallel } from '../engine/parallel.ts';
-import { runWalks } from '../engine/simulate.ts';
-import { mmSwarm } from './mm-search.ts';
 import type { Bounds } from '../../models/mm/model.ts';
 import { buildMmModel, mmModelSpec, type MmSpec } from './model-spec.ts';
 import { EXIT, UsageError, num, out } from './common.ts';
@@ -181,6 +179,9 @@ export async function runPhase(c: BenchConfig, phase: BenchPhase): Promise<Phase
   const model = await buildMmModel(spec);
   const peak = (): number => process.resourceUsage().maxRSS / 1024;
   if (phase === 'walks') {
+    // Loaded here only: the other phases' processes stay as they were (peak memory is measured).
+    const { runWalks } = await import('../engine/simulate.ts');
+    const { mmSwarm } = await import('./mm-search.ts');
     const t0 = performance.now();
     const r = runWalks({ model, root: model.initial(), swarm: mmSwarm(model.bounds, true, model) }, { first: 0, count: WALKS[c.name] ?? 10_000, seed: 1, depth: 40, swarm: true, stopAtFirst: false });
     const visited = r.steps.reduce((x, y) => x + y, 0);
