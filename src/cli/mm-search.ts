@@ -4,7 +4,7 @@
 // filter on the full model's actions; the simplifications the shrinker
 // tries (drop a process, shorter lengths, lower addresses, simpler flags);
 // and the bounds a trace uses, for the exhaustive search for a shorter one.
-import { formatOp, opExtent, parseOp, traceExtent, type Op } from '../../models/mm/ops.ts';
+import { formatOp, OP_KINDS, opExtent, parseOp, traceExtent, type Op } from '../../models/mm/ops.ts';
 import { procOfThread, WALKER_BASE, type State } from '../../models/mm/state.ts';
 import { pick, type Swarm, type SwarmSpec } from '../engine/simulate.ts';
 import type { Bounds } from './common.ts';
@@ -12,7 +12,11 @@ import { createMmModel, type MmModel } from '../../models/mm/model.ts';
 
 // ---------------------------------------------------------------- swarm
 
-/** Pages an operation touches: [lo, hi) and the longest length it names (0: none). */
+/** Every kind of action, numbered for the swarm's per-kind weights. */
+const KIND_NAMES: readonly Op['kind'][] = [...OP_KINDS, 'walk', 'step'];
+const KIND_INDEX = Object.fromEntries(KIND_NAMES.map((k, i) => [k, i])) as Record<Op['kind'], number>;
+
+/** Processes alive in s. */
 const countProcs = (s: State): number => Object.keys(s.mms).length;
 
 /**
@@ -44,6 +48,8 @@ export function mmSwarm(bounds: Bounds, weighted = true, model?: MmModel): Swarm
     // Each kind's share of the choices: a syscall with many argument
     // combinations (mremap, fault) would otherwise crowd out fork and exit.
     const share = new Map<string, number>([...kinds].map((k) => [k, weighted ? 0.05 + rand() : 1]));
+    const shares = KIND_NAMES.map((k) => share.get(k) ?? 0);
+    const counts = new Array<number>(KIND_NAMES.length).fill(0);
     let countedFor: readonly Op[] | undefined;
     const perKind = new Map<string, number>();
     const text = `ops ${ops.join(',')}; procs ${procs}; pages ${pages}; max-len ${maxLen}${bounds.enomem > 0 ? `; enomem ${enomem ? 'on' : 'off'}` : ''}${bounds.granularity === 'lock' ? `; walkers ${walkers ? 'on' : 'off'}` : ''}`;
@@ -56,6 +62,17 @@ export function mmSwarm(bounds: Bounds, weighted = true, model?: MmModel): Swarm
       text,
       ...(weighted
         ? {
+            weights(_s: State, allowed: readonly Op[]) {
+              // weight() below for every action of the list, in two passes over it.
+              counts.fill(0);
+              for (const b of allowed) counts[KIND_INDEX[b.kind]]++;
+              const w = new Array<number>(allowed.length);
+              for (let i = 0; i < allowed.length; i++) {
+                const k = KIND_INDEX[allowed[i]!.kind];
+                w[i] = shares[k]! / counts[k]!;
+              }
+              return w;
+            },
             weight(_s: State, a: Op, allowed: readonly Op[]) {
               // The walk asks for every action of one list in turn: count its kinds once, not once per action.
               if (allowed !== countedFor) {
