@@ -27,6 +27,10 @@ import type { WorkerCliOptions } from './cli/distributed.ts';
 import type { SimulateOptions } from './cli/simulate.ts';
 import type { ShrinkOptions } from './cli/shrink.ts';
 
+/** check and gate: --por. */
+const POR_HELP =
+  "lock granularity: partial-order reduction, expanding one process family's steps alone where they commute with the rest (traces of always-properties may come out longer than the shortest)";
+
 function addBoundOptions(c: Command): Command {
   return c
     .option('--procs <n>', `processes (default ${DEFAULT_BOUNDS.procs})`)
@@ -71,7 +75,7 @@ function program(setCode: (n: number) => void): Command {
       .option('--depth <n>', `maximum number of operations (default ${DEFAULT_CHECK_DEPTH})`)
       .option('--from <ops-or-file>', 'start from the state these operations reach (counted in the depth)')
       .option('--continue', 'keep going after the first violation (shortest violation per property)')
-      .option('--por', 'lock granularity: partial-order reduction, expanding one process family\'s steps alone where they commute with the rest (traces of always-properties may come out longer than the shortest)')
+      .option('--por', POR_HELP)
       .option('--properties <list>', 'check only these properties, comma separated (see mmcheck properties)')
       .option('--db <path>', 'results database', DEFAULT_DB_PATH)
       .option('--json', 'one JSON event per line on stdout (progress, violation, done)')
@@ -94,7 +98,7 @@ function program(setCode: (n: number) => void): Command {
       .option('--db <path>', 'results database', DEFAULT_DB_PATH)
       .option('--json', 'print the verdict as JSON')
       .option('--junit <file>', 'write a JUnit report, one test case per property')
-      .option('--por', 'lock granularity: partial-order reduction, expanding one process family\'s steps alone where they commute with the rest (traces of always-properties may come out longer than the shortest)')
+      .option('--por', POR_HELP)
       .option('--check-immutability', "debug a variant: freeze every state before its successors are computed, and name the function that writes to one")
       .option('--workers <n>', `worker threads (default: the number of cores, ${availableParallelism()} here); results do not depend on it`)
       .option('--redis <url>', 'explore both models on `mmcheck worker` processes through this Redis (redis://[:password@]host[:port], rediss:// for TLS) instead of threads'),

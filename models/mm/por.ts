@@ -240,18 +240,15 @@ export function ampleSet(s: State, ops: readonly Op[], next: (op: Op) => State):
   forEachThread(s, (t) => {
     if (!stepping.has(t.id) || t.queued !== undefined) ruledOut.add(comps.thread(t.id));
   });
+  // The candidate with fewest actions (the first such, in action order).
   let best: number[] | undefined;
-  let bestComp = -1;
   for (let i = 0; i < ops.length; i++) {
     const comp = ofAction[i]!;
-    if (ruledOut.has(comp) || comp === bestComp) continue;
+    if (ruledOut.has(comp)) continue;
+    ruledOut.add(comp);
     const members: number[] = [];
     for (let j = i; j < ops.length; j++) if (ofAction[j] === comp) members.push(j);
-    ruledOut.add(comp);
-    if (best === undefined || members.length < best.length) {
-      best = members;
-      bestComp = comp;
-    }
+    if (best === undefined || members.length < best.length) best = members;
   }
   return best !== undefined && best.length < ops.length ? best : undefined;
 }

@@ -35,10 +35,6 @@ import { WALKER_STEPS } from './walkers.ts';
 /** The syscall's last step (resume.ts: a write fault that lost its race starts over instead). */
 const finish = syscall_return;
 
-/** do_mremap's end after move_vma: the mmap write lock is dropped. */
-const mremapTail = (c: Ctx, t: Thread, moved: { err: number; newVma: Id }, vrm: ReturnType<typeof restoreMove>['vrm']): boolean =>
-  copy_vma_and_data_return(c, t, vrm, moved);
-
 /** dup_mm's end after dup_mmap's loop. */
 function forkTail(c: Ctx, t: Thread, ret: number): boolean {
   const [child, parent] = t.mms as [Id, Id];
@@ -49,16 +45,16 @@ const SYSCALL_STEPS: Record<string, Step> = {
   [ISSUED]: (c, t) => finish(c, t, kernelEntry(c, t.op!)),
   move_page_tables: (c, t) => {
     const { vrm, newVma, pmc } = restoreMove(t.proc, t.vmas, t.nums);
-    return mremapTail(c, t, c.k.copy_vma_and_data_move(c, vrm, newVma, pmc), vrm);
+    return copy_vma_and_data_return(c, t, vrm, c.k.copy_vma_and_data_move(c, vrm, newVma, pmc));
   },
   move_ptes: (c, t) => {
     const { vrm, newVma, pmc } = restoreMove(t.proc, t.vmas, t.nums);
     c.k.move_ptes_pte_locked(c, pmc);
-    return mremapTail(c, t, c.k.copy_vma_and_data_moved(c, vrm, newVma, pmc, pmc.len), vrm);
+    return copy_vma_and_data_return(c, t, vrm, c.k.copy_vma_and_data_moved(c, vrm, newVma, pmc, pmc.len));
   },
   copy_vma_and_data_finish: (c, t) => {
     const { vrm, newVma, moved } = restoreMove(t.proc, t.vmas, t.nums);
-    return mremapTail(c, t, c.k.copy_vma_and_data_finish(c, vrm, newVma, moved), vrm);
+    return copy_vma_and_data_return(c, t, vrm, c.k.copy_vma_and_data_finish(c, vrm, newVma, moved));
   },
   dup_mmap_vma: (c, t) => {
     const [child, parent] = t.mms as [Id, Id];

@@ -30,11 +30,11 @@ export function mmSwarm(bounds: Bounds, weighted = true, model?: MmModel): Swarm
   // it enumerates only what the configuration may do (enumerating the whole
   // alphabet to filter it took an eighth of a walk).
   const narrowed = new Map<string, MmModel>();
-  const narrow = (b: Bounds): MmModel => {
+  const narrow = (m: MmModel, b: Bounds): MmModel => {
     const key = `${b.ops.join(',')}/${b.procs}/${b.pages}/${b.maxLen}`;
-    let m = narrowed.get(key);
-    if (m === undefined) narrowed.set(key, (m = createMmModel({ name: model!.name, kernel: model!.kernel, bounds: b, properties: model!.properties, transitions: model!.transitions })));
-    return m;
+    let n = narrowed.get(key);
+    if (n === undefined) narrowed.set(key, (n = createMmModel({ name: m.name, kernel: m.kernel, bounds: b, properties: m.properties, transitions: m.transitions })));
+    return n;
   };
   return (rand, root) => {
     let ops = bounds.ops.filter(() => rand() < 0.5);
@@ -50,20 +50,18 @@ export function mmSwarm(bounds: Bounds, weighted = true, model?: MmModel): Swarm
     const share = new Map<string, number>([...kinds].map((k) => [k, weighted ? 0.05 + rand() : 1]));
     const shares = KIND_NAMES.map((k) => share.get(k) ?? 0);
     const counts = new Array<number>(KIND_NAMES.length).fill(0);
-    let countedFor: readonly Op[] | undefined;
-    const perKind = new Map<string, number>();
     const text = `ops ${ops.join(',')}; procs ${procs}; pages ${pages}; max-len ${maxLen}${bounds.enomem > 0 ? `; enomem ${enomem ? 'on' : 'off'}` : ''}${bounds.granularity === 'lock' ? `; walkers ${walkers ? 'on' : 'off'}` : ''}`;
     // Without injections, a root whose ENOMEM budget is spent: the model
     // then no longer counts every syscall's allocations at every step.
     const noBudget = !enomem && root.budgets.enomem > 0 ? { root: { ...root, budgets: { ...root.budgets, enomem: 0 } } } : {};
     return {
       ...noBudget,
-      ...(model ? { model: narrow({ ...model.bounds, ops, procs, pages, maxLen }) } : {}),
+      ...(model ? { model: narrow(model, { ...model.bounds, ops, procs, pages, maxLen }) } : {}),
       text,
       ...(weighted
         ? {
             weights(_s: State, allowed: readonly Op[]) {
-              // weight() below for every action of the list, in two passes over it.
+              // Each kind's share, split evenly among the list's actions of that kind: two passes over the list.
               counts.fill(0);
               for (const b of allowed) counts[KIND_INDEX[b.kind]]++;
               const w = new Array<number>(allowed.length);
@@ -72,15 +70,6 @@ export function mmSwarm(bounds: Bounds, weighted = true, model?: MmModel): Swarm
                 w[i] = shares[k]! / counts[k]!;
               }
               return w;
-            },
-            weight(_s: State, a: Op, allowed: readonly Op[]) {
-              // The walk asks for every action of one list in turn: count its kinds once, not once per action.
-              if (allowed !== countedFor) {
-                countedFor = allowed;
-                perKind.clear();
-                for (const b of allowed) perKind.set(b.kind, (perKind.get(b.kind) ?? 0) + 1);
-              }
-              return share.get(a.kind)! / perKind.get(a.kind)!;
             },
           }
         : {}),

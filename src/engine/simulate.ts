@@ -61,14 +61,6 @@ export function walkRandom(seed: number, walk: number): () => number {
 /** A uniform integer in [0, n). */
 export const pick = (rand: () => number, n: number): number => Math.floor(rand() * n);
 
-/** An index of `xs` drawn in proportion to weight(s, x, xs). */
-function pickWeighted<S, A>(rand: () => number, s: S, xs: readonly A[], weight: (s: S, a: A, all: readonly A[]) => number): number {
-  return pickByWeight(
-    rand,
-    xs.map((x) => weight(s, x, xs)),
-  );
-}
-
 /** An index drawn in proportion to the weights w. */
 function pickByWeight(rand: () => number, w: readonly number[]): number {
   let total = 0;
@@ -95,12 +87,12 @@ function walkStep<S, A>(model: Model<S, A>, config: SwarmConfig<S, A> | undefine
     let enabled = model.actions(s);
     if (config) enabled = enabled.filter((a) => config.allow(s, a));
     if (enabled.length === 0) return undefined;
-    const a = enabled[config?.weights ? pickByWeight(rand, config.weights(s, enabled)) : config?.weight ? pickWeighted(rand, s, enabled, config.weight) : pick(rand, enabled.length)]!;
+    const a = enabled[config?.weights ? pickByWeight(rand, config.weights(s, enabled)) : pick(rand, enabled.length)]!;
     return { a, t: model.next(s, a) };
   }
   let cands = model.candidates(s);
   if (config) cands = cands.filter((a) => config.allow(s, a));
-  const weights = config?.weights ? config.weights(s, cands) : config?.weight ? cands.map((a) => config.weight!(s, a, cands)) : undefined;
+  const weights = config?.weights?.(s, cands);
   while (cands.length > 0) {
     const i = weights ? pickByWeight(rand, weights) : pick(rand, cands.length);
     const t = model.tryNext(s, cands[i]!);
@@ -119,15 +111,9 @@ export interface SwarmConfig<S, A> {
   text: string;
   allow(s: S, a: A): boolean;
   /**
-   * Optional: the relative weight of an allowed action (> 0); the walk then
-   * chooses among the allowed actions in proportion to their weights
-   * instead of uniformly.
-   */
-  weight?(s: S, a: A, allowed: readonly A[]): number;
-  /**
-   * Optional, with weight: the weights of all the allowed actions at once,
-   * equal to weight(s, a, allowed) for each (a model's faster way to the
-   * same draw).
+   * Optional: the relative weight (> 0) of each allowed action of the list,
+   * in its order; the walk then chooses among them in proportion to their
+   * weights instead of uniformly.
    */
   weights?(s: S, allowed: readonly A[]): number[];
   /**
