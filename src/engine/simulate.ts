@@ -107,8 +107,8 @@ function walkStep<S, A>(model: Model<S, A>, config: SwarmConfig<S, A> | undefine
 
 /** One walk's swarm configuration: which actions it may take. */
 export interface SwarmConfig<S, A> {
-  /** For the report, e.g. "ops mmap,fork,exit; procs 5; pages 2; max-len 1". */
-  text: string;
+  /** For the report, e.g. "ops mmap,fork,exit; procs 5; pages 2; max-len 1" (called only for a walk that reports). */
+  describe(): string;
   allow(s: S, a: A): boolean;
   /**
    * Optional: the relative weight (> 0) of each allowed action of the list,
@@ -236,7 +236,7 @@ export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBat
       const byProp = new Map<string, string[]>();
       for (const v of vs) byProp.set(v.property, [...(byProp.get(v.property) ?? []), v.detail]);
       for (const [property, details] of byProp) {
-        hits.push({ walk: w, property, details, trace, ...(config ? { swarm: config.text } : {}), fingerprint });
+        hits.push({ walk: w, property, details, trace, ...(config ? { swarm: config.describe() } : {}), fingerprint });
         check?.delete(property);
       }
       if (task.stopAtFirst || check?.size === 0) {
