@@ -171,7 +171,7 @@ export interface WalkHit {
   walk: number;
   property: string;
   details: string[];
-  /** The walk's actions up to the violating state (the --from prefix not included). */
+  /** The actions from the root (the --from prefix not included) to the violating state: a milestone's, then the walk's. */
   trace: string[];
   /** The walk's swarm configuration. */
   swarm?: string;
