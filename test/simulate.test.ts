@@ -123,6 +123,55 @@ describe('simulate: reproducible from the seed', () => {
   });
 });
 
+describe('simulate: milestones', () => {
+  // The combination lock of test/toy-model.ts: 12 zeros in a row open it, a
+  // walk from the start state does so about once in 10^7 positions; after
+  // 6 zeros (half-open, a milestone) once in 4,096.
+  const lock = { model: { module: new URL('./toy-model.ts', import.meta.url).href, export: 'lockModel', args: { digits: 12 } }, fromTexts: [] };
+  const opts = { seed: 5, depth: 30, swarm: false, stopAtFirst: true, walks: 20_000, batch: 32, epochWalks: 256 };
+
+  it('walks from the milestones reach what walks from the start do not, the same for 1 and 2 workers', async () => {
+    const one = await simulate({ ...opts, workers: 1, worker: lock, targets: ['opened'] });
+    const two = await simulate({ ...opts, workers: 2, worker: lock, targets: ['opened'] });
+    expect(one.outcome).toBe('violation');
+    expect(one.hits.map((h) => h.property)).toEqual(['opened']);
+    expect(one.milestones).toBeGreaterThan(0);
+    expect({ ...summary(two), milestones: two.milestones }).toEqual({ ...summary(one), milestones: one.milestones });
+    // The trace runs from the start state, through the milestone, to the opened lock.
+    const trace = one.hits[0]!.trace;
+    expect(trace.length).toBeGreaterThanOrEqual(12);
+    expect(trace.slice(-12)).toEqual(Array.from({ length: 12 }, () => 'digit 0'));
+    // Without milestones the same budget finds nothing.
+    const plain = await simulate({ ...opts, workers: 2, worker: lock, targets: ['opened', 'half-open'] });
+    expect(plain.outcome).toBe('violation');
+    expect(plain.hits.map((h) => h.property)).toEqual(['half-open']);
+    const whole = await simulate({ ...opts, stopAtFirst: false, workers: 2, worker: lock, targets: ['opened', 'half-open'] });
+    expect(whole.hits.map((h) => h.property)).toEqual(['half-open']);
+    expect(whole.milestones).toBe(0);
+  });
+
+  it('a walk reports only the targets, and no walk starts from a milestone before the epoch after it', async () => {
+    const { lockModel } = await import('./toy-model.ts');
+    const model = lockModel({ digits: 12 });
+    const ctx = { model, root: model.initial() };
+    // One epoch's walks from the start: half-open ends walks as milestones, never as a violation.
+    const first = runWalks(ctx, { first: 0, count: 256, seed: 5, depth: 30, swarm: false, stopAtFirst: true, targets: ['opened'] });
+    expect(first.hits).toEqual([]);
+    expect(first.milestones!.length).toBeGreaterThan(0);
+    for (const m of first.milestones!) expect(m.known).toEqual(['half-open']);
+    // Given a milestone one digit short, about half the walks start there
+    // (the others from the start state, which never open the lock): a
+    // quarter of those open it at once, and report the whole trace.
+    const near = { trace: Array.from({ length: 11 }, () => 'digit 0'), known: ['half-open'] };
+    const next = runWalks(ctx, { first: 256, count: 256, seed: 5, depth: 30, swarm: false, stopAtFirst: false, targets: ['opened'], milestones: [near] });
+    expect(next.hits.length).toBeGreaterThan(10);
+    expect(next.hits.length).toBeLessThan(128);
+    for (const h of next.hits) expect(h.trace.slice(0, 12)).toEqual([...near.trace, 'digit 0']);
+    // A walk from the milestone that violates only what it knows ends in no new milestone.
+    expect(next.milestones ?? []).toEqual([]);
+  });
+});
+
 describe('shrink', () => {
   it('a planted long trace shrinks to the known minimal one', async () => {
     const spec: MmSpec = { variant: 'b3b-clone-enomem', bounds: { procs: 3, pages: 4, maxLen: 2, enomem: 1 }, only: ['counters-exact'] };

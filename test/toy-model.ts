@@ -122,3 +122,44 @@ export function toyModel(options: ToyOptions = {}): Model<Counters, ToyAction> {
     actionKinds: ['inc-a', 'inc-b', 'swap', 'reset'],
   };
 }
+
+/**
+ * A combination lock for simulate's milestones: the state is how many
+ * digits of the combination (all 0) have been entered in a row; a wrong
+ * digit (1 to 3) starts over. `opened` is violated once all `digits` are
+ * entered, `half-open` once half of them are: a walk from the half-open
+ * state needs half the luck of one from the start.
+ */
+export interface LockState {
+  readonly entered: number;
+}
+export interface LockAction {
+  readonly digit: number;
+}
+const DIGITS: readonly LockAction[] = [0, 1, 2, 3].map((digit) => ({ digit }));
+
+export function lockModel(options: { digits: number }): Model<LockState, LockAction> {
+  const { digits } = options;
+  const half = Math.floor(digits / 2);
+  return {
+    name: `lock-${digits}`,
+    initial: () => ({ entered: 0 }),
+    actions: () => [...DIGITS],
+    next: (s, a) => ({ entered: a.digit === 0 ? s.entered + 1 : 0 }),
+    encode: (s) => Int32Array.of(s.entered),
+    formatAction: (_s, a) => `digit ${a.digit}`,
+    parseAction(_s, text) {
+      const m = /^digit ([0-3])$/.exec(text.trim());
+      if (m === null) throw new ParseError(`unknown operation "${text}"`);
+      return DIGITS[Number(m[1])]!;
+    },
+    actionKind: () => 'digit',
+    isQuiescent: () => true,
+    isFinal: () => false,
+    properties: [
+      { id: 'opened', description: 'the lock never opens', rule: 'planted', when: 'always', check: (s) => (s.entered >= digits ? [`${s.entered} digits entered`] : []) },
+      { id: 'half-open', description: 'never half the combination', rule: 'planted', when: 'always', check: (s) => (s.entered >= half ? [`${s.entered} digits entered`] : []) },
+    ],
+    actionKinds: ['digit'],
+  };
+}

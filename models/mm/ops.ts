@@ -297,22 +297,36 @@ export function mmapFlags(op: Extract<Op, { kind: 'mmap' }>): number {
   return op.prot | (op.special ? VM_SPECIAL : 0) | (op.nomerge ? VM_NOMERGE : 0);
 }
 
-/** The highest page + 1 an operation touches, and its length (0 for a page operation). */
-export function opExtent(op: Op): { hi: number; len: number } {
+/** The highest page + 1 an operation touches. */
+export function opHighPage(op: Op): number {
   switch (op.kind) {
     case 'mmap':
     case 'munmap':
     case 'mprotect':
-      return { hi: op.addr + op.len, len: op.len };
+      return op.addr + op.len;
     case 'mremap':
-      return { hi: Math.max(op.addr + op.oldLen, op.newAddr + op.newLen), len: Math.max(op.oldLen, op.newLen) };
+      return Math.max(op.addr + op.oldLen, op.newAddr + op.newLen);
     case 'fault':
-      return { hi: op.page + (op.large ? 2 : 1), len: 0 };
+      return op.page + (op.large ? 2 : 1);
     case 'pin':
     case 'walk':
-      return { hi: op.page + 1, len: 0 };
+      return op.page + 1;
     default:
-      return { hi: 0, len: 0 };
+      return 0;
+  }
+}
+
+/** The length of a range operation, in pages (0 for the others). */
+export function opLength(op: Op): number {
+  switch (op.kind) {
+    case 'mmap':
+    case 'munmap':
+    case 'mprotect':
+      return op.len;
+    case 'mremap':
+      return Math.max(op.oldLen, op.newLen);
+    default:
+      return 0;
   }
 }
 
@@ -351,9 +365,8 @@ export function traceExtent(trace: readonly string[]): TraceExtent {
       if (err instanceof ParseError) continue;
       throw err;
     }
-    const x = opExtent(op);
-    e.pages = Math.max(e.pages, x.hi);
-    e.maxLen = Math.max(e.maxLen, x.len);
+    e.pages = Math.max(e.pages, opHighPage(op));
+    e.maxLen = Math.max(e.maxLen, opLength(op));
     if (op.enomem > 0) e.enomem++;
     if (op.kind === 'walk') e.walkers++;
     if (op.kind === 'walk' || op.kind === 'step') e.lock = true;

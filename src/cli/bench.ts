@@ -39,6 +39,8 @@ export interface BenchConfig {
   depth: number;
   /** false: only the 1- and 2-worker runs (a configuration too large for the immer, pair and naive baselines). */
   baselines?: boolean;
+  /** true: the pair runs even without the other baselines (a long run, where the threads' warm-up is amortised). */
+  pair?: boolean;
 }
 
 const SPIN_CORE: Partial<Bounds> = { procs: 3, pages: 2, maxLen: 2, ops: ['mmap', 'fault', 'fork', 'mprotect', 'munmap', 'exit'] };
@@ -46,7 +48,7 @@ const SPIN_CORE: Partial<Bounds> = { procs: 3, pages: 2, maxLen: 2, ops: ['mmap'
 export const BENCH_CONFIGS: readonly BenchConfig[] = [
   { name: 'default', model: 'mainline', bounds: {}, depth: 4 },
   // The same bounds one level deeper: a run of seconds rather than one, past V8's warm-up.
-  { name: 'default-5', model: 'mainline', bounds: {}, depth: 5, baselines: false },
+  { name: 'default-5', model: 'mainline', bounds: {}, depth: 5, baselines: false, pair: true },
   { name: 'deep', model: 'mainline', bounds: { procs: 2, pages: 4, maxLen: 2 }, depth: 5 },
   { name: 'fork-heavy', model: 'mainline', bounds: { procs: 3, pages: 2, maxLen: 1, ops: ['mmap', 'fault', 'fork', 'munmap', 'exit'] }, depth: 7 },
   { name: 'enomem', model: 'mainline', bounds: { procs: 2, pages: 3, maxLen: 2, enomem: 1 }, depth: 4 },
@@ -57,7 +59,7 @@ export const BENCH_CONFIGS: readonly BenchConfig[] = [
   // Lock granularity: syscalls split at their lock points, one rmap walker.
   { name: 'lock', model: 'mainline', bounds: { procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1 }, depth: 8 },
   // The same two levels deeper: a run of tens of seconds rather than a few, past V8's warm-up.
-  { name: 'lock-10', model: 'mainline', bounds: { procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1 }, depth: 10, baselines: false },
+  { name: 'lock-10', model: 'mainline', bounds: { procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1 }, depth: 10, baselines: false, pair: true },
   // lock-10 under partial-order reduction (--por, issue 17): the issue's bound, states with and without it side by side.
   { name: 'lock-10-por', model: 'mainline', bounds: { procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1, por: true }, depth: 10, baselines: false },
   // Two threads in one process (issue 17): per-VMA-lock faults, queued writers, faults cut inside; every reachable state.
@@ -220,7 +222,7 @@ export async function runBench(c: BenchConfig, naive = true): Promise<BenchRow> 
   const r1 = await runPhaseIsolated(c, '1');
   const r2 = await runPhaseIsolated(c, '2');
   // Two independent 1-worker searches at once: the machine's own scaling.
-  const pair = baselines ? await Promise.all([runPhaseIsolated(c, '1'), runPhaseIsolated(c, '1')]) : [];
+  const pair = baselines || c.pair === true ? await Promise.all([runPhaseIsolated(c, '1'), runPhaseIsolated(c, '1')]) : [];
   for (const r of [r2, ...(im ? [im] : []), ...pair])
     if (r.generated !== r1.generated || r.distinct !== r1.distinct) throw new Error(`bench ${c.name}: the measurements disagree on the state counts`);
   const nv = naive && baselines ? await runPhaseIsolated(c, 'naive') : undefined;
@@ -362,11 +364,17 @@ function verdicts(rows: BenchRow[]): string[] {
     const cost = off.generatedPerSec1 / en.generatedPerSec1;
     out.push(`--enomem 1 <= 3x per generated state: ${met(cost <= 3)} (${cost.toFixed(2)}x)`);
   }
-  const pairs = rows.filter((r) => !Number.isNaN(r.poolOfPair) && r.seconds1 >= 2);
-  if (pairs.length > 0) {
-    const worst = Math.min(...pairs.map((r) => r.poolOfPair));
-    out.push(`2 workers >= 90 % of two processes (runs of 2 s or more): ${met(worst >= 0.9)} (lowest ${Math.round(worst * 100)} %)`);
-  }
+  // Each thread compiles the model's hot code for itself, about a second of
+  // CPU: on runs of a few seconds that warm-up, not the search, decides the
+  // share; the long runs show the search's.
+  const pairLine = (what: string, lo: number, hi: number): void => {
+    const pairs = rows.filter((r) => !Number.isNaN(r.poolOfPair) && r.seconds1 >= lo && r.seconds1 < hi);
+    if (pairs.length === 0) return;
+    const worst = pairs.reduce((a, b) => (b.poolOfPair < a.poolOfPair ? b : a));
+    out.push(`2 workers >= 90 % of two processes (${what}): ${met(worst.poolOfPair >= 0.9)} (lowest ${Math.round(worst.poolOfPair * 100)} %, ${worst.name})`);
+  };
+  pairLine('runs of 10 s or more', 10, Infinity);
+  pairLine('runs of 2 to 10 s, much of them warm-up', 2, 10);
   return out;
 }
 

@@ -4,7 +4,7 @@
 // filter on the full model's actions; the simplifications the shrinker
 // tries (drop a process, shorter lengths, lower addresses, simpler flags);
 // and the bounds a trace uses, for the exhaustive search for a shorter one.
-import { formatOp, OP_KINDS, opExtent, parseOp, traceExtent, type Op } from '../../models/mm/ops.ts';
+import { formatOp, OP_KINDS, opHighPage, opLength, parseOp, traceExtent, type Op } from '../../models/mm/ops.ts';
 import { procOfThread, WALKER_BASE, type State } from '../../models/mm/state.ts';
 import { pick, type Swarm, type SwarmSpec } from '../engine/simulate.ts';
 import type { Bounds } from './common.ts';
@@ -15,6 +15,13 @@ import { createMmModel, type MmModel } from '../../models/mm/model.ts';
 /** Every kind of action, numbered for the swarm's per-kind weights. */
 const KIND_NAMES: readonly Op['kind'][] = [...OP_KINDS, 'walk', 'step'];
 const KIND_INDEX = Object.fromEntries(KIND_NAMES.map((k, i) => [k, i])) as Record<Op['kind'], number>;
+
+/** A swarm configuration's bounds as a number: which of all's ops it keeps (a bit each), then procs, pages, max-len (below 256 each). */
+function narrowKey(all: readonly string[], ops: readonly string[], procs: number, pages: number, maxLen: number): number {
+  let mask = 0;
+  for (let i = 0; i < all.length; i++) if (ops.includes(all[i]!)) mask |= 1 << i;
+  return ((mask * 256 + procs) * 256 + pages) * 256 + maxLen;
+}
 
 /** Processes alive in s. */
 const countProcs = (s: State): number => Object.keys(s.mms).length;
@@ -29,11 +36,11 @@ export function mmSwarm(bounds: Bounds, weighted = true, model?: MmModel): Swarm
   // The model under each configuration's bounds, made once per configuration:
   // it enumerates only what the configuration may do (enumerating the whole
   // alphabet to filter it took an eighth of a walk).
-  const narrowed = new Map<string, MmModel>();
-  const narrow = (m: MmModel, b: Bounds): MmModel => {
-    const key = `${b.ops.join(',')}/${b.procs}/${b.pages}/${b.maxLen}`;
+  const narrowed = new Map<number, MmModel>();
+  // key: the configuration's ops (a subset of bounds.ops, as a bit mask), procs, pages and max-len.
+  const narrow = (m: MmModel, key: number, b: () => Bounds): MmModel => {
     let n = narrowed.get(key);
-    if (n === undefined) narrowed.set(key, (n = createMmModel({ name: m.name, kernel: m.kernel, bounds: b, properties: m.properties, transitions: m.transitions })));
+    if (n === undefined) narrowed.set(key, (n = createMmModel({ name: m.name, kernel: m.kernel, bounds: b(), properties: m.properties, transitions: m.transitions })));
     return n;
   };
   return (rand, root) => {
@@ -44,20 +51,27 @@ export function mmSwarm(bounds: Bounds, weighted = true, model?: MmModel): Swarm
     const maxLen = 1 + pick(rand, Math.min(bounds.maxLen, pages));
     const enomem = bounds.enomem > 0 && rand() < 0.5;
     const walkers = bounds.granularity === 'lock' && bounds.walkers > 0 && rand() < 0.5;
-    const kinds = new Set<string>([...ops, 'step', ...(walkers ? ['walk'] : [])]);
-    // Each kind's share of the choices: a syscall with many argument
-    // combinations (mremap, fault) would otherwise crowd out fork and exit.
-    const share = new Map<string, number>([...kinds].map((k) => [k, weighted ? 0.05 + rand() : 1]));
-    const shares = KIND_NAMES.map((k) => share.get(k) ?? 0);
+    const kinds: Op['kind'][] = [...ops, 'step', ...(walkers ? ['walk' as const] : [])];
+    // Per kind (KIND_INDEX): whether the walk may take it, and its share of
+    // the choices: a syscall with many argument combinations (mremap,
+    // fault) would otherwise crowd out fork and exit. Drawn in this order,
+    // the PRNG's sequence is the one the walks have always drawn.
+    const kindAllowed = new Array<boolean>(KIND_NAMES.length).fill(false);
+    const shares = new Array<number>(KIND_NAMES.length).fill(0);
+    for (const k of kinds) {
+      kindAllowed[KIND_INDEX[k]] = true;
+      shares[KIND_INDEX[k]] = weighted ? 0.05 + rand() : 1;
+    }
     const counts = new Array<number>(KIND_NAMES.length).fill(0);
-    const text = `ops ${ops.join(',')}; procs ${procs}; pages ${pages}; max-len ${maxLen}${bounds.enomem > 0 ? `; enomem ${enomem ? 'on' : 'off'}` : ''}${bounds.granularity === 'lock' ? `; walkers ${walkers ? 'on' : 'off'}` : ''}`;
     // Without injections, a root whose ENOMEM budget is spent: the model
     // then no longer counts every syscall's allocations at every step.
     const noBudget = !enomem && root.budgets.enomem > 0 ? { root: { ...root, budgets: { ...root.budgets, enomem: 0 } } } : {};
     return {
       ...noBudget,
-      ...(model ? { model: narrow(model, { ...model.bounds, ops, procs, pages, maxLen }) } : {}),
-      text,
+      ...(model ? { model: narrow(model, narrowKey(bounds.ops, ops, procs, pages, maxLen), () => ({ ...model.bounds, ops, procs, pages, maxLen })) } : {}),
+      describe() {
+        return `ops ${ops.join(',')}; procs ${procs}; pages ${pages}; max-len ${maxLen}${bounds.enomem > 0 ? `; enomem ${enomem ? 'on' : 'off'}` : ''}${bounds.granularity === 'lock' ? `; walkers ${walkers ? 'on' : 'off'}` : ''}`;
+      },
       ...(weighted
         ? {
             weights(_s: State, allowed: readonly Op[]) {
@@ -74,11 +88,10 @@ export function mmSwarm(bounds: Bounds, weighted = true, model?: MmModel): Swarm
           }
         : {}),
       allow(s, a) {
-        if (!kinds.has(a.kind)) return false;
+        if (!kindAllowed[KIND_INDEX[a.kind]]) return false;
         if (a.enomem > 0 && !enomem) return false;
         if (a.kind === 'fork' && countProcs(s) >= procs) return false;
-        const e = opExtent(a);
-        return e.hi <= pages && e.len <= maxLen;
+        return opHighPage(a) <= pages && opLength(a) <= maxLen;
       },
     };
   };

@@ -37,6 +37,8 @@ export interface SimulateOptions extends BoundOptions {
   properties?: string;
   /** commander's --no-swarm: false when given. */
   swarm?: boolean;
+  /** commander's --no-milestones: false when given. */
+  milestones?: boolean;
   exhaustiveTime?: string;
   /** Run the walks on `mmcheck worker` processes through this Redis (src/engine/simulate-redis.ts). */
   redis?: string;
@@ -45,7 +47,7 @@ export interface SimulateOptions extends BoundOptions {
 }
 
 export function simulateProgressLine(p: SimulateProgress): string {
-  return `Simulate: ${num(p.walks)} walks, ${num(p.states)} states (${num(p.statesPerSec)} s/s), ${p.found} properties violated, ${(p.elapsedMs / 1000).toFixed(0)} s`;
+  return `Simulate: ${num(p.walks)} walks, ${num(p.states)} states (${num(p.statesPerSec)} s/s)${p.milestones > 0 ? `, ${num(p.milestones)} milestones` : ''}, ${p.found} properties violated, ${(p.elapsedMs / 1000).toFixed(0)} s`;
 }
 
 export async function cmdSimulate(o: SimulateOptions): Promise<number> {
@@ -63,11 +65,14 @@ export async function cmdSimulate(o: SimulateOptions): Promise<number> {
   const variant = recordedModelSpec(o.model);
   const { given, bounds } = parseBounds(o);
   const only = parsePropertyList(o.properties);
+  // Milestones need the other properties checked: the model keeps them all, and `only` is what is reported.
+  const milestones = only !== undefined && o.milestones !== false;
+  const targets = milestones ? only : undefined;
   const fromTexts = o.from !== undefined ? readOps(o.from, '--from') : [];
   // --redis: checked now (bad input, exit 2); never printed or stored with its credentials.
   const redis = o.redis !== undefined ? parseRedisUrl(o.redis) : undefined;
   setAutoFreeze(false);
-  const model = await makeModel(variant, given, only);
+  const model = await makeModel(variant, given, milestones ? undefined : only);
   const root = fromTexts.length > 0 ? replayTexts(model, model.initial(), fromTexts).states.at(-1)! : model.initial(); // ParseError: exit 2
 
   const store = openStore(o.db);
@@ -76,7 +81,7 @@ export async function cmdSimulate(o: SimulateOptions): Promise<number> {
       command: redactUrls(['simulate', ...process.argv.slice(3)].join(' ')),
       model: 'mm',
       variant,
-      bounds: { ...bounds, depth, ...(fromTexts.length > 0 ? { from: fromTexts } : {}), seed, swarm, ...(walks !== undefined ? { walks } : {}), ...(timeS !== undefined ? { time: timeS } : {}) },
+      bounds: { ...bounds, depth, ...(fromTexts.length > 0 ? { from: fromTexts } : {}), seed, swarm, ...(targets ? { milestones: true } : {}), ...(walks !== undefined ? { walks } : {}), ...(timeS !== undefined ? { time: timeS } : {}) },
       workers,
       maxDepth: depth,
       seed: String(seed),
@@ -106,23 +111,23 @@ export async function cmdSimulate(o: SimulateOptions): Promise<number> {
     process.on('SIGTERM', onSignal);
     const budget = [walks !== undefined ? `${num(walks)} walks` : '', timeS !== undefined ? `${timeS} s` : ''].filter((x) => x).join(' or ');
     if (!o.json)
-      out(`mmcheck simulate: model ${model.name}, walks of up to ${depth} operations, ${boundsText(bounds)}, ${swarm ? 'swarm' : 'uniform'}, budget ${budget}, seed ${seed}, ${redis ? `workers on Redis ${redis.display}` : `${workers} worker${workers === 1 ? '' : 's'}`} (run ${runId})`);
-    else event({ event: 'start', run: runId, model: model.name, seed, depth, workers, swarm });
+      out(`mmcheck simulate: model ${model.name}, walks of up to ${depth} operations, ${boundsText(bounds)}, ${swarm ? 'swarm' : 'uniform'}${targets ? ', milestones' : ''}, budget ${budget}, seed ${seed}, ${redis ? `workers on Redis ${redis.display}` : `${workers} worker${workers === 1 ? '' : 's'}`} (run ${runId})`);
+    else event({ event: 'start', run: runId, model: model.name, seed, depth, workers, swarm, milestones });
 
     const tty = process.stderr.isTTY === true;
     let r: SimulateResult;
     const shrunk: Shrunk[] = [];
     try {
       // A --from state that already violates: nothing to walk.
-      const atRoot = checkProperties(model, root);
+      const atRoot = checkProperties(model, root).filter((v) => targets === undefined || targets.includes(v.property));
       if (atRoot.length > 0) {
-        r = { outcome: 'violation', walks: 0, states: 0, hits: [], elapsedMs: 0, statesPerSec: 0, startupMs: 0, workers };
+        r = { outcome: 'violation', walks: 0, states: 0, milestones: 0, hits: [], elapsedMs: 0, statesPerSec: 0, startupMs: 0, workers };
         const props = [...new Set(atRoot.map((v) => v.property))];
         for (const p of stopAtFirst ? props.slice(0, 1) : props)
           r.hits.push({ walk: -1, property: p, details: atRoot.filter((v) => v.property === p).map((v) => v.detail), trace: [], fingerprint: '' });
       } else {
         // The same walks whichever runs them: threads here, or worker processes on Redis.
-        const modelSpec: MmSpec = { variant, bounds: given, ...(only ? { only } : {}) };
+        const modelSpec: MmSpec = { variant, bounds: given, ...(only && !milestones ? { only } : {}) };
         const spec: MmSpec & WalkSpec = { ...modelSpec, swarm, fromTexts };
         const walkOptions = {
           seed,
@@ -131,6 +136,7 @@ export async function cmdSimulate(o: SimulateOptions): Promise<number> {
           ...(timeS !== undefined ? { timeMs: timeS * 1000 } : {}),
           swarm,
           stopAtFirst,
+          ...(targets ? { targets } : {}),
           shouldStop: () => interrupts > 0,
           onProgress: (p: SimulateProgress) => {
             lastProgress = p;
@@ -176,7 +182,7 @@ export async function cmdSimulate(o: SimulateOptions): Promise<number> {
         const s = shrunk[i]!;
         event({ event: 'violation', id: ids[i], property: h.property, walk: h.walk, swarm: h.swarm, details: s.details, trace: s.trace, original: s.original, shrink: s.info });
       });
-      event({ event: 'done', run: runId, outcome, walks: r.walks, states: r.states, seconds, statesPerSec: r.statesPerSec, seed, workers: r.workers, violations: ids });
+      event({ event: 'done', run: runId, outcome, walks: r.walks, states: r.states, milestones: r.milestones, seconds, statesPerSec: r.statesPerSec, seed, workers: r.workers, violations: ids });
     } else {
       r.hits.forEach((h, i) => {
         const s = shrunk[i]!;
@@ -190,7 +196,7 @@ export async function cmdSimulate(o: SimulateOptions): Promise<number> {
       });
       if (r.hits.length > 0) out();
       const verdict = shrunk.length > 0 ? `${shrunk.length} propert${shrunk.length === 1 ? 'y' : 'ies'} violated` : outcome === 'interrupted' ? 'interrupted, no violation' : 'no violation';
-      out(`simulate: ${verdict} in ${num(r.walks)} walks, ${num(r.states)} states visited, ${seconds.toFixed(1)} s (${num(r.statesPerSec)} states/s), seed ${seed}`);
+      out(`simulate: ${verdict} in ${num(r.walks)} walks${targets ? ` (${num(r.milestones)} reached a milestone)` : ''}, ${num(r.states)} states visited, ${seconds.toFixed(1)} s (${num(r.statesPerSec)} states/s), seed ${seed}`);
     }
     if (outcome === 'interrupted') {
       err(`interrupted; run ${runId} recorded as interrupted`);

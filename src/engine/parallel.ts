@@ -46,6 +46,15 @@ export const WORKER_FILE = fileURLToPath(new URL('../../workers/expand.mjs', imp
 
 /** Most states in one batch. */
 const MAX_BATCH = 512;
+/**
+ * Successors a batch should generate: tens of milliseconds of a worker's
+ * time. A level ends with one worker finishing its last batch while the
+ * others wait, so a batch must be short; but each one costs a message and
+ * a result's copy. With 512 states of the default bounds (25 to 70
+ * successors each) a batch took 150-300 ms, and so could a level's end with
+ * one worker idle; at 2,048 successors it is about 30 ms (default-5).
+ */
+const BATCH_SUCCESSORS = 2048;
 /** Young generation of a worker thread, in MB (semi-spaces of about 2 MB). */
 const YOUNG_GENERATION_MB = 6;
 
@@ -79,6 +88,8 @@ export async function exploreParallel<S, A>(model: Model<S, A>, options: Paralle
 /** Steps 1 and 2 on a piscina pool, started at the first level that needs it. */
 class ThreadExpander {
   startupMs = 0;
+  /** Successors generated per state on the last level expanded (4 before the first). */
+  private successorsPerState = 4;
   private pool: Piscina | undefined;
 
   constructor(private readonly options: ParallelOptions<unknown>) {}
@@ -114,7 +125,9 @@ class ThreadExpander {
     const { frontier, visited, check, keep } = view;
     const p = this.pool ?? (await this.start());
     const n = frontier.length;
-    const size = Math.max(1, Math.min(MAX_BATCH, Math.ceil(n / (workers * 8))));
+    // Sized by the successors per state of the level before (the next is alike).
+    const perBatch = Math.max(1, Math.round(BATCH_SUCCESSORS / this.successorsPerState));
+    const size = Math.max(1, Math.min(MAX_BATCH, perBatch, Math.ceil(n / (workers * 8))));
     const nb = Math.ceil(n / size);
     let table = LevelTable.create(this.options.levelTableSize ?? Math.max(1024, view.lastLevelSize * 4));
     // The level table knows each fingerprint's owner (smallest parent position, then first action).
@@ -155,7 +168,10 @@ class ThreadExpander {
         const needed = view.needed();
         while (queue.length > 0 && queue[queue.length - 1]! >= needed) queue.pop();
         while (inFlight < workers * 2 && queue.length > 0) dispatch(queue.pop()!);
-        if (inFlight === 0 && queue.length === 0) resolve(undefined);
+        if (inFlight === 0 && queue.length === 0) {
+          if (n > 0 && levelGenerated > 0) this.successorsPerState = levelGenerated / n;
+          resolve(undefined);
+        }
       };
       const dispatch = (b: number): void => {
         const start = b * size;

@@ -4,9 +4,9 @@
 // among the enabled ones (model.actions), checking the properties at every
 // state it reaches. In swarm mode (Groce et al., "Swarm Testing", ISSTA
 // 2012) each walk first draws a configuration (a subset of the operation
-// alphabet, smaller bounds) and only takes the actions it allows: the
-// actions of the full model are filtered, so no model is built per
-// configuration.
+// alphabet, smaller bounds) and only takes the actions it allows (the
+// configuration may give the model under its bounds, built once, so that
+// the walk does not enumerate what it would filter out).
 //
 // Reproducibility: walk i draws everything from a PRNG seeded by (seed, i),
 // so a walk is the same whichever thread (or machine: simulate-redis.ts)
@@ -15,6 +15,19 @@
 // the reported one is the violating walk of lowest index, and the counts are
 // those of walks 0..that index, whatever the number of workers. With
 // --continue, per property, the violating walk of lowest index.
+//
+// Milestones (options.targets: simulate --properties, unless
+// --no-milestones): when the search reports some properties only (the
+// targets), a walk that violates another property, one its start state did
+// not violate, ends there, and its state becomes a milestone: later walks
+// start from a milestone half of the time. A harmful bug is often reached
+// through a harmless-looking one (B2: the double reuse of an anon_vma, then
+// the merge that loses a chain); a walk from the first is a few steps from
+// the second, where a walk from the root needs the whole sequence by chance.
+// Walks run in epochs of EPOCH_WALKS; an epoch's walks start from the
+// milestones of the epochs before it, taken in walk order (at most
+// MAX_MILESTONES, replaced by a PRNG of the seed), so a walk is still the
+// same whichever thread or machine runs it.
 //
 // The engine knows only src/engine/model.ts; what a swarm configuration is
 // comes from the caller, as a module the workers load (SwarmSpec).
@@ -26,6 +39,13 @@ import { replayTexts, stateFingerprint } from './replay.ts';
 import { buildModel, type ModelSpec } from './spec.ts';
 
 export const SIMULATE_WORKER_FILE = fileURLToPath(new URL('../../workers/simulate.mjs', import.meta.url));
+
+/** Walks per epoch of the milestone pool (a multiple of any batch size used). */
+export const EPOCH_WALKS = 2048;
+/** Most milestones kept: each batch carries them all. */
+export const MAX_MILESTONES = 64;
+/** How often a walk starts from a milestone when there is one. */
+const MILESTONE_START = 0.5;
 
 // ---------------------------------------------------------------- PRNG
 
@@ -107,8 +127,8 @@ function walkStep<S, A>(model: Model<S, A>, config: SwarmConfig<S, A> | undefine
 
 /** One walk's swarm configuration: which actions it may take. */
 export interface SwarmConfig<S, A> {
-  /** For the report, e.g. "ops mmap,fork,exit; procs 5; pages 2; max-len 1". */
-  text: string;
+  /** For the report, e.g. "ops mmap,fork,exit; procs 5; pages 2; max-len 1" (called only for a walk that reports). */
+  describe(): string;
   allow(s: S, a: A): boolean;
   /**
    * Optional: the relative weight (> 0) of each allowed action of the list,
@@ -151,12 +171,20 @@ export interface WalkHit {
   walk: number;
   property: string;
   details: string[];
-  /** The walk's actions up to the violating state (the --from prefix not included). */
+  /** The actions from the root (the --from prefix not included) to the violating state: a milestone's, then the walk's. */
   trace: string[];
   /** The walk's swarm configuration. */
   swarm?: string;
   /** Of the violating state. */
   fingerprint: string;
+}
+
+/** A state a walk reached by violating a property that is not a target (see the top of this file). */
+export interface Milestone {
+  /** Its actions from the root (the --from state), as text. */
+  trace: string[];
+  /** The properties it violates: a walk from it looks for others. */
+  known: string[];
 }
 
 export interface WalkBatch {
@@ -174,6 +202,10 @@ export interface WalkBatch {
   deadline?: number;
   /** Int32 flag: nonzero stops the batch before its next walk. */
   stop?: SharedArrayBuffer;
+  /** The properties reported (undefined: all); a new violation of another makes a milestone. */
+  targets?: string[];
+  /** The milestones a walk may start from. */
+  milestones?: Milestone[];
 }
 
 export interface WalkBatchResult {
@@ -181,12 +213,29 @@ export interface WalkBatchResult {
   /** Actions taken by each walk run, in order (walks first, first + 1, ...). */
   steps: number[];
   hits: WalkHit[];
+  /** The milestones reached, in walk order. */
+  milestones?: (Milestone & { walk: number })[];
 }
 
 export interface WalkContext<S, A> {
   model: Model<S, A>;
   root: S;
   swarm?: Swarm<S, A>;
+  /** The milestones' states, by trace, kept from batch to batch (filled by runWalks). */
+  milestoneStates?: Map<string, S>;
+}
+
+/** A milestone's state: replayed from the root once per context. */
+function milestoneState<S, A>(ctx: WalkContext<S, A>, m: Milestone): S {
+  const cache = (ctx.milestoneStates ??= new Map());
+  const key = m.trace.join('\n');
+  let s = cache.get(key);
+  if (s === undefined) {
+    // Bounded: the pool changes slowly, and a replay is cheap beside an epoch.
+    if (cache.size >= 4 * MAX_MILESTONES) cache.clear();
+    cache.set(key, (s = replayTexts(ctx.model, ctx.root, m.trace).states.at(-1)!));
+  }
+  return s;
 }
 
 /** Run a batch of walks (in a worker, or in this thread). */
@@ -196,9 +245,14 @@ export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBat
   const transitionViolations = transitionChecker(full);
   const { root } = ctx;
   const flag = task.stop ? new Int32Array(task.stop) : undefined;
-  const all = full.properties.map((p) => p.id);
+  const targets = task.targets ? new Set(task.targets) : undefined;
+  const reported = full.properties.map((p) => p.id).filter((p) => targets === undefined || targets.has(p));
+  const pool = task.milestones ?? [];
+  // What the root already violates is no milestone (a --from state may).
+  const atRoot = targets ? checkProperties(full, root).map((v) => v.property) : [];
   const steps: number[] = [];
   const hits: WalkHit[] = [];
+  const milestones: (Milestone & { walk: number })[] = [];
   const states: S[] = [];
   const acts: A[] = [];
   for (let w = task.first; w < task.first + task.count; w++) {
@@ -207,36 +261,52 @@ export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBat
     const rand = walkRandom(task.seed, w);
     const config = task.swarm && ctx.swarm ? ctx.swarm(rand, root) : undefined;
     const model = config?.model ? searchModel(config.model) : full;
-    // Properties this walk checks (with --continue, those not known from a lower walk).
+    // Properties this walk reports (with --continue, those not known from a lower walk).
     let check: Set<string> | undefined;
-    if (task.known) check = new Set(all.filter((p) => !(task.known![p]! < w)));
+    if (task.known || targets) check = new Set(reported.filter((p) => !(task.known?.[p]! < w)));
     if (check?.size === 0) {
       steps.push(0);
       continue;
     }
+    // With targets, every property is checked: the others' new violations are milestones.
+    const checked = targets ? undefined : check;
     let s = config?.root ?? root;
+    let from: Milestone | undefined;
+    if (pool.length > 0 && rand() < MILESTONE_START) {
+      from = pool[pick(rand, pool.length)]!;
+      s = milestoneState(ctx, from);
+    }
     states.length = 0;
     acts.length = 0;
     let n = 0;
     let stop = false;
+    const trace = (): string[] => [...(from?.trace ?? []), ...acts.map((x, k) => model.formatAction(states[k]!, x))];
     while (n < task.depth) {
       const step = walkStep(model, config, rand, s);
       if (step === undefined) break;
       const { a, t } = step;
       // Transition properties on every step, then the state properties of the state reached.
-      const tv = transitionViolations(s, a, t, check);
+      const tv = transitionViolations(s, a, t, checked);
       states.push(s);
       acts.push(a);
       s = t;
       n++;
-      const vs = tv.length > 0 ? [...tv, ...checkProperties(model, t, check)] : checkProperties(model, t, check);
-      if (vs.length === 0) continue;
-      const trace = acts.map((x, k) => model.formatAction(states[k]!, x));
+      const found = tv.length > 0 ? [...tv, ...checkProperties(model, t, checked)] : checkProperties(model, t, checked);
+      if (found.length === 0) continue;
+      const vs = targets ? found.filter((v) => check!.has(v.property)) : found;
+      if (vs.length === 0) {
+        const known = from?.known ?? atRoot;
+        const fresh = [...new Set(found.filter((v) => !targets!.has(v.property) && !known.includes(v.property)).map((v) => v.property))];
+        if (fresh.length === 0) continue;
+        milestones.push({ walk: w, trace: trace(), known: [...known, ...fresh] });
+        break;
+      }
       const fingerprint = stateFingerprint(model, t);
       const byProp = new Map<string, string[]>();
       for (const v of vs) byProp.set(v.property, [...(byProp.get(v.property) ?? []), v.detail]);
+      const tr = trace();
       for (const [property, details] of byProp) {
-        hits.push({ walk: w, property, details, trace, ...(config ? { swarm: config.text } : {}), fingerprint });
+        hits.push({ walk: w, property, details, trace: tr, ...(config ? { swarm: config.describe() } : {}), fingerprint });
         check?.delete(property);
       }
       if (task.stopAtFirst || check?.size === 0) {
@@ -247,7 +317,7 @@ export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBat
     steps.push(n);
     if (stop) break;
   }
-  return { first: task.first, steps, hits };
+  return { first: task.first, steps, hits, ...(milestones.length > 0 ? { milestones } : {}) };
 }
 
 /** What a simulate worker is built from (piscina workerData). */
@@ -271,6 +341,7 @@ export async function walkContext(data: SimulateWorkerData): Promise<WalkContext
 export interface SimulateProgress {
   walks: number;
   states: number;
+  milestones: number;
   statesPerSec: number;
   elapsedMs: number;
   /** Properties violated so far (--continue). */
@@ -291,6 +362,10 @@ export interface SimulateOptions {
   stopAtFirst: boolean;
   /** Walks per batch (default 32). */
   batch?: number;
+  /** The properties reported (undefined: all); a new violation of another ends its walk in a milestone. */
+  targets?: string[];
+  /** Walks per epoch of the milestone pool (default EPOCH_WALKS; a multiple of batch). */
+  epochWalks?: number;
   onProgress?(p: SimulateProgress): void;
   progressMs?: number;
   shouldStop?(): boolean;
@@ -304,6 +379,8 @@ export interface SimulateResult {
   walks: number;
   /** Actions taken by the walks counted (states visited, the root not included). */
   states: number;
+  /** Milestones reached by the walks counted. */
+  milestones: number;
   /** Stopping at the first: the violating walk of lowest index; --continue: per property, ordered by walk. */
   hits: WalkHit[];
   elapsedMs: number;
@@ -371,8 +448,15 @@ export function checkBudget(o: WalkSearchOptions): void {
  * `startupMs`: the part of it spent starting the runner.
  */
 export async function walkSearch(runner: WalkRunner, options: WalkSearchOptions, t0: number, startupMs: number): Promise<Omit<SimulateResult, 'workers'>> {
-  const { seed, depth, walks, timeMs, stopAtFirst, onProgress, shouldStop } = options;
+  const { seed, depth, walks, timeMs, stopAtFirst, onProgress, shouldStop, targets } = options;
   const size = options.batch ?? 32;
+  // Without targets there are no milestones, and one epoch holds every walk: no barrier.
+  const milestonesOn = targets !== undefined;
+  const epochWalks = milestonesOn ? (options.epochWalks ?? EPOCH_WALKS) : Infinity;
+  if (milestonesOn && epochWalks % size !== 0) throw new Error(`simulate: an epoch (${epochWalks} walks) must hold whole batches of ${size}`);
+  const epochOf = (b: number): number => Math.floor((b * size) / epochWalks);
+  let epoch = 0;
+  let pool: Milestone[] = [];
   const progressMs = options.progressMs ?? 3000;
   const deadline = timeMs !== undefined ? Date.now() + timeMs : undefined;
   // Per batch index: its result.
@@ -384,6 +468,7 @@ export async function walkSearch(runner: WalkRunner, options: WalkSearchOptions,
   let lastProgress = performance.now();
   let doneWalks = 0;
   let doneStates = 0;
+  let doneMilestones = 0;
   let timer: NodeJS.Timeout | undefined;
   await new Promise<void>((resolve, reject) => {
     let nextBatch = 0;
@@ -409,20 +494,54 @@ export async function walkSearch(runner: WalkRunner, options: WalkSearchOptions,
         if (now - lastProgress >= progressMs) {
           lastProgress = now;
           const elapsedMs = now - t0;
-          onProgress({ walks: doneWalks, states: doneStates, statesPerSec: (doneStates * 1000) / elapsedMs, elapsedMs, found: best.size });
+          onProgress({ walks: doneWalks, states: doneStates, milestones: doneMilestones, statesPerSec: (doneStates * 1000) / elapsedMs, elapsedMs, found: best.size });
         }
       }
-      while (!interrupted && inFlight < runner.slots && more()) dispatch(nextBatch++);
-      if (inFlight === 0) {
+      for (;;) {
+        while (!interrupted && inFlight < runner.slots && more() && epochOf(nextBatch) === epoch) dispatch(nextBatch++);
+        if (inFlight > 0) return;
+        // Every batch of the epoch is back: the next one starts from its milestones too.
+        if (!interrupted && more()) {
+          nextEpoch();
+          continue;
+        }
         settled = true;
         resolve();
+        return;
       }
+    };
+    // The pool for the next epoch: this one's milestones in walk order, at
+    // most MAX_MILESTONES, a full pool replacing at random (seeded: the
+    // same pool whoever ran the walks).
+    const nextEpoch = (): void => {
+      const first = (epoch * epochWalks) / size;
+      const next = [...pool];
+      const rand = walkRandom(seed, -1 - epoch);
+      for (let b = first; b < nextBatch; b++)
+        for (const m of results.get(b)?.milestones ?? []) {
+          const kept: Milestone = { trace: m.trace, known: m.known };
+          if (next.length < MAX_MILESTONES) next.push(kept);
+          else next[pick(rand, MAX_MILESTONES)] = kept;
+        }
+      pool = next;
+      epoch++;
     };
     const dispatch = (b: number): void => {
       const first = b * size;
       const count = walks !== undefined ? Math.min(size, walks - first) : size;
       const known = stopAtFirst ? undefined : Object.fromEntries([...best].map(([p, h]) => [p, h.walk]));
-      const task: WalkBatch = { first, count, seed, depth, swarm: options.swarm, stopAtFirst, ...(known ? { known } : {}), ...(deadline !== undefined ? { deadline } : {}) };
+      const task: WalkBatch = {
+        first,
+        count,
+        seed,
+        depth,
+        swarm: options.swarm,
+        stopAtFirst,
+        ...(known ? { known } : {}),
+        ...(deadline !== undefined ? { deadline } : {}),
+        ...(targets ? { targets } : {}),
+        ...(pool.length > 0 ? { milestones: pool } : {}),
+      };
       inFlight++;
       runner.run(task).then(
         (r: WalkBatchResult) => {
@@ -430,6 +549,7 @@ export async function walkSearch(runner: WalkRunner, options: WalkSearchOptions,
           results.set(b, r);
           doneWalks += r.steps.length;
           for (const n of r.steps) doneStates += n;
+          doneMilestones += r.milestones?.length ?? 0;
           for (const h of r.hits) {
             const old = best.get(h.property);
             if (old === undefined || h.walk < old.walk) best.set(h.property, h);
@@ -451,6 +571,7 @@ export async function walkSearch(runner: WalkRunner, options: WalkSearchOptions,
   let hits = [...best.values()].sort((a, b) => a.walk - b.walk || (a.property < b.property ? -1 : 1));
   let countedWalks = 0;
   let states = 0;
+  let milestones = 0;
   const cut = stopAtFirst && hits.length > 0 ? hits[0]!.walk : Infinity;
   if (stopAtFirst && hits.length > 0) hits = hits.filter((h) => h.walk === cut);
   for (const r of results.values())
@@ -460,11 +581,13 @@ export async function walkSearch(runner: WalkRunner, options: WalkSearchOptions,
         states += n;
       }
     });
+  for (const r of results.values()) for (const m of r.milestones ?? []) if (m.walk <= cut) milestones++;
   const elapsedMs = performance.now() - t0;
   return {
     outcome: interrupted ? 'interrupted' : hits.length > 0 ? 'violation' : 'budget',
     walks: countedWalks,
     states,
+    milestones,
     hits,
     elapsedMs,
     statesPerSec: elapsedMs - startupMs > 0 ? (states * 1000) / (elapsedMs - startupMs) : 0,
