@@ -496,17 +496,24 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     candidates.push(...syscalls(s, issuers(s, bounds.threads)), ...walkerStarts(s));
     return candidates;
   };
+  /** The successor of s under op, or undefined when op must wait for a lock (not enabled). */
+  const tryLockNext = (s: State, op: Op): State | undefined => {
+    try {
+      return applyLockOp(kernel, s, op, bounds.reduce, mode);
+    } catch (e) {
+      if (e instanceof WouldBlock) return undefined;
+      throw e;
+    }
+  };
   const lockActions = (s: State): Op[] => {
     const candidates = lockCandidates(s);
     successors.begin(s);
     const out: Op[] = [];
     for (const op of candidates) {
-      try {
-        successors.set(op, applyLockOp(kernel, s, op, bounds.reduce, mode));
-        out.push(op);
-      } catch (e) {
-        if (!(e instanceof WouldBlock)) throw e;
-      }
+      const t = tryLockNext(s, op);
+      if (t === undefined) continue;
+      successors.set(op, t);
+      out.push(op);
     }
     return out;
   };
@@ -517,14 +524,6 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
       return applyLockOp(kernel, s, op, bounds.reduce, mode);
     } catch (e) {
       if (e instanceof WouldBlock) throw new ParseError(`"${formatOp(op)}": blocked: waits for ${e.lock}`);
-      throw e;
-    }
-  };
-  const tryLockNext = (s: State, op: Op): State | undefined => {
-    try {
-      return applyLockOp(kernel, s, op, bounds.reduce, mode);
-    } catch (e) {
-      if (e instanceof WouldBlock) return undefined;
       throw e;
     }
   };

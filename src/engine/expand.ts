@@ -143,12 +143,12 @@ export function expandBatch<S, A>(ctx: ExpandContext<S, A>, task: ExpandTask): E
     const rank = pos + 1;
     const acts = model.actions(s);
     const ample = model.ample === undefined ? undefined : actionsToExpand(model, s, acts, ctx.encode, fingerprintInto, (hi, lo) => containsKey(visited, hi, lo));
-    const width = ample === undefined ? acts.length : ample.length;
+    const width = ample === undefined ? acts.length : ample.positions.length;
     counts[i] = width;
     sentHi.length = 0;
     sentLo.length = 0;
     for (let j = 0; j < width; j++) {
-      const k = ample === undefined ? j : ample[j]!;
+      const k = ample === undefined ? j : ample.positions[j]!;
       const a = acts[k]!;
       const t = model.next(s, a);
       const kind = ctx.kinds.slotOf(model.actionKind(a));
@@ -158,7 +158,11 @@ export function expandBatch<S, A>(ctx: ExpandContext<S, A>, task: ExpandTask): E
         kinds = g;
       }
       kinds[nk++] = kind;
-      fingerprintInto(ctx.encode(t), fp);
+      if (ample === undefined) fingerprintInto(ctx.encode(t), fp);
+      else {
+        fp[0] = ample.fingerprints[2 * j]!;
+        fp[1] = ample.fingerprints[2 * j + 1]!;
+      }
       const hi = fp[0]!;
       const lo = fp[1]!;
       const tv = ctx.checkTransition(s, a, t, only);

@@ -237,9 +237,9 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
       const acts = inner.actions(s);
       // A successor found earlier in this level is not on a level up to s's: the pool's proviso (expand.ts).
       const ample = inner.ample === undefined ? undefined : actionsToExpand(inner, s, acts, encode, fingerprintInto, (hi, lo) => visited.has(hi, lo) && !fresh!.has(hi, lo));
-      const width = ample === undefined ? acts.length : ample.length;
+      const width = ample === undefined ? acts.length : ample.positions.length;
       for (let j = 0; j < width; j++) {
-        const k = ample === undefined ? j : ample[j]!;
+        const k = ample === undefined ? j : ample.positions[j]!;
         const a = acts[k]!;
         const t = inner.next(s, a);
         const slot = counters.slotOf(inner.actionKind(a));
@@ -248,7 +248,11 @@ export function explore<S, A>(model: Model<S, A>, options: ExploreOptions<S>): E
           outcome = 'interrupted';
           break search;
         }
-        fingerprintInto(encode(t), fp);
+        if (ample === undefined) fingerprintInto(encode(t), fp);
+        else {
+          fp[0] = ample.fingerprints[2 * j]!;
+          fp[1] = ample.fingerprints[2 * j + 1]!;
+        }
         if (recordTransition(s, a, t, level + 1, parent, k, fp[0]!, fp[1]!) && stopAtFirst) {
           outcome = 'violation';
           break search;

@@ -197,12 +197,20 @@ export function traceViolations<S, A>(model: Model<S, A>, states: readonly S[], 
   });
 }
 
+/** An ample set to expand: the positions of its actions, and their successors' fingerprints (hi, lo pairs), found by the proviso. */
+export interface Ample {
+  positions: readonly number[];
+  fingerprints: Uint32Array;
+}
+
 /**
  * The actions to expand from s under partial-order reduction: the model's
  * ample set when every successor it leads to is new (not on a level up to
  * s's own: seenBefore tells), otherwise all of them (undefined). The one
  * decision the pool's workers and the sequential explorer share, so both
- * search the same reduced graph.
+ * search the same reduced graph. The proviso fingerprints the ample
+ * successors; the caller takes those fingerprints rather than computing
+ * them again.
  */
 export function actionsToExpand<S, A>(
   model: Model<S, A>,
@@ -211,13 +219,16 @@ export function actionsToExpand<S, A>(
   encode: (s: S) => Int32Array,
   fingerprint: (key: Int32Array, out: Uint32Array) => void,
   seenBefore: (hi: number, lo: number) => boolean,
-): readonly number[] | undefined {
-  const ample = model.ample?.(s, acts);
-  if (ample === undefined || ample.length === 0 || ample.length >= acts.length) return undefined;
-  for (const k of ample) {
-    fingerprint(encode(model.next(s, acts[k]!)), PROVISO_FP);
+): Ample | undefined {
+  const positions = model.ample?.(s, acts);
+  if (positions === undefined || positions.length === 0 || positions.length >= acts.length) return undefined;
+  const fingerprints = new Uint32Array(2 * positions.length);
+  for (let j = 0; j < positions.length; j++) {
+    fingerprint(encode(model.next(s, acts[positions[j]!]!)), PROVISO_FP);
     if (seenBefore(PROVISO_FP[0]!, PROVISO_FP[1]!)) return undefined;
+    fingerprints[2 * j] = PROVISO_FP[0]!;
+    fingerprints[2 * j + 1] = PROVISO_FP[1]!;
   }
-  return ample;
+  return { positions, fingerprints };
 }
 const PROVISO_FP = new Uint32Array(2);
