@@ -16,9 +16,9 @@ const tmp = mkdtempSync(join(tmpdir(), 'mmcheck-startup-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** node <args> with no loader registered, resolved at exit. */
-function node(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function node(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    const c = spawn(process.execPath, args, { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(process.execPath, args, { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -81,5 +81,25 @@ export default v;
     );
     const r = await node([cli, 'run', 'P0 mmap 0 1', '--model', file]);
     expect(r.code, r.stderr).toBe(0);
+  });
+});
+
+describe('MMCHECK_V8_FLAGS', () => {
+  const BIN = join(ROOT, 'bin', 'mmcheck.js');
+
+  it('a flag V8 does not have: one line naming it, exit 2', async () => {
+    const r = await node([BIN, 'properties'], { ...process.env, MMCHECK_V8_FLAGS: '--no-parallel-scavenge --bogus-flag' });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe('mmcheck: MMCHECK_V8_FLAGS: V8 has no flag "--bogus-flag" (see node --v8-options)\n');
+  });
+
+  it('flags V8 has, negated or with a value, and the empty list, are taken', async () => {
+    for (const flags of ['--max-inlined-bytecode-size-cumulative=200 --no-parallel-scavenge', '']) {
+      const r = await node([BIN, 'properties'], { ...process.env, MMCHECK_V8_FLAGS: flags });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('rmap-coverage');
+    }
   });
 });
