@@ -5,7 +5,7 @@
 // calling thread, and the allocation counter used to inject ENOMEM.
 import { peek } from './draft.ts';
 import { copyAnonVma, copyAvc, copyFolio, copyMm, copyThread, copyVma } from './cow.ts';
-import { threadKey, type AllocKind, type AnonVma, type Avc, type Folio, type HeldLock, type Id, type Mm, type Pte, type State, type Thread, type Vma } from './state.ts';
+import { keyBound, threadKey, type AllocKind, type AnonVma, type Avc, type Folio, type HeldLock, type Id, type Mm, type Pte, type State, type Thread, type Vma } from './state.ts';
 import type { Kernel } from './kernel.ts';
 
 export interface Ctx {
@@ -74,9 +74,26 @@ function ownTable<N extends TableName | 'threads'>(c: Ctx, name: N): State[N] {
   const own = c.own!;
   const t = c.s[name];
   if (own.includes(t)) return t;
-  const mine = { ...t } as State[N];
+  const mine = copyTable(t as Record<Id, unknown>, keyBound(c.s, name)) as State[N];
   c.s[name] = mine;
   own.push(mine);
+  return mine;
+}
+
+/**
+ * A shallow copy of an id-keyed table whose keys are below `bound`, by
+ * index. Not object spread: a table of few records under a high next id has
+ * dictionary elements in V8, and once spread has copied one such object
+ * every later spread of a table in the process takes a slow path (0.4 µs
+ * instead of 0.05 µs, a tenth of a random walk's time; scratch measurement
+ * in the note of the session that made this change).
+ */
+function copyTable<T>(t: Record<Id, T>, bound: number): Record<Id, T> {
+  const mine: Record<Id, T> = {};
+  for (let id = 0; id < bound; id++) {
+    const x = t[id];
+    if (x !== undefined) mine[id] = x;
+  }
   return mine;
 }
 

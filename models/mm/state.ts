@@ -354,6 +354,49 @@ export function forEachThread(s: State, f: (t: Thread) => void): void {
   }
 }
 
+/** One past the highest key table `name` of s can hold: its next id (threads: the keys of the processes' and walkers' next ids). */
+export function keyBound(s: State, name: 'mms' | 'vmas' | 'anonVmas' | 'avcs' | 'folios' | 'threads'): number {
+  const n = s.nextId;
+  switch (name) {
+    case 'mms':
+      return n.mm;
+    case 'vmas':
+      return n.vma;
+    case 'anonVmas':
+      return n.anonVma;
+    case 'avcs':
+      return n.avc;
+    case 'folios':
+      return n.folio;
+    case 'threads':
+      return Math.max(procKey(n.mm, 0), walkerKey(n.walker));
+  }
+}
+
+/**
+ * The records of table `name` of s in id order, read by index below its key
+ * bound: Object.values on a table with dictionary elements (few records
+ * under a high next id) is several times slower, and the properties list
+ * every table of every state a walk visits.
+ */
+export function tableValues<N extends 'mms' | 'vmas' | 'anonVmas' | 'avcs' | 'folios'>(s: State, name: N): State[N][Id][] {
+  const t = s[name] as Record<Id, State[N][Id]>;
+  const out: State[N][Id][] = [];
+  const end = keyBound(s, name);
+  for (let id = 0; id < end; id++) {
+    const x = t[id];
+    if (x !== undefined) out.push(x);
+  }
+  return out;
+}
+
+/** The processes alive in s. */
+export function liveProcs(s: State): number {
+  let n = 0;
+  for (let id = 0; id < s.nextId.mm; id++) if (s.mms[id] !== undefined) n++;
+  return n;
+}
+
 /** Any thread in flight. */
 export function anyThread(s: State): boolean {
   const threads = s.threads;

@@ -53,9 +53,11 @@ export interface Model<S, A> {
    * them are enabled (at lock granularity that means running each); with
    * tryNext, next(s, a) or undefined when a is not enabled in s. A walk then
    * draws candidates until one runs instead of running all of them to draw
-   * one (src/engine/simulate.ts).
+   * one (src/engine/simulate.ts). With a kind (one of actionKinds), only
+   * the candidates of that kind: a walk that draws the kind first lists
+   * nothing else.
    */
-  candidates?(s: S): A[];
+  candidates?(s: S, kind?: string): A[];
   tryNext?(s: S, a: A): S | undefined;
   /**
    * Canonical encoding: equal for states that differ only in allocation order
