@@ -97,12 +97,17 @@ function pickByWeight(rand: () => number, w: ArrayLike<number>): number {
 }
 
 /**
- * Draw among cands (filtered by the configuration) until one runs: its
- * successor, or undefined when none does. Unless listed (Model.candidates),
- * every action is enabled and the first draw runs.
+ * Draw among cands (a fresh list, filtered here in place by the
+ * configuration) until one runs: its successor, or undefined when none does.
+ * Unless listed (Model.candidates), every action is enabled and the first
+ * draw runs.
  */
 function drawAndRun<S, A>(model: Model<S, A>, listed: boolean, config: SwarmConfig<S, A> | undefined, rand: () => number, s: S, cands: A[]): { a: A; t: S } | undefined {
-  if (config) cands = cands.filter((a) => config.allow(s, a));
+  if (config) {
+    let kept = 0;
+    for (const a of cands) if (config.allow(s, a)) cands[kept++] = a;
+    cands.length = kept;
+  }
   while (cands.length > 0) {
     const i = pick(rand, cands.length);
     const a = cands[i]!;
