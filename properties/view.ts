@@ -4,7 +4,7 @@
 // once per property; outside such a scope every call derives afresh, so a
 // property stays a pure function of the state it is given (a test may change
 // a state between two checks).
-import { NIL, ptePages, tableValues, type AnonVma, type Avc, type Folio, type Mm, type Pte, type State, type Vma } from '../models/mm/state.ts';
+import { NIL, ptePages, type AnonVma, type Avc, type Folio, type Mm, type Pte, type State, type Vma } from '../models/mm/state.ts';
 
 export interface Mapping {
   mm: Mm;
@@ -33,11 +33,11 @@ export interface StateView {
 
 function derive(s: State): StateView {
   return {
-    mms: tableValues(s, 'mms'),
-    vmas: tableValues(s, 'vmas'),
-    anonVmas: tableValues(s, 'anonVmas'),
-    avcs: tableValues(s, 'avcs'),
-    folios: tableValues(s, 'folios'),
+    mms: Object.values(s.mms),
+    vmas: Object.values(s.vmas),
+    anonVmas: Object.values(s.anonVmas),
+    avcs: Object.values(s.avcs),
+    folios: Object.values(s.folios),
   };
 }
 

@@ -111,8 +111,13 @@ function writable<N extends TableName | 'threads'>(c: Ctx, name: N, id: Id, x: S
   return mine;
 }
 
-/** Store a record created by this transition (it is the transition's own: no copy on write). */
+/**
+ * Store a record created by this transition (it is the transition's own: no
+ * copy on write). Its key must be below the table's next id (keyBound):
+ * the canonical encoding, the pack and copyTable read no key above it.
+ */
 export function insert<N extends TableName | 'threads'>(c: Ctx, name: N, id: Id, x: State[N][Id]): void {
+  if (id >= keyBound(c.s, name)) throw new Error(`model bug: ${name} record ${id} stored at or above the table's next id (take ids from State.nextId)`);
   if (c.own === undefined) c.s[name][id] = x;
   else {
     ownTable(c, name)[id] = x;

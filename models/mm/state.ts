@@ -373,23 +373,6 @@ export function keyBound(s: State, name: 'mms' | 'vmas' | 'anonVmas' | 'avcs' | 
   }
 }
 
-/**
- * The records of table `name` of s in id order, read by index below its key
- * bound: Object.values on a table with dictionary elements (few records
- * under a high next id) is several times slower, and the properties list
- * every table of every state a walk visits.
- */
-export function tableValues<N extends 'mms' | 'vmas' | 'anonVmas' | 'avcs' | 'folios'>(s: State, name: N): State[N][Id][] {
-  const t = s[name] as Record<Id, State[N][Id]>;
-  const out: State[N][Id][] = [];
-  const end = keyBound(s, name);
-  for (let id = 0; id < end; id++) {
-    const x = t[id];
-    if (x !== undefined) out.push(x);
-  }
-  return out;
-}
-
 /** The processes alive in s. */
 export function liveProcs(s: State): number {
   let n = 0;
