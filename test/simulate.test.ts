@@ -109,6 +109,55 @@ describe('simulate: reproducible from the seed', () => {
     expect(blocked).toBeGreaterThan(0);
   });
 
+  it("a swarm step draws the kind first: each kind gets its share of the steps whatever its number of actions, and a kind with none is passed over", () => {
+    // Kind 'one' offers 1 action, 'many' 9, 'none' never any; the state counts the steps.
+    type Act = { kind: 'one' | 'many' | 'none'; n: number };
+    const taken = { one: 0, many: 0, none: 0 };
+    const acts = (kind?: string): Act[] => [
+      ...(kind === undefined || kind === 'one' ? [{ kind: 'one' as const, n: 0 }] : []),
+      ...(kind === undefined || kind === 'many' ? Array.from({ length: 9 }, (_, n) => ({ kind: 'many' as const, n })) : []),
+    ];
+    const plain: Model<number, Act> = {
+      name: 'kinds',
+      initial: () => 0,
+      actions: () => acts(),
+      next: (s, a) => (taken[a.kind]++, s + 1),
+      encode: (s) => Int32Array.of(s),
+      formatAction: (_s, a) => `${a.kind} ${a.n}`,
+      parseAction: () => {
+        throw new Error('unused');
+      },
+      actionKind: (a) => a.kind,
+      isQuiescent: () => true,
+      isFinal: () => false,
+      properties: [],
+      actionKinds: ['one', 'many', 'none'],
+    };
+    // The same actions listed by kind (Model.candidates), as the mm model lists them.
+    const listed: Model<number, Act> = { ...plain, candidates: (_s, kind) => acts(kind), tryNext: plain.next };
+    const kinds = [
+      { kind: 'one', share: 1 },
+      { kind: 'many', share: 1 },
+      { kind: 'none', share: 2 },
+    ];
+    const task = { first: 0, count: 200, seed: 1, depth: 20, swarm: true, stopAtFirst: false };
+    for (const model of [plain, listed]) {
+      for (const k of Object.keys(taken) as (keyof typeof taken)[]) taken[k] = 0;
+      const r = runWalks({ model, root: 0, swarm: () => ({ describe: () => 'kinds', allow: () => true, kinds }) }, task);
+      // No step ended a walk early: 'none' was passed over.
+      expect(r.steps).toEqual(new Array(200).fill(20));
+      // Half the steps each (4,000 in all; a uniform draw would give 'one' a tenth).
+      expect(taken.one + taken.many).toBe(4000);
+      expect(taken.one).toBeGreaterThan(1800);
+      expect(taken.one).toBeLessThan(2200);
+    }
+    // Without shares, uniform among the actions.
+    for (const k of Object.keys(taken) as (keyof typeof taken)[]) taken[k] = 0;
+    runWalks({ model: listed, root: 0, swarm: () => ({ describe: () => 'uniform', allow: () => true }) }, task);
+    expect(taken.one).toBeGreaterThan(250);
+    expect(taken.one).toBeLessThan(550);
+  });
+
   it('--continue: per property, the violating walk of lowest index, for 1 and 2 workers', async () => {
     const spec: MmSpec = { variant: resolve(import.meta.dirname, 'fixtures', 'planted-index.ts'), bounds: { procs: 2, pages: 2, maxLen: 2 } };
     const model = await buildMmModel(spec);

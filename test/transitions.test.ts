@@ -18,7 +18,10 @@ import { encodeState } from '../models/mm/canon.ts';
 import { packMmState, unpackMmState } from '../models/mm/pack.ts';
 import { formatOp, opFromInts, opInts, parseOp, splitOps, type Op, type SyscallOp } from '../models/mm/ops.ts';
 import { stateToJson } from '../src/report/json.ts';
-import type { State } from '../models/mm/state.ts';
+import { NIL, type State } from '../models/mm/state.ts';
+import { insert, makeCtx } from '../models/mm/ctx.ts';
+import { mainlineKernel } from '../models/mm/kernel.ts';
+import { walkRandom } from '../src/engine/simulate.ts';
 import { BUG_CORPUS } from '../models/variants/corpus/index.ts';
 import { loadModel } from '../models/variants/load.ts';
 import { builtinVariants } from '../models/variants/registry.ts';
@@ -130,6 +133,40 @@ describe('copy-on-write transitions agree with immer on the whole state', () => 
         expect(b).toEqual(a);
       }
     }
+  });
+});
+
+describe('copy-on-write tables past their first ids', () => {
+  it('a long walk (ids in the hundreds, tables V8 keeps as dictionaries) gives the same states both ways', () => {
+    setAutoFreeze(false);
+    // No exit: the walk never ends, and ids keep growing.
+    const m = createMmModel({ bounds: { procs: 3, pages: 3, maxLen: 2, ops: ['mmap', 'fault', 'fork', 'munmap', 'mprotect', 'mremap'] } });
+    const rand = walkRandom(3, 0);
+    let [a, b] = [m.initial(), m.initial()];
+    for (let step = 0; step < 600; step++) {
+      const ops = m.actions(a);
+      if (ops.length === 0) [a, b] = [m.initial(), m.initial()];
+      else {
+        const op = ops[Math.floor(rand() * ops.length)] as SyscallOp;
+        a = applyOp(m.kernel, a, op, 'immer');
+        b = applyOp(m.kernel, b, op, 'cow');
+        expect(b).toEqual(a);
+      }
+    }
+    // The walk went far past the ids a short search uses.
+    expect(a.nextId.avc).toBeGreaterThan(100);
+    expect(a.nextId.vma).toBeGreaterThan(100);
+  });
+
+  it('a record stored at or above its table\'s next id is a model bug, under immer and copy-on-write', () => {
+    const s = createMmModel().initial();
+    const avc = (id: number) => ({ id, vma: NIL, anonVma: NIL, inTree: false, cachedStart: 0, cachedLast: 0 });
+    expect(() => insert(makeCtx(structuredClone(s), mainlineKernel, 0), 'avcs', s.nextId.avc, avc(s.nextId.avc))).toThrow(/model bug: avcs record 0 stored at or above/);
+    expect(() => insert(makeCtx(structuredClone(s), mainlineKernel, 0, 0, []), 'avcs', s.nextId.avc, avc(s.nextId.avc))).toThrow(/model bug/);
+    const t = structuredClone(s);
+    t.nextId.avc++;
+    insert(makeCtx(t, mainlineKernel, 0, 0, []), 'avcs', 0, avc(0));
+    expect(t.avcs[0]).toEqual(avc(0));
   });
 });
 

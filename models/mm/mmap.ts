@@ -10,8 +10,8 @@ import { find_vma, vma_attach, vma_detach, vma_next_from, vma_prev_of, vmg_state
 
 /** mm_alloc for a new process; the caller picks the id (the next free process slot). */
 export function mm_alloc(c: Ctx, id: Id, parent: Id): Id {
-  insert(c, 'mms', id, { id, parent, vmas: [], ptes: [], mmapLock: freeLock(), lockSeq: 0, pageTableLock: NIL, ptl: NIL, hasPinned: false, user: [] });
   if (c.s.nextId.mm <= id) c.s.nextId.mm = id + 1;
+  insert(c, 'mms', id, { id, parent, vmas: [], ptes: [], mmapLock: freeLock(), lockSeq: 0, pageTableLock: NIL, ptl: NIL, hasPinned: false, user: [] });
   return id;
 }
 

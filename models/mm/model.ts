@@ -22,7 +22,7 @@ import { WouldBlock } from './locks.ts';
 import { issuers, issueSyscall, NO_ISSUER, procBusy, runThreadStep } from './threads.ts';
 import { issueWalker } from './walkers.ts';
 import { noDeadlock, noDeadlockWith } from '../../properties/deadlock.ts';
-import { anyThread, emptyState, forEachThread, MAX_THREADS, NIL, threadIndex, threadOf, VM_EXEC, VM_READ, VM_WRITE, WALKER_CODE, ZERO_PAGE, type State, type WalkerKind } from './state.ts';
+import { anyThread, emptyState, forEachThread, liveProcs, MAX_THREADS, NIL, threadIndex, threadOf, VM_EXEC, VM_READ, VM_WRITE, WALKER_CODE, ZERO_PAGE, type State, type WalkerKind } from './state.ts';
 import { runSyscall } from './syscalls.ts';
 import type { MremapFlags } from './mremap.ts';
 import { resolveKernel } from '../variants/registry.ts';
@@ -231,16 +231,27 @@ function allowed(b: Bounds): ReadonlySet<OpKind> {
   return set;
 }
 
+/** The syscalls of b.ops of one kind (a random walk's draw), made once per bounds and kind. */
+const kindAlphabets = new WeakMap<Bounds, Map<string, ReadonlySet<OpKind>>>();
+function allowedOfKind(b: Bounds, kind: string): ReadonlySet<OpKind> {
+  let byKind = kindAlphabets.get(b);
+  if (byKind === undefined) kindAlphabets.set(b, (byKind = new Map()));
+  let set = byKind.get(kind);
+  if (set === undefined) byKind.set(kind, (set = new Set(b.ops.filter((k) => k === kind))));
+  return set;
+}
+
 /**
  * The operation alphabet (DESIGN.md §3) over the bounds, pruned of
  * operations that cannot change the state (faults on present pages with the
- * access already allowed, munmap of empty ranges, ...).
+ * access already allowed, munmap of empty ranges, ...). With a kind, only
+ * the operations of that kind (a random walk draws the kind first).
  */
-export function enumerateOps(s: State, b: Bounds, issuer?: readonly number[]): SyscallOp[] {
+export function enumerateOps(s: State, b: Bounds, issuer?: readonly number[], kind?: string): SyscallOp[] {
   const out: SyscallOp[] = [];
-  const allow = allowed(b);
-  let nProcs = 0;
-  for (let proc = 0; proc < s.nextId.mm; proc++) if (s.mms[proc] !== undefined) nProcs++;
+  const allow = kind === undefined ? allowed(b) : allowedOfKind(b, kind);
+  if (allow.size === 0) return out;
+  const nProcs = liveProcs(s);
   for (let proc = 0; proc < s.nextId.mm; proc++) {
     const m = s.mms[proc];
     const thread = issuer === undefined ? 0 : issuer[proc]!;
@@ -351,7 +362,7 @@ export function validateOp(s: State, b: Bounds, op: Op, text: string): void {
       range(op.newAddr, op.newLen);
       break;
     case 'fork':
-      if (Object.keys(s.mms).length >= b.procs) throw new ParseError(`"${text}": ${b.procs} processes are alive already (--procs ${b.procs})`);
+      if (liveProcs(s) >= b.procs) throw new ParseError(`"${text}": ${b.procs} processes are alive already (--procs ${b.procs})`);
       break;
     case 'exit':
       break;
@@ -475,8 +486,8 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
   // its allocation points, which is also its successor without injection.
   const successors = new SuccessorMemo();
   /** Syscalls with their ENOMEM injections. */
-  const syscalls = (s: State, issuer?: readonly number[]): SyscallOp[] => {
-    const base = enumerateOps(s, bounds, issuer);
+  const syscalls = (s: State, issuer?: readonly number[], kind?: string): SyscallOp[] => {
+    const base = enumerateOps(s, bounds, issuer, kind);
     if (s.budgets.enomem <= 0) return base;
     if (!lock) successors.begin(s);
     const out: SyscallOp[] = [];
@@ -489,11 +500,15 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     }
     return out;
   };
-  /** Every action lock granularity may offer in s, enabled or not (a step or syscall that must wait for a lock is not). */
-  const lockCandidates = (s: State): Op[] => {
+  /**
+   * Every action lock granularity may offer in s (of one kind, if given),
+   * enabled or not (a step or syscall that must wait for a lock is not).
+   */
+  const lockCandidates = (s: State, kind?: string): Op[] => {
     const candidates: Op[] = [];
-    forEachThread(s, (t) => candidates.push({ kind: 'step', proc: t.id, pc: t.pc, enomem: 0 }));
-    candidates.push(...syscalls(s, issuers(s, bounds.threads)), ...walkerStarts(s));
+    if (kind === undefined || kind === 'step') forEachThread(s, (t) => candidates.push({ kind: 'step', proc: t.id, pc: t.pc, enomem: 0 }));
+    if (kind !== 'step' && kind !== 'walk') candidates.push(...syscalls(s, issuers(s, bounds.threads), kind));
+    if (kind === undefined || kind === 'walk') candidates.push(...walkerStarts(s));
     return candidates;
   };
   /** The successor of s under op, or undefined when op must wait for a lock (not enabled). */
@@ -538,8 +553,11 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
   );
   let actions = lock ? lockActions : (s: State) => syscalls(s);
   let next = lock ? lockNext : syscallNext;
+  // For walks (Model.candidates); at syscall granularity every operation listed is enabled: the candidates are the actions.
+  let candidates = lock ? lockCandidates : (s: State, kind?: string) => syscalls(s, undefined, kind);
+  let tryNext: (s: State, op: Op) => State | undefined = lock ? tryLockNext : next;
   if (opts.checkImmutability) {
-    const [a, n] = [actions, next];
+    const [a, n, c, t] = [actions, next, candidates, tryNext];
     const frozen = <T>(f: () => T): T => {
       try {
         return f();
@@ -549,6 +567,8 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     };
     actions = (s) => frozen(() => a(deepFreeze(s)));
     next = (s, op) => frozen(() => n(deepFreeze(s), op));
+    candidates = (s, kind) => frozen(() => c(deepFreeze(s), kind));
+    tryNext = (s, op) => frozen(() => t(deepFreeze(s), op));
   }
   let search: MmModel | undefined;
   return {
@@ -561,7 +581,8 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     initial: () => initialState(bounds),
     actions,
     next,
-    ...(lock ? { candidates: lockCandidates, tryNext: tryLockNext } : {}),
+    candidates,
+    tryNext,
     ...(lock && bounds.por ? { ample: (s: State, ops: readonly Op[]) => ampleSet(s, ops, (op) => next(s, op)) } : {}),
     forSearch: mode === 'cow' || opts.search === 'immer' ? undefined : () => (search ??= createMmModel({ ...opts, transitions: 'cow' })),
     encode: encodeState,
@@ -579,7 +600,7 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     actionKind: (op) => op.kind,
     evaluate: withStateView,
     isQuiescent: noThreads,
-    isFinal: (s) => noThreads(s) && Object.keys(s.mms).length === 0,
+    isFinal: (s) => noThreads(s) && liveProcs(s) === 0,
   };
 }
 

@@ -354,6 +354,32 @@ export function forEachThread(s: State, f: (t: Thread) => void): void {
   }
 }
 
+/** One past the highest key table `name` of s can hold: its next id (threads: the keys of the processes' and walkers' next ids). */
+export function keyBound(s: State, name: 'mms' | 'vmas' | 'anonVmas' | 'avcs' | 'folios' | 'threads'): number {
+  const n = s.nextId;
+  switch (name) {
+    case 'mms':
+      return n.mm;
+    case 'vmas':
+      return n.vma;
+    case 'anonVmas':
+      return n.anonVma;
+    case 'avcs':
+      return n.avc;
+    case 'folios':
+      return n.folio;
+    case 'threads':
+      return Math.max(procKey(n.mm, 0), walkerKey(n.walker));
+  }
+}
+
+/** The processes alive in s. */
+export function liveProcs(s: State): number {
+  let n = 0;
+  for (let id = 0; id < s.nextId.mm; id++) if (s.mms[id] !== undefined) n++;
+  return n;
+}
+
 /** Any thread in flight. */
 export function anyThread(s: State): boolean {
   const threads = s.threads;

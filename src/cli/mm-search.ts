@@ -5,7 +5,7 @@
 // tries (drop a process, shorter lengths, lower addresses, simpler flags);
 // and the bounds a trace uses, for the exhaustive search for a shorter one.
 import { formatOp, OP_KINDS, opHighPage, opLength, parseOp, traceExtent, type Op } from '../../models/mm/ops.ts';
-import { procOfThread, WALKER_BASE, type State } from '../../models/mm/state.ts';
+import { liveProcs, procOfThread, WALKER_BASE, type State } from '../../models/mm/state.ts';
 import { pick, type Swarm, type SwarmSpec } from '../engine/simulate.ts';
 import type { Bounds } from './common.ts';
 import { createMmModel, type MmModel } from '../../models/mm/model.ts';
@@ -22,9 +22,6 @@ function narrowKey(all: readonly string[], ops: readonly string[], procs: number
   for (let i = 0; i < all.length; i++) if (ops.includes(all[i]!)) mask |= 1 << i;
   return ((mask * 256 + procs) * 256 + pages) * 256 + maxLen;
 }
-
-/** Processes alive in s. */
-const countProcs = (s: State): number => Object.keys(s.mms).length;
 
 /**
  * The swarm of the mm model under `bounds` (called in each worker with the
@@ -50,19 +47,15 @@ export function mmSwarm(bounds: Bounds, weighted = true, model?: MmModel): Swarm
     const pages = 1 + pick(rand, bounds.pages);
     const maxLen = 1 + pick(rand, Math.min(bounds.maxLen, pages));
     const enomem = bounds.enomem > 0 && rand() < 0.5;
-    const walkers = bounds.granularity === 'lock' && bounds.walkers > 0 && rand() < 0.5;
-    const kinds: Op['kind'][] = [...ops, 'step', ...(walkers ? ['walk' as const] : [])];
+    const lock = bounds.granularity === 'lock';
+    const walkers = lock && bounds.walkers > 0 && rand() < 0.5;
+    const kinds: Op['kind'][] = [...ops, ...(lock ? ['step' as const] : []), ...(walkers ? ['walk' as const] : [])];
     // Per kind (KIND_INDEX): whether the walk may take it, and its share of
-    // the choices: a syscall with many argument combinations (mremap,
-    // fault) would otherwise crowd out fork and exit. Drawn in this order,
-    // the PRNG's sequence is the one the walks have always drawn.
+    // the draws: a syscall with many argument combinations (mremap, fault)
+    // would otherwise crowd out fork and exit (simulate.ts, walkStep).
     const kindAllowed = new Array<boolean>(KIND_NAMES.length).fill(false);
-    const shares = new Array<number>(KIND_NAMES.length).fill(0);
-    for (const k of kinds) {
-      kindAllowed[KIND_INDEX[k]] = true;
-      shares[KIND_INDEX[k]] = weighted ? 0.05 + rand() : 1;
-    }
-    const counts = new Array<number>(KIND_NAMES.length).fill(0);
+    for (const k of kinds) kindAllowed[KIND_INDEX[k]] = true;
+    const shares = weighted ? kinds.map((kind) => ({ kind, share: 0.05 + rand() })) : undefined;
     // Without injections, a root whose ENOMEM budget is spent: the model
     // then no longer counts every syscall's allocations at every step.
     const noBudget = !enomem && root.budgets.enomem > 0 ? { root: { ...root, budgets: { ...root.budgets, enomem: 0 } } } : {};
@@ -72,25 +65,11 @@ export function mmSwarm(bounds: Bounds, weighted = true, model?: MmModel): Swarm
       describe() {
         return `ops ${ops.join(',')}; procs ${procs}; pages ${pages}; max-len ${maxLen}${bounds.enomem > 0 ? `; enomem ${enomem ? 'on' : 'off'}` : ''}${bounds.granularity === 'lock' ? `; walkers ${walkers ? 'on' : 'off'}` : ''}`;
       },
-      ...(weighted
-        ? {
-            weights(_s: State, allowed: readonly Op[]) {
-              // Each kind's share, split evenly among the list's actions of that kind: two passes over the list.
-              counts.fill(0);
-              for (const b of allowed) counts[KIND_INDEX[b.kind]]++;
-              const w = new Array<number>(allowed.length);
-              for (let i = 0; i < allowed.length; i++) {
-                const k = KIND_INDEX[allowed[i]!.kind];
-                w[i] = shares[k]! / counts[k]!;
-              }
-              return w;
-            },
-          }
-        : {}),
+      ...(shares ? { kinds: shares } : {}),
       allow(s, a) {
         if (!kindAllowed[KIND_INDEX[a.kind]]) return false;
         if (a.enomem > 0 && !enomem) return false;
-        if (a.kind === 'fork' && countProcs(s) >= procs) return false;
+        if (a.kind === 'fork' && liveProcs(s) >= procs) return false;
         return opHighPage(a) <= pages && opLength(a) <= maxLen;
       },
     };

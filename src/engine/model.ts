@@ -42,7 +42,8 @@ export interface Model<S, A> {
   /**
    * The enabled actions, in a deterministic order: the explorer records an
    * action by its index in this list, and a trace is rebuilt by replaying
-   * indices from the initial state.
+   * indices from the initial state. A new array at each call: the caller
+   * may change it.
    */
   actions(s: S): A[];
   /** The successor of s under a (s is never mutated). */
@@ -53,9 +54,11 @@ export interface Model<S, A> {
    * them are enabled (at lock granularity that means running each); with
    * tryNext, next(s, a) or undefined when a is not enabled in s. A walk then
    * draws candidates until one runs instead of running all of them to draw
-   * one (src/engine/simulate.ts).
+   * one (src/engine/simulate.ts). With a kind (one of actionKinds), only
+   * the candidates of that kind: a walk that draws the kind first lists
+   * nothing else. A new array at each call, like actions.
    */
-  candidates?(s: S): A[];
+  candidates?(s: S, kind?: string): A[];
   tryNext?(s: S, a: A): S | undefined;
   /**
    * Canonical encoding: equal for states that differ only in allocation order

@@ -81,44 +81,70 @@ export function walkRandom(seed: number, walk: number): () => number {
 /** A uniform integer in [0, n). */
 export const pick = (rand: () => number, n: number): number => Math.floor(rand() * n);
 
-/** An index drawn in proportion to the weights w. */
-function pickByWeight(rand: () => number, w: readonly number[]): number {
+/** An index drawn in proportion to the weights w (at least one positive; a zero weight is never drawn). */
+function pickByWeight(rand: () => number, w: ArrayLike<number>): number {
   let total = 0;
-  for (const x of w) total += x;
+  for (let i = 0; i < w.length; i++) total += w[i]!;
   let r = rand() * total;
+  let last = -1;
   for (let i = 0; i < w.length; i++) {
+    if (w[i]! <= 0) continue;
     r -= w[i]!;
     if (r < 0) return i;
+    last = i;
   }
-  return w.length - 1;
+  return last; // rounding: the last positive weight
 }
 
 /**
- * One step of a walk from s: an allowed action drawn at random (in
- * proportion to the configuration's weights, if any) among the enabled ones,
- * and its successor; undefined when none is enabled. A model that lists
- * candidates (Model.candidates) has them drawn and tried until one runs,
- * dropping those that do not: the draw is still among the enabled actions
- * (with the weights the configuration gives them among the candidates),
- * without running every one of them first.
+ * Draw among cands (a fresh list, filtered here in place by the
+ * configuration) until one runs: its successor, or undefined when none does.
+ * Unless listed (Model.candidates), every action is enabled and the first
+ * draw runs.
  */
-function walkStep<S, A>(model: Model<S, A>, config: SwarmConfig<S, A> | undefined, rand: () => number, s: S): { a: A; t: S } | undefined {
-  if (model.candidates === undefined || model.tryNext === undefined) {
-    let enabled = model.actions(s);
-    if (config) enabled = enabled.filter((a) => config.allow(s, a));
-    if (enabled.length === 0) return undefined;
-    const a = enabled[config?.weights ? pickByWeight(rand, config.weights(s, enabled)) : pick(rand, enabled.length)]!;
-    return { a, t: model.next(s, a) };
+function drawAndRun<S, A>(model: Model<S, A>, listed: boolean, config: SwarmConfig<S, A> | undefined, rand: () => number, s: S, cands: A[]): { a: A; t: S } | undefined {
+  if (config) {
+    let kept = 0;
+    for (const a of cands) if (config.allow(s, a)) cands[kept++] = a;
+    cands.length = kept;
   }
-  let cands = model.candidates(s);
-  if (config) cands = cands.filter((a) => config.allow(s, a));
-  const weights = config?.weights?.(s, cands);
   while (cands.length > 0) {
-    const i = weights ? pickByWeight(rand, weights) : pick(rand, cands.length);
-    const t = model.tryNext(s, cands[i]!);
-    if (t !== undefined) return { a: cands[i]!, t };
+    const i = pick(rand, cands.length);
+    const a = cands[i]!;
+    const t = listed ? model.tryNext!(s, a) : model.next(s, a);
+    if (t !== undefined) return { a, t };
     cands.splice(i, 1);
-    weights?.splice(i, 1);
+  }
+  return undefined;
+}
+
+/**
+ * One step of a walk from s: an allowed action drawn at random among the
+ * enabled ones, and its successor; undefined when none is enabled.
+ *
+ * A configuration with kind shares draws a kind first, in proportion to the
+ * shares of the kinds not yet found empty, then one of its actions
+ * uniformly: each kind's share is split evenly among its enabled actions,
+ * and a model that lists candidates by kind (Model.candidates) lists only
+ * that kind's. Otherwise the draw is uniform among all the actions. A model
+ * with tryNext has its candidates drawn and tried until one runs, dropping
+ * those that do not: the draw is still among the enabled actions, without
+ * running every one of them first.
+ */
+function walkStep<S, A>(model: Model<S, A>, config: SwarmConfig<S, A> | undefined, rand: () => number, s: S, shares: number[]): { a: A; t: S } | undefined {
+  const listed = model.candidates !== undefined && model.tryNext !== undefined;
+  const kinds = config?.kinds;
+  if (kinds === undefined) return drawAndRun(model, listed, config, rand, s, listed ? model.candidates!(s) : model.actions(s));
+  // A kind's actions: its candidates, or picked out of actions(s) (listed once a step).
+  let all: A[] | undefined;
+  const ofKind = (kind: string): A[] => (listed ? model.candidates!(s, kind) : (all ??= model.actions(s)).filter((a) => model.actionKind(a) === kind));
+  shares.length = 0;
+  for (const k of kinds) shares.push(k.share);
+  for (let left = kinds.length; left > 0; left--) {
+    const k = pickByWeight(rand, shares);
+    const step = drawAndRun(model, listed, config, rand, s, ofKind(kinds[k]!.kind));
+    if (step !== undefined) return step;
+    shares[k] = 0;
   }
   return undefined;
 }
@@ -131,11 +157,12 @@ export interface SwarmConfig<S, A> {
   describe(): string;
   allow(s: S, a: A): boolean;
   /**
-   * Optional: the relative weight (> 0) of each allowed action of the list,
-   * in its order; the walk then chooses among them in proportion to their
-   * weights instead of uniformly.
+   * Optional: the kinds (Model.actionKind) the walk may take, each with its
+   * share (> 0) of the draws; a step then draws a kind first (see walkStep),
+   * instead of drawing uniformly among all the actions, where a kind with
+   * many argument combinations would crowd out the others.
    */
-  weights?(s: S, allowed: readonly A[]): number[];
+  kinds?: readonly { kind: string; share: number }[];
   /**
    * Optional: an equivalent model whose actions include every allowed one
    * (the same model under narrower bounds), so that a walk does not
@@ -255,6 +282,7 @@ export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBat
   const milestones: (Milestone & { walk: number })[] = [];
   const states: S[] = [];
   const acts: A[] = [];
+  const shares: number[] = [];
   for (let w = task.first; w < task.first + task.count; w++) {
     if (flag && Atomics.load(flag, 0) !== 0) break;
     if (task.deadline !== undefined && Date.now() >= task.deadline) break;
@@ -282,7 +310,7 @@ export function runWalks<S, A>(ctx: WalkContext<S, A>, task: WalkBatch): WalkBat
     let stop = false;
     const trace = (): string[] => [...(from?.trace ?? []), ...acts.map((x, k) => model.formatAction(states[k]!, x))];
     while (n < task.depth) {
-      const step = walkStep(model, config, rand, s);
+      const step = walkStep(model, config, rand, s, shares);
       if (step === undefined) break;
       const { a, t } = step;
       // Transition properties on every step, then the state properties of the state reached.
