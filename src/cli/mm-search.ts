@@ -12,7 +12,7 @@ import { createMmModel, type MmModel } from '../../models/mm/model.ts';
 
 // ---------------------------------------------------------------- swarm
 
-/** Every kind of action, numbered for the swarm's per-kind weights. */
+/** Every kind of action, numbered for the swarm's per-kind flags. */
 const KIND_NAMES: readonly Op['kind'][] = [...OP_KINDS, 'walk', 'step'];
 const KIND_INDEX = Object.fromEntries(KIND_NAMES.map((k, i) => [k, i])) as Record<Op['kind'], number>;
 
@@ -50,11 +50,12 @@ export function mmSwarm(bounds: Bounds, weighted = true, model?: MmModel): Swarm
     const lock = bounds.granularity === 'lock';
     const walkers = lock && bounds.walkers > 0 && rand() < 0.5;
     const kinds: Op['kind'][] = [...ops, ...(lock ? ['step' as const] : []), ...(walkers ? ['walk' as const] : [])];
-    // Per kind (KIND_INDEX): whether the walk may take it, and its share of
-    // the draws: a syscall with many argument combinations (mremap, fault)
-    // would otherwise crowd out fork and exit (simulate.ts, walkStep).
+    // Per kind (KIND_INDEX): whether the walk may take it.
     const kindAllowed = new Array<boolean>(KIND_NAMES.length).fill(false);
     for (const k of kinds) kindAllowed[KIND_INDEX[k]] = true;
+    // Each kind's share of the draws: a syscall with many argument
+    // combinations (mremap, fault) would otherwise crowd out fork and exit
+    // (simulate.ts, walkStep).
     const shares = weighted ? kinds.map((kind) => ({ kind, share: 0.05 + rand() })) : undefined;
     // Without injections, a root whose ENOMEM budget is spent: the model
     // then no longer counts every syscall's allocations at every step.
