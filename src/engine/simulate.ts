@@ -118,6 +118,11 @@ function drawAndRun<S, A>(model: Model<S, A>, listed: boolean, config: SwarmConf
   return undefined;
 }
 
+/** The actions of one kind in s: its candidates (Model.candidates), or those picked out of actions(s). */
+function actionsOfKind<S, A>(model: Model<S, A>, listed: boolean, s: S, kind: string): A[] {
+  return listed ? model.candidates!(s, kind) : model.actions(s).filter((a) => model.actionKind(a) === kind);
+}
+
 /**
  * One step of a walk from s: an allowed action drawn at random among the
  * enabled ones, and its successor; undefined when none is enabled.
@@ -135,14 +140,11 @@ function walkStep<S, A>(model: Model<S, A>, config: SwarmConfig<S, A> | undefine
   const listed = model.candidates !== undefined && model.tryNext !== undefined;
   const kinds = config?.kinds;
   if (kinds === undefined) return drawAndRun(model, listed, config, rand, s, listed ? model.candidates!(s) : model.actions(s));
-  // A kind's actions: its candidates, or picked out of actions(s) (listed once a step).
-  let all: A[] | undefined;
-  const ofKind = (kind: string): A[] => (listed ? model.candidates!(s, kind) : (all ??= model.actions(s)).filter((a) => model.actionKind(a) === kind));
   shares.length = 0;
   for (const k of kinds) shares.push(k.share);
   for (let left = kinds.length; left > 0; left--) {
     const k = pickByWeight(rand, shares);
-    const step = drawAndRun(model, listed, config, rand, s, ofKind(kinds[k]!.kind));
+    const step = drawAndRun(model, listed, config, rand, s, actionsOfKind(model, listed, s, kinds[k]!.kind));
     if (step !== undefined) return step;
     shares[k] = 0;
   }
