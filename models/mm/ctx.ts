@@ -84,11 +84,13 @@ function ownTable<N extends TableName | 'threads'>(c: Ctx, name: N): State[N] {
  * Tables whose keys are all below this are copied with object spread, the
  * fastest copy (about 20 ns against 115 for the loop below, measured on the
  * tables of a search). V8 gives an object dictionary elements only when a
- * delete leaves a backing store of 64 slots or more mostly empty, and a
- * store below key 16 never grows one that large; tables of walks past it
- * turned up with dictionary elements (a scratch census by key bound).
+ * delete leaves a backing store of 64 slots or more mostly empty
+ * (kMinLengthForSparsenessCheck, v8/src/objects/elements.cc), and a store
+ * at key k grows the store to at most k + 1 + (k + 1) / 2 + 16 slots: 62
+ * for keys below 31. In a census of long walks every table with dictionary
+ * elements had a bound above 32.
  */
-const SPREAD_MAX_BOUND = 16;
+const SPREAD_MAX_BOUND = 31;
 
 /**
  * A shallow copy of an id-keyed table whose keys are below `bound`. Above

@@ -354,7 +354,7 @@ export function forEachThread(s: State, f: (t: Thread) => void): void {
   }
 }
 
-/** One past the highest key table `name` of s can hold: its next id (threads: the keys of the processes' and walkers' next ids). */
+/** One past the highest key table `name` of s can hold: its next id (threads: one past the keys of the last process's last thread and of the last walker). */
 export function keyBound(s: State, name: 'mms' | 'vmas' | 'anonVmas' | 'avcs' | 'folios' | 'threads'): number {
   const n = s.nextId;
   switch (name) {
@@ -369,7 +369,7 @@ export function keyBound(s: State, name: 'mms' | 'vmas' | 'anonVmas' | 'avcs' | 
     case 'folios':
       return n.folio;
     case 'threads':
-      return Math.max(procKey(n.mm, 0), walkerKey(n.walker));
+      return Math.max(procKey(n.mm, 0) - 1, walkerKey(n.walker) - 1);
   }
 }
 
