@@ -4,7 +4,7 @@ import { allocOk, folio, insert, remove, mm, mmR, peek, pte_clear, pteR, set_pte
 import { folio_trylock, folio_unlock, mmap_read_lock, mmap_read_trylock, mmap_read_unlock, pte_lock, pte_unlock, vma_end_read, vma_start_read, vma_start_write } from './locks.ts';
 import { lock_point, mmMayHaveOtherThreads } from './sched.ts';
 import { EBUSY, ENOMEM } from './rmap.ts';
-import { NIL, USER_ZERO, VM_READ, VM_WRITE, ZERO_PAGE, walkerHolds, type Id } from './state.ts';
+import { NIL, VM_READ, VM_WRITE, ZERO_PAGE, walkerHolds, zeroPages, type Id } from './state.ts';
 import { vma_lookup } from './vma.ts';
 import { copy_user_page } from './user.ts';
 
@@ -19,7 +19,7 @@ export const VM_FAULT_RETRY = -3;
 export function folio_alloc(c: Ctx, nrPages = 1): Id {
   if (!allocOk(c, 'folio')) return NIL;
   const id = c.s.nextId.folio++;
-  insert(c, 'folios', id, { id, anonVma: NIL, index: 0, nrPages, mapcount: 0, exclusive: 0, pinned: false, locked: NIL, data: new Array<number>(nrPages).fill(USER_ZERO) });
+  insert(c, 'folios', id, { id, anonVma: NIL, index: 0, nrPages, mapcount: 0, exclusive: 0, pinned: false, locked: NIL, data: zeroPages(nrPages) });
   return id;
 }
 

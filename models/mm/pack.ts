@@ -11,7 +11,7 @@
 // the wrong order.
 import type { All } from './cow.ts';
 import { opFromInts, opInts, type SyscallOp } from './ops.ts';
-import { forEachThread, threadKey, WALKER_CODE, type AnonVma, type Avc, type Folio, type HeldLock, type Id, type LockClass, type LockState, type Mm, type Pte, type State, type SyscallResult, type Thread, type Vma, type WalkerKind } from './state.ts';
+import { forEachThread, threadKey, WALKER_CODE, type AnonVma, type Avc, type Budgets, type Folio, type HeldLock, type Id, type LockClass, type LockState, type Mm, type Pte, type State, type SyscallResult, type Thread, type Vma, type WalkerKind } from './state.ts';
 
 // ---------------------------------------------------------------------------
 // Writing.
@@ -274,10 +274,11 @@ function rstr(): string {
   return s;
 }
 
+/** A list of ints, packed as the model's own lists are (new Array(n) would make it holey: a second hidden class for every reader). */
 function rints(): number[] {
   const n = rint();
-  const out = new Array<number>(n);
-  for (let i = 0; i < n; i++) out[i] = rint();
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(rint());
   return out;
 }
 
@@ -440,7 +441,8 @@ export function unpackMmState(bytes: Uint8Array): State {
     avcs: rtable(readAvc),
     folios: rtable(readFolio),
     nextId,
-    budgets: { enomem, walkers: walkers < 0 ? undefined : walkers, ...(threads < 0 ? {} : { threads }) },
+    // Every key present, as cow.ts copies budgets (one hidden class).
+    budgets: { enomem, walkers: walkers < 0 ? undefined : walkers, threads: threads < 0 ? undefined : threads } satisfies All<Budgets>,
     threads: rtable(readThread, threadKey),
     warnings,
     uaf,

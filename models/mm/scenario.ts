@@ -22,7 +22,7 @@ import {
   VM_READ,
   VM_SPECIAL,
   VM_WRITE,
-  USER_ZERO,
+  zeroPages,
   ZERO_PAGE,
   emptyState,
   freeLock,
@@ -239,7 +239,7 @@ export class ScenarioBuilder {
       exclusive,
       pinned: opts.pinned ?? false,
       locked: opts.locked ?? NIL,
-      data: opts.data ?? new Array<number>(nrPages).fill(USER_ZERO),
+      data: opts.data ?? zeroPages(nrPages),
     };
     return id;
   }

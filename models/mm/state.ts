@@ -156,6 +156,17 @@ export interface Folio {
 
 /** A page that reads as zeros (a new anonymous page, the zero page). */
 export const USER_ZERO = 0;
+
+/**
+ * A new folio's contents: nrPages zero-filled pages, in a packed list as
+ * unpacking makes it (new Array(n).fill() stays holey in V8: a second hidden
+ * class for every reader of folio contents).
+ */
+export function zeroPages(nrPages: number): number[] {
+  const data: number[] = [];
+  for (let i = 0; i < nrPages; i++) data.push(USER_ZERO);
+  return data;
+}
 /**
  * A page of the reference model whose content the kernel model cannot show:
  * reclaim unmapped it (swap is not modelled), so any content, or zeros,

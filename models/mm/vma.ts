@@ -60,8 +60,13 @@ export function vma_detach(c: Ctx, vmaId: Id): void {
   v.attached = false;
 }
 
-/** vma_lock_init(vma, true) (mm/vma_init.c): not write-locked in any mm epoch, no readers. */
-const VMA_LOCK_INIT = { lockSeq: -1, readers: 0 } as const;
+/**
+ * vma_lock_init(vma, true) (mm/vma_init.c): not write-locked in any mm
+ * epoch, no readers. Written out in each VMA literal below, not spread into
+ * it: a spread gives the record a second hidden class in V8 (eleven fields
+ * in the object, one beside it), and every reader of VMAs then sees two.
+ */
+const VMA_UNLOCKED_SEQ = -1;
 
 /** vm_area_dup (mm/vma_init.c; §1.2): copies range, pgoff, flags, ops and the anon_vma pointer; empty chain; detached. NIL on ENOMEM. */
 export function vm_area_dup(c: Ctx, origId: Id): Id {
@@ -69,7 +74,7 @@ export function vm_area_dup(c: Ctx, origId: Id): Id {
   const o = vmaR(c, origId);
   const id = c.s.nextId.vma++;
   // The fields of o copied one by one (spreading a draft goes through a proxy trap per field).
-  insert(c, 'vmas', id, { id, mm: o.mm, start: o.start, end: o.end, pgoff: o.pgoff, flags: o.flags, hasClose: o.hasClose, anonVma: o.anonVma, chain: [], attached: false, ...VMA_LOCK_INIT });
+  insert(c, 'vmas', id, { id, mm: o.mm, start: o.start, end: o.end, pgoff: o.pgoff, flags: o.flags, hasClose: o.hasClose, anonVma: o.anonVma, chain: [], attached: false, lockSeq: VMA_UNLOCKED_SEQ, readers: 0 });
   return id;
 }
 
@@ -77,7 +82,7 @@ export function vm_area_dup(c: Ctx, origId: Id): Id {
 export function vm_area_alloc(c: Ctx, mmId: Id, start: number, end: number, pgoff: number, flags: number, hasClose: boolean): Id {
   if (!allocOk(c, 'vma')) return NIL;
   const id = c.s.nextId.vma++;
-  insert(c, 'vmas', id, { id, mm: mmId, start, end, pgoff, flags, hasClose, anonVma: NIL, chain: [], attached: false, ...VMA_LOCK_INIT });
+  insert(c, 'vmas', id, { id, mm: mmId, start, end, pgoff, flags, hasClose, anonVma: NIL, chain: [], attached: false, lockSeq: VMA_UNLOCKED_SEQ, readers: 0 });
   return id;
 }
 

@@ -5,7 +5,8 @@
 //     distinct states per second, the 2-worker speed-up, bytes per visited
 //     state in the fingerprint table, peak memory, peak memory per state);
 //   - by two 1-worker processes at once: what the machine gives two
-//     independent searches, against which the 2-worker pool is measured;
+//     independent searches, against which the 2-worker pool is measured
+//     (both in alternate rounds, the median of each: POOL_ROUNDS);
 //   - by a NAIVE baseline: immer states from model.next, no canonical
 //     renaming, JSON.stringify(state) as the key of a Set<string>, plain
 //     BFS (the properties are checked on each new state, as the explorer
@@ -96,7 +97,7 @@ export interface BenchRow {
   immerGeneratedPerSec: number;
   /** generatedPerSec1 / immerGeneratedPerSec. */
   speedupOverImmer: number;
-  /** Two 1-worker processes at once: their generated states per second together. */
+  /** Two 1-worker processes at once: their generated states per second together, while both run (pairRate). */
   pairGeneratedPerSec: number;
   /** The 2-worker pool's generated/s as a fraction of the pair's. */
   poolOfPair: number;
@@ -173,6 +174,46 @@ export interface PhaseResult {
   finished: boolean;
   /** This process's peak resident memory. */
   peakRssMb: number;
+  /**
+   * A search's progress on the machine's clock: (epoch ms, generated so far)
+   * pairs, flat, from the search's start (the pool started) to its end, about
+   * PROGRESS_MS apart. For the pair (pairRate).
+   */
+  progress?: number[];
+}
+
+/** How often a search phase samples its progress (a poll between batches: about free). */
+const PROGRESS_MS = 50;
+
+/** Generated states of a progress series at epoch ms t: linear between samples, clamped to its ends. */
+function generatedAt(progress: readonly number[], t: number): number {
+  const n = progress.length / 2;
+  if (t <= progress[0]!) return progress[1]!;
+  for (let i = 1; i < n; i++) {
+    const t1 = progress[2 * i]!;
+    if (t <= t1) {
+      const t0 = progress[2 * i - 2]!;
+      const g0 = progress[2 * i - 1]!;
+      const g1 = progress[2 * i + 1]!;
+      return t1 === t0 ? g1 : g0 + ((g1 - g0) * (t - t0)) / (t1 - t0);
+    }
+  }
+  return progress[2 * n - 1]!;
+}
+
+/**
+ * The generated states per second of searches running at once, counted only
+ * while all of them run: from the last start to the first end. The sum of
+ * their own averages would count the slower one's last stretch, run alone
+ * on a machine no longer shared, at its unshared speed (on this 2-vCPU
+ * machine about 1.5 times the shared one). NaN when they do not overlap.
+ */
+export function pairRate(runs: readonly { progress: readonly number[] }[]): number {
+  const from = Math.max(...runs.map((r) => r.progress[0]!));
+  const to = Math.min(...runs.map((r) => r.progress.at(-2)!));
+  if (!(to > from)) return NaN;
+  const generated = runs.reduce((sum, r) => sum + generatedAt(r.progress, to) - generatedAt(r.progress, from), 0);
+  return (generated * 1000) / (to - from);
 }
 
 export async function runPhase(c: BenchConfig, phase: BenchPhase): Promise<PhaseResult> {
@@ -193,8 +234,22 @@ export async function runPhase(c: BenchConfig, phase: BenchPhase): Promise<Phase
     const nv = naiveBfs(model, c.depth);
     return { generated: nv.generated, distinct: nv.distinct, seconds: nv.seconds, startup: 0, bytesPerState: NaN, finished: nv.finished, peakRssMb: peak() };
   }
-  const r = await exploreParallel(model, { depth: c.depth, stopAtFirst: false, workers: phase === 'immer' ? 1 : Number(phase), spec: mmModelSpec(spec) });
+  const epoch = (): number => performance.timeOrigin + performance.now();
+  const called = epoch();
+  const progress: number[] = [];
+  const r = await exploreParallel(model, {
+    depth: c.depth,
+    stopAtFirst: false,
+    workers: phase === 'immer' ? 1 : Number(phase),
+    spec: mmModelSpec(spec),
+    progressMs: PROGRESS_MS,
+    onProgress: (p) => progress.push(epoch(), p.generated),
+  });
+  // The ends: the search starts (generated 0) once the pool has started, and ends with all it generated.
+  progress.unshift(called + r.startupMs, 0);
+  progress.push(called + r.elapsedMs, r.generated);
   return {
+    progress,
     generated: r.generated,
     distinct: r.distinct,
     seconds: (r.elapsedMs - r.startupMs) / 1000,
@@ -216,17 +271,38 @@ async function runPhaseIsolated(c: BenchConfig, phase: BenchPhase): Promise<Phas
   return JSON.parse(stdout) as PhaseResult;
 }
 
+/**
+ * Rounds of the 2-worker pool and the pair where the pair is run: this
+ * machine has slower spells of a minute or more (a third slower), and one
+ * run of each, one after the other, could fall on either side of a change;
+ * alternate rounds and the median of each put both sides in the same spells.
+ */
+const POOL_ROUNDS = 3;
+
+/** The median of xs by key (the upper one of an even count). */
+export function medianBy<T>(xs: readonly T[], key: (x: T) => number): T {
+  if (xs.length === 0) throw new Error('median of nothing');
+  return [...xs].sort((a, b) => key(a) - key(b))[Math.floor(xs.length / 2)]!;
+}
+
 export async function runBench(c: BenchConfig, naive = true): Promise<BenchRow> {
   const baselines = c.baselines !== false;
   const im = baselines ? await runPhaseIsolated(c, 'immer') : undefined;
   const r1 = await runPhaseIsolated(c, '1');
-  const r2 = await runPhaseIsolated(c, '2');
-  // Two independent 1-worker searches at once: the machine's own scaling.
-  const pair = baselines || c.pair === true ? await Promise.all([runPhaseIsolated(c, '1'), runPhaseIsolated(c, '1')]) : [];
-  for (const r of [r2, ...(im ? [im] : []), ...pair])
+  // The 2-worker pool, and two independent 1-worker searches at once (the
+  // machine's own scaling), in alternate rounds.
+  const withPair = baselines || c.pair === true;
+  const pools: PhaseResult[] = [];
+  const pairs: PhaseResult[][] = [];
+  for (let round = 0; round < (withPair ? POOL_ROUNDS : 1); round++) {
+    pools.push(await runPhaseIsolated(c, '2'));
+    if (withPair) pairs.push(await Promise.all([runPhaseIsolated(c, '1'), runPhaseIsolated(c, '1')]));
+  }
+  for (const r of [...pools, ...(im ? [im] : []), ...pairs.flat()])
     if (r.generated !== r1.generated || r.distinct !== r1.distinct) throw new Error(`bench ${c.name}: the measurements disagree on the state counts`);
+  const r2 = medianBy(pools, (r) => r.generated / r.seconds);
   const nv = naive && baselines ? await runPhaseIsolated(c, 'naive') : undefined;
-  const pairGeneratedPerSec = pair.length === 0 ? NaN : pair.reduce((sum, r) => sum + r.generated / r.seconds, 0);
+  const pairGeneratedPerSec = pairs.length === 0 ? NaN : medianBy(pairs.map((p) => pairRate(p.map((r) => ({ progress: r.progress! })))), (x) => x);
   return {
     name: c.name,
     immerSeconds: im?.seconds ?? NaN,
@@ -297,7 +373,8 @@ export async function cmdBench(o: { only?: string; json?: boolean; naive?: boole
   if (!o.json && configs.length > 0) {
     out(`targets: ${TARGETS.join('; ')}`);
     out('each measurement in a fresh process; seconds exclude starting the pool; immer: 1 worker on the reference transitions (the path before issue 12);');
-    out('pair: two 1-worker processes at once, and the 2-worker pool as a share of them; peak MB and B/dist: the 1- or 2-worker process (naive: its own)');
+    out(`pair: two 1-worker processes at once, their generated/s while both run, and the 2-worker pool as a share of it; where the pair runs, 2w and pair are each the median of ${POOL_ROUNDS} alternate runs;`);
+    out('peak MB and B/dist: the 1- or 2-worker process (naive: its own)');
     out(
       `${'config'.padEnd(11)} ${'generated'.padStart(10)} ${'distinct'.padStart(9)} | ${'immer/s'.padStart(7)} ${'gain'.padStart(5)} | ${'1w s'.padStart(6)} ${'gen/s'.padStart(7)} | ${'2w s'.padStart(6)} ${'gen/s'.padStart(7)} ${'x2w'.padStart(5)} | ${'pair/s'.padStart(7)} ${'2w/pr'.padStart(5)} | ${'B/visit'.padStart(7)} ${'peak MB'.padStart(7)} ${'B/dist'.padStart(7)} | ${'naive s'.padStart(8)} ${'naive distinct'.padStart(14)} ${'MB'.padStart(6)} ${'ratio'.padStart(6)}`,
     );

@@ -1,0 +1,77 @@
+// The explorer's states, as the model makes them and as unpacking makes them,
+// give each kind of record one hidden class in V8: a kind with two makes
+// every reader of it polymorphic, and optimised code deoptimises when the
+// second appears (a VMA literal that spread its lock fields had eleven
+// fields in the object and one beside it; unpacked lists were holey).
+import { setFlagsFromString } from 'node:v8';
+import { describe, expect, it } from 'vitest';
+import { setAutoFreeze } from 'immer';
+import { createMmModel } from '../models/mm/model.ts';
+import type { State } from '../models/mm/state.ts';
+
+setFlagsFromString('--allow-natives-syntax');
+// Compiled after the flag is set: V8's own test of two objects' hidden classes.
+const haveSameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
+
+/** Per kind, one object of each hidden class seen, and where the first of each came from. */
+function hiddenClasses(bounds: Parameters<typeof createMmModel>[0]['bounds'], depth: number): Map<string, string[]> {
+  setAutoFreeze(false);
+  const model = createMmModel({ bounds, transitions: 'cow' });
+  const seen = new Map<string, { reps: object[]; from: string[] }>();
+  const note = (kind: string, o: object, from: string): void => {
+    let e = seen.get(kind);
+    if (e === undefined) seen.set(kind, (e = { reps: [], from: [] }));
+    if (!e.reps.some((r) => haveSameMap(r, o))) {
+      e.reps.push(o);
+      e.from.push(from);
+    }
+  };
+  const visit = (s: State, from: string): void => {
+    note('State', s, from);
+    note('budgets', s.budgets, from);
+    note('nextId', s.nextId, from);
+    for (const v of Object.values(s.vmas)) {
+      note('Vma', v, from);
+      note('Vma.chain', v.chain, from);
+    }
+    for (const m of Object.values(s.mms)) {
+      note('Mm', m, from);
+      note('Mm.vmas', m.vmas, from);
+    }
+    for (const a of Object.values(s.anonVmas)) {
+      note('AnonVma', a, from);
+      note('AnonVma.tree', a.tree, from);
+    }
+    for (const a of Object.values(s.avcs)) note('Avc', a, from);
+    for (const f of Object.values(s.folios)) {
+      note('Folio', f, from);
+      note('Folio.data', f.data, from);
+    }
+  };
+  let frontier = [model.unpack!(model.pack!(model.initial()))];
+  for (let d = 0; d < depth; d++) {
+    const next: State[] = [];
+    for (const s of frontier)
+      for (const a of model.actions(s)) {
+        const t = model.next(s, a);
+        visit(t, `next ${model.actionKind(a)}`);
+        const u = model.unpack!(model.pack!(t));
+        visit(u, 'unpack');
+        next.push(u);
+      }
+    frontier = next;
+  }
+  return new Map([...seen].map(([k, e]) => [k, e.from]));
+}
+
+describe('hidden classes of the search states', () => {
+  it('one per kind of record at syscall granularity, made by the model or unpacked', () => {
+    const many = [...hiddenClasses({ procs: 2, pages: 2, maxLen: 2 }, 3)].filter(([, from]) => from.length > 1);
+    expect(many).toEqual([]);
+  });
+
+  it('and at lock granularity with two threads and a walker', () => {
+    const many = [...hiddenClasses({ procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1, threads: 2 }, 6)].filter(([, from]) => from.length > 1);
+    expect(many).toEqual([]);
+  });
+});
