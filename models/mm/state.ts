@@ -167,6 +167,7 @@ export function zeroPages(nrPages: number): number[] {
   for (let i = 0; i < nrPages; i++) data.push(USER_ZERO);
   return data;
 }
+
 /**
  * A page of the reference model whose content the kernel model cannot show:
  * reclaim unmapped it (swap is not modelled), so any content, or zeros,
