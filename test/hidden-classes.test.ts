@@ -6,7 +6,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { setAutoFreeze } from 'immer';
-import { createMmModel } from '../models/mm/model.ts';
+import { createMmModel, type MmModelOptions } from '../models/mm/model.ts';
 import type { State } from '../models/mm/state.ts';
 
 setFlagsFromString('--allow-natives-syntax');
@@ -14,7 +14,7 @@ setFlagsFromString('--allow-natives-syntax');
 const haveSameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
 
 /** Per kind, one object of each hidden class seen, and where the first of each came from. */
-function hiddenClasses(bounds: Parameters<typeof createMmModel>[0]['bounds'], depth: number): Map<string, string[]> {
+function hiddenClasses(bounds: MmModelOptions['bounds'], depth: number): Map<string, string[]> {
   setAutoFreeze(false);
   const model = createMmModel({ bounds, transitions: 'cow' });
   const seen = new Map<string, { reps: object[]; from: string[] }>();
