@@ -2,7 +2,8 @@
 // give each kind of record one hidden class in V8: a kind with two makes
 // every reader of it polymorphic, and optimised code deoptimises when the
 // second appears (a VMA literal that spread its lock fields had eleven
-// fields in the object and one beside it; unpacked lists were holey).
+// fields in the object and one beside it; unpacked lists were holey; page
+// tables were empty, packed or holey by the order their PTEs came in).
 import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { setAutoFreeze } from 'immer';
@@ -37,6 +38,8 @@ function hiddenClasses(bounds: MmModelOptions['bounds'], depth: number): Map<str
     for (const m of Object.values(s.mms)) {
       note('Mm', m, from);
       note('Mm.vmas', m.vmas, from);
+      note('Mm.ptes', m.ptes, from);
+      note('Mm.user', m.user, from);
     }
     for (const a of Object.values(s.anonVmas)) {
       note('AnonVma', a, from);

@@ -313,9 +313,26 @@ export function encodeStateScratch(s: State): Int32Array {
   return out.subarray(0, encodeInto(s));
 }
 
-/** Encode s into `out`; returns its length. */
+/**
+ * Encode s into `out`; returns its length. In passes, each a function of its
+ * own: V8 compiles the passes apart, faster than one large function, and a
+ * deoptimisation in one recompiles only that pass.
+ */
 function encodeInto(s: State): number {
   const mmOrder = canonicalMmOrder(s);
+  resetNames(s, mmOrder);
+  nameRecords(s, mmOrder);
+  putGlobals(s);
+  putMms(s, mmOrder);
+  putDetached(s);
+  putAnonVmas(s);
+  putFolios(s);
+  putThreads();
+  return len;
+}
+
+/** Empty the scratch; name the processes in canonical order, and the contents of their reference views. */
+function resetNames(s: State, mmOrder: readonly Id[]): void {
   const next = s.nextId;
   mmIdx.reset(next.mm);
   vmaIdx.reset(next.vma);
@@ -334,6 +351,11 @@ function encodeInto(s: State): number {
     const user = s.mms[mmId]!.user;
     for (let page = 0; page < user.length; page++) nameContent(user[page]);
   }
+}
+
+/** Name every record in traversal order (the canonical ids). */
+function nameRecords(s: State, mmOrder: readonly Id[]): void {
+  const next = s.nextId;
   // Traversal: processes in canonical order, their VMAs by address, each
   // VMA's chain in list order, then PTEs by page.
   for (const mmId of mmOrder) {
@@ -397,6 +419,10 @@ function encodeInto(s: State): number {
   }
   for (let id = 0; id < next.folio; id++) if (s.folios[id] !== undefined) nameFolio(id);
 
+}
+
+/** The budgets, warnings and use-after-free reports. */
+function putGlobals(s: State): void {
   put(s.budgets.enomem);
   put(s.budgets.walkers ?? 0);
   put(s.warnings.length);
@@ -404,6 +430,10 @@ function encodeInto(s: State): number {
   put(s.uaf.length);
   for (const u of s.uaf) put(hashString(u));
 
+}
+
+/** Each process: its locks, its VMAs with their chains, its PTEs, its reference view. */
+function putMms(s: State, mmOrder: readonly Id[]): void {
   put(mmOrder.length);
   for (const mmId of mmOrder) {
     const m = s.mms[mmId]!;
@@ -459,7 +489,10 @@ function encodeInto(s: State): number {
     }
     out[uAt] = u;
   }
-  // Detached VMAs, by canonical index.
+}
+
+/** Detached VMAs (none between syscalls in a correct model). */
+function putDetached(s: State): void {
   put(detached.length);
   for (const v of detached) {
     put(ref(vmaIdx, v.id));
@@ -476,6 +509,10 @@ function encodeInto(s: State): number {
       put(s.avcs[cId]!.inTree ? 1 : 0);
     }
   }
+}
+
+/** The anon_vmas in naming order. */
+function putAnonVmas(s: State): void {
   put(avOrder.length);
   for (const id of avOrder) {
     const a = s.anonVmas[id]!;
@@ -498,6 +535,10 @@ function encodeInto(s: State): number {
       }
     } else put(0);
   }
+}
+
+/** The folios in naming order, with the contents of their mapped pages. */
+function putFolios(s: State): void {
   put(folioOrder.length);
   for (const id of folioOrder) {
     const f = s.folios[id]!;
@@ -511,6 +552,4 @@ function encodeInto(s: State): number {
     const mapped = mappedSubs[id]!;
     for (let sub = 0; sub < f.nrPages; sub++) put((mapped & (1 << sub)) !== 0 ? contentRef(f.data[sub] ?? USER_ZERO) : USER_ZERO);
   }
-  putThreads();
-  return len;
 }

@@ -11,7 +11,7 @@
 // the wrong order.
 import type { All } from './cow.ts';
 import { opFromInts, opInts, type SyscallOp } from './ops.ts';
-import { forEachThread, threadKey, WALKER_CODE, type AnonVma, type Avc, type Budgets, type Folio, type HeldLock, type Id, type LockClass, type LockState, type Mm, type Pte, type State, type SyscallResult, type Thread, type Vma, type WalkerKind } from './state.ts';
+import { emptyPageTable, emptyUserView, forEachThread, threadKey, WALKER_CODE, type AnonVma, type Avc, type Budgets, type Folio, type HeldLock, type Id, type LockClass, type LockState, type Mm, type Pte, type State, type SyscallResult, type Thread, type Vma, type WalkerKind } from './state.ts';
 
 // ---------------------------------------------------------------------------
 // Writing.
@@ -294,8 +294,8 @@ function rtable<T extends { id: Id }>(read: () => T, key: (id: Id) => number = (
   return out;
 }
 
-function rsparse(): number[] {
-  const out: number[] = [];
+function rsparse(): (number | undefined)[] {
+  const out = emptyUserView();
   for (let n = rint(); n > 0; n--) {
     const i = rint();
     out[i] = rint();
@@ -308,7 +308,7 @@ function readMm(): Mm {
   const parent = rint();
   const vmas = rints();
   const user = rsparse();
-  const ptes: (Pte | undefined)[] = [];
+  const ptes = emptyPageTable();
   const n = rint();
   for (let i = 0; i < n; i++) {
     const page = rint();

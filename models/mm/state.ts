@@ -158,6 +158,24 @@ export interface Folio {
 export const USER_ZERO = 0;
 
 /**
+ * An empty page table, already of the element kind V8 gives every page table
+ * once a PTE is cleared or set out of order (holey, of objects): otherwise
+ * page tables come in three hidden classes (empty, packed, holey) and every
+ * reader of them is polymorphic.
+ */
+export function emptyPageTable(): (Pte | undefined)[] {
+  const ptes = new Array<Pte | undefined>(1);
+  ptes[0] = undefined;
+  ptes.length = 0;
+  return ptes;
+}
+
+/** An empty reference view (Mm.user), holey from the start as views become (pages are set out of order). */
+export function emptyUserView(): (number | undefined)[] {
+  return new Array<number | undefined>(0);
+}
+
+/**
  * A new folio's contents: nrPages zero-filled pages, in a packed list as
  * unpacking makes it (new Array(n).fill() stays holey in V8: a second hidden
  * class for every reader of folio contents).

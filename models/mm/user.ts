@@ -10,7 +10,7 @@
 // The user-view property (properties/user.ts) compares the two.
 import { folio, mm, mmR, pteR, type Ctx } from './ctx.ts';
 import type { SyscallOp } from './ops.ts';
-import { forEachThread, NIL, SIGSEGV, USER_SWAPPED, USER_ZERO, ZERO_PAGE, type Id, type Mm, type State } from './state.ts';
+import { emptyUserView, forEachThread, NIL, SIGSEGV, USER_SWAPPED, USER_ZERO, ZERO_PAGE, type Id, type Mm, type State } from './state.ts';
 import { VM_FAULT_OOM, VM_FAULT_SIGSEGV } from './memory.ts';
 import { ISSUED } from './sched.ts';
 import { ENOMEM } from './rmap.ts';
@@ -174,7 +174,7 @@ export function user_syscall_done(c: Ctx, op: SyscallOp, ret: number): void {
  */
 export function user_point_of_no_return(c: Ctx, op: SyscallOp): void {
   if (c.s.mms[op.proc] === undefined) return;
-  if (op.kind === 'exit') mm(c, op.proc).user = [];
+  if (op.kind === 'exit') mm(c, op.proc).user = emptyUserView();
   else if (op.kind === 'munmap') setUser(c, op.proc, op.addr, op.addr + op.len, undefined);
   else if (op.kind === 'mremap' && op.flags.fixed) setUser(c, op.proc, op.newAddr, op.newAddr + op.newLen, undefined);
 }
