@@ -3,12 +3,17 @@
 // every reader of it polymorphic, and optimised code deoptimises when the
 // second appears (a VMA literal that spread its lock fields had eleven
 // fields in the object and one beside it; unpacked lists were holey; page
-// tables were empty, packed or holey by the order their PTEs came in).
+// tables were empty, packed or holey by the order their PTEs came in). The
+// same for the kernel context every model function reads: a step used to
+// add its thread and lock point to it after the literal.
 import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { setAutoFreeze } from 'immer';
 import { createMmModel, type MmModelOptions } from '../models/mm/model.ts';
 import type { State } from '../models/mm/state.ts';
+import { makeCtx } from '../models/mm/ctx.ts';
+import { emptyThread } from '../models/mm/sched.ts';
+import { mainlineKernel } from '../models/mm/kernel.ts';
 
 setFlagsFromString('--allow-natives-syntax');
 // Compiled after the flag is set: V8's own test of two objects' hidden classes.
@@ -46,6 +51,12 @@ function hiddenClasses(bounds: MmModelOptions['bounds'], depth: number): Map<str
       note('AnonVma.tree', a.tree, from);
     }
     for (const a of Object.values(s.avcs)) note('Avc', a, from);
+    for (const t of Object.values(s.threads)) {
+      note('Thread', t, from);
+      note('Thread.held', t.held, from);
+      note('Thread.seen', t.seen, from);
+      note('Thread.vmas', t.vmas, from);
+    }
     for (const f of Object.values(s.folios)) {
       note('Folio', f, from);
       note('Folio.data', f.data, from);
@@ -77,4 +88,14 @@ describe('hidden classes of the search states', () => {
     const many = [...hiddenClasses({ procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1, threads: 2 }, 6)].filter(([, from]) => from.length > 1);
     expect(many).toEqual([]);
   });
+
+  it('a kernel context keeps one class when a step sets its thread and lock point', () => {
+    const model = createMmModel({ bounds: { granularity: 'lock', threads: 2 }, transitions: 'cow' });
+    const fresh = makeCtx(model.initial(), mainlineKernel, 0);
+    const stepping = makeCtx(model.initial(), mainlineKernel, 0);
+    stepping.t = emptyThread(0, 0);
+    stepping.resumeAt = 'dup_mmap_vma';
+    expect(haveSameMap(fresh, stepping)).toBe(true);
+  });
 });
+

@@ -19,7 +19,7 @@
 // them, which the compiler enforces; a page table is written only through
 // set_pte_at (ctx.ts), which copies it first; a folio's data and an mm's
 // user view are replaced whole (user.ts).
-import type { AnonVma, Avc, Budgets, Folio, HeldLock, Id, Mm, State, Thread, Vma } from './state.ts';
+import { emptyRecords, type AnonVma, type Avc, type Budgets, type Folio, type HeldLock, type Id, type Mm, type State, type Thread, type Vma } from './state.ts';
 
 /** Every key of T, the optional ones too: a literal of this type must name them all. */
 export type All<T> = { [K in keyof T & string]: T[K] };
@@ -96,6 +96,13 @@ export function copyFolio(f: Folio): Folio {
   } satisfies All<Folio>;
 }
 
+/** Copies of a list's records, in a list of one hidden class whether empty or not (emptyRecords; Array.map of an empty list would not be). */
+function copyRecords<T>(list: readonly T[], copy: (x: T) => T): T[] {
+  const out = emptyRecords<T>();
+  for (const x of list) out.push(copy(x));
+  return out;
+}
+
 const held = (h: HeldLock): HeldLock => ({ cls: h.cls, id: h.id, write: h.write }) satisfies All<HeldLock>;
 
 export function copyThread(t: Thread): Thread {
@@ -106,7 +113,7 @@ export function copyThread(t: Thread): Thread {
     op: t.op,
     walker: t.walker,
     pc: t.pc,
-    held: t.held.map(held),
+    held: copyRecords(t.held, held),
     // Replaced whole, never written in place: shared.
     queued: t.queued,
     allocs: t.allocs,
@@ -116,7 +123,7 @@ export function copyThread(t: Thread): Thread {
     anonVmas: t.anonVmas.slice(),
     folios: t.folios.slice(),
     nums: t.nums.slice(),
-    seen: t.seen.map((p) => ({ mm: p.mm, sub: p.sub })),
+    seen: copyRecords(t.seen, (p) => ({ mm: p.mm, sub: p.sub })),
   } satisfies All<Thread>;
 }
 

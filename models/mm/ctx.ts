@@ -4,8 +4,8 @@
 // that replaces one function changes it for every caller, DESIGN.md §6), the
 // calling thread, and the allocation counter used to inject ENOMEM.
 import { peek } from './draft.ts';
-import { copyAnonVma, copyAvc, copyFolio, copyMm, copyThread, copyVma } from './cow.ts';
-import { keyBound, threadKey, type AllocKind, type AnonVma, type Avc, type Folio, type HeldLock, type Id, type Mm, type Pte, type State, type Thread, type Vma } from './state.ts';
+import { copyAnonVma, copyAvc, copyFolio, copyMm, copyThread, copyVma, type All } from './cow.ts';
+import { emptyRecords, keyBound, threadKey, type AllocKind, type AnonVma, type Avc, type Folio, type HeldLock, type Id, type Mm, type Pte, type State, type Thread, type Vma } from './state.ts';
 import type { Kernel } from './kernel.ts';
 
 export interface Ctx {
@@ -49,7 +49,10 @@ export interface Ctx {
 export { peek, readable } from './draft.ts';
 
 export function makeCtx(s: State, k: Kernel, thread: Id, failAt = 0, own?: object[]): Ctx {
-  return { s, k, thread, blocking: false, held: [], lockOps: 0, releases: 0, allocs: 0, failAt, allocLog: [], tables: undefined, own };
+  // Every field, those a step sets later (t, resumeAt) too: a field added
+  // after the literal gives contexts a second V8 hidden class, and every
+  // kernel function reads its context.
+  return { s, k, thread, blocking: false, held: emptyRecords(), lockOps: 0, releases: 0, t: undefined, resumeAt: undefined, allocs: 0, failAt, allocLog: [], tables: undefined, own } satisfies All<Ctx>;
 }
 
 type TableName = 'mms' | 'vmas' | 'anonVmas' | 'avcs' | 'folios';

@@ -11,7 +11,7 @@
 // the wrong order.
 import type { All } from './cow.ts';
 import { opFromInts, opInts, type SyscallOp } from './ops.ts';
-import { emptyPageTable, emptyUserView, forEachThread, threadKey, WALKER_CODE, type AnonVma, type Avc, type Budgets, type Folio, type HeldLock, type Id, type LockClass, type LockState, type Mm, type Pte, type State, type SyscallResult, type Thread, type Vma, type WalkerKind } from './state.ts';
+import { emptyPageTable, emptyRecords, emptyUserView, forEachThread, threadKey, WALKER_CODE, type AnonVma, type Avc, type Budgets, type Folio, type HeldLock, type Id, type LockClass, type LockState, type Mm, type Pte, type State, type SyscallResult, type Thread, type Vma, type WalkerKind } from './state.ts';
 
 // ---------------------------------------------------------------------------
 // Writing.
@@ -376,14 +376,14 @@ const readFolio = (): Folio =>
 
 function readHeld(): HeldLock[] {
   const n = rint();
-  const out: HeldLock[] = [];
+  const out = emptyRecords<HeldLock>();
   for (let i = 0; i < n; i++) out.push({ cls: LOCK_CLASSES[rint()]!, id: rint(), write: rbool() } satisfies All<HeldLock>);
   return out;
 }
 
 function readSeen(): { mm: Id; sub: number }[] {
   const n = rint();
-  const out: { mm: Id; sub: number }[] = [];
+  const out = emptyRecords<{ mm: Id; sub: number }>();
   for (let i = 0; i < n; i++) out.push({ mm: rint(), sub: rint() });
   return out;
 }

@@ -18,7 +18,7 @@
 // resume.ts. A variant step may also carry a mainline pc, taking over that
 // lock point on a path the variant replaced.
 import type { Ctx } from './ctx.ts';
-import type { Id, Thread } from './state.ts';
+import { emptyRecords, type Id, type Thread } from './state.ts';
 
 /** The pc of a thread that has been issued and has not run yet. */
 export const ISSUED = 'issued';
@@ -28,7 +28,7 @@ export type Step = (c: Ctx, t: Thread) => boolean;
 
 /** A thread with no locals, about to run its first step. */
 export function emptyThread(id: Id, proc: Id): Thread {
-  return { id, proc, op: undefined, walker: undefined, pc: ISSUED, held: [], queued: undefined, allocs: 0, failAt: 0, mms: [], vmas: [], anonVmas: [], folios: [], nums: [], seen: [] };
+  return { id, proc, op: undefined, walker: undefined, pc: ISSUED, held: emptyRecords(), queued: undefined, allocs: 0, failAt: 0, mms: [], vmas: [], anonVmas: [], folios: [], nums: [], seen: emptyRecords() };
 }
 
 

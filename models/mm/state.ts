@@ -158,6 +158,17 @@ export interface Folio {
 export const USER_ZERO = 0;
 
 /**
+ * An empty list of records (a thread's held locks, the mappings a walker has
+ * seen), already of the element kind it takes once a record is added (packed,
+ * of objects): empty and filled lists then share one V8 hidden class.
+ */
+export function emptyRecords<T>(): T[] {
+  const list = [undefined as T];
+  list.length = 0;
+  return list;
+}
+
+/**
  * An empty page table, already of the element kind V8 gives every page table
  * once a PTE is cleared or set out of order (holey, of objects): otherwise
  * page tables come in three hidden classes (empty, packed, holey) and every
