@@ -19,6 +19,16 @@ setFlagsFromString('--allow-natives-syntax');
 // Compiled after the flag is set: V8's own test of two objects' hidden classes.
 const haveSameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
 
+/** Each table of a state: the kind of its records, and the lists in them. */
+const RECORDS: readonly [keyof State & ('mms' | 'vmas' | 'anonVmas' | 'avcs' | 'folios' | 'threads'), string, readonly string[]][] = [
+  ['mms', 'Mm', ['vmas', 'ptes', 'user']],
+  ['vmas', 'Vma', ['chain']],
+  ['anonVmas', 'AnonVma', ['tree']],
+  ['avcs', 'Avc', []],
+  ['folios', 'Folio', ['data']],
+  ['threads', 'Thread', ['held', 'seen', 'vmas']],
+];
+
 /** Per kind, one object of each hidden class seen, and where the first of each came from. */
 function hiddenClasses(bounds: MmModelOptions['bounds'], depth: number): Map<string, string[]> {
   setAutoFreeze(false);
@@ -36,31 +46,11 @@ function hiddenClasses(bounds: MmModelOptions['bounds'], depth: number): Map<str
     note('State', s, from);
     note('budgets', s.budgets, from);
     note('nextId', s.nextId, from);
-    for (const v of Object.values(s.vmas)) {
-      note('Vma', v, from);
-      note('Vma.chain', v.chain, from);
-    }
-    for (const m of Object.values(s.mms)) {
-      note('Mm', m, from);
-      note('Mm.vmas', m.vmas, from);
-      note('Mm.ptes', m.ptes, from);
-      note('Mm.user', m.user, from);
-    }
-    for (const a of Object.values(s.anonVmas)) {
-      note('AnonVma', a, from);
-      note('AnonVma.tree', a.tree, from);
-    }
-    for (const a of Object.values(s.avcs)) note('Avc', a, from);
-    for (const t of Object.values(s.threads)) {
-      note('Thread', t, from);
-      note('Thread.held', t.held, from);
-      note('Thread.seen', t.seen, from);
-      note('Thread.vmas', t.vmas, from);
-    }
-    for (const f of Object.values(s.folios)) {
-      note('Folio', f, from);
-      note('Folio.data', f.data, from);
-    }
+    for (const [table, kind, lists] of RECORDS)
+      for (const r of Object.values(s[table]) as Record<string, object>[]) {
+        note(kind, r, from);
+        for (const l of lists) note(`${kind}.${l}`, r[l]!, from);
+      }
   };
   let frontier = [model.unpack!(model.pack!(model.initial()))];
   for (let d = 0; d < depth; d++) {

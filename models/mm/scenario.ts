@@ -23,6 +23,8 @@ import {
   VM_SPECIAL,
   VM_WRITE,
   zeroPages,
+  emptyPageTable,
+  emptyUserView,
   ZERO_PAGE,
   emptyState,
   freeLock,
@@ -133,12 +135,12 @@ export class ScenarioBuilder {
       id,
       parent: opts.parent ?? NIL,
       vmas: [],
-      ptes: [],
+      ptes: emptyPageTable(),
       mmapLock: freeLock(),
       lockSeq: 0,
       pageTableLock: NIL,
       ptl: NIL,
-      user: [],
+      user: emptyUserView(),
       hasPinned: opts.hasPinned ?? false,
     };
     return id;
