@@ -164,7 +164,7 @@ describe('partial-order reduction finds what the full search finds', () => {
   });
 });
 
-describe('one step alone while its thread holds the mmap_lock for write (por.ts mmapWriterAlone)', () => {
+describe('one step alone while its thread holds the mmap_lock (por.ts mmapHolderAlone)', () => {
   it('reaches every quiescent state of two threads of one process that the full search reaches, through fewer states', () => {
     // The component rule alone saves under 2 % here (a fork joins both processes in one component).
     const bounds: Partial<Bounds> = { granularity: 'lock', procs: 2, pages: 2, maxLen: 1, threads: 2, walkers: 0 };

@@ -36,9 +36,9 @@
 //     which every component's fork issue reads).
 //
 // Failing that, inside one component: the step of a thread that holds its
-// process's mmap_lock for write, alone, while the only other thing its
+// process's mmap_lock, alone, while the only other thing its
 // component could do is queue the process's idle thread on that lock
-// (mmapWriterAlone below, with its own argument). The component rule never
+// (mmapHolderAlone below, with its own argument). The component rule never
 // defers a second thread of the same mm; this one does, where the kernel
 // makes it wait.
 import { NIL, forEachThread, procThreads, threadOf, type Id, type LockClass, type State, type Thread } from './state.ts';
@@ -231,7 +231,7 @@ export function componentMap(s: State): ComponentMap {
 export function ampleSet(s: State, ops: readonly Op[], next: (op: Op) => State, tryFrom: (x: State, op: Op) => State | undefined): number[] | undefined {
   // Without a thread in flight every action issues something: nothing to reduce.
   if (ops.length < 2 || ops[0]!.kind !== 'step') return undefined;
-  return componentSet(s, ops, next) ?? mmapWriterAlone(s, ops, next, tryFrom);
+  return componentSet(s, ops, next) ?? mmapHolderAlone(s, ops, next, tryFrom);
 }
 
 /** Every enabled action of one component, when the conditions at the top of this file hold. */
@@ -269,17 +269,18 @@ function componentSet(s: State, ops: readonly Op[], next: (op: Op) => State): nu
 
 /**
  * One step alone, inside a component: the step of a thread T that holds its
- * process P's mmap_lock for write and still holds it after the step, when
- * the only other actions of T's component are syscalls P's one idle thread
- * U may issue, and each of them only queues U on that mmap_lock.
+ * process P's mmap_lock (for write, or for read) and still holds it after
+ * the step, when the only other actions of T's component are syscalls P's
+ * one idle thread U may issue, and each of them only queues U on that lock.
  *
  * That is how the kernel makes a second thread of the mm wait: mmap,
- * munmap, mprotect, mremap and fork take mmap_lock for write (a writer
- * joins the wait list, §6), and a fault whose VMA T has write-locked
- * (vma_start_write, §1.2) fails lock_vma_under_rcu and falls back to
- * mmap_read_lock, which waits (do_user_addr_fault; mm/mmap_lock.c). The
- * rule does not assume it: it reads it from the successors, so a variant
- * whose fault does not wait is not reduced here.
+ * munmap, mprotect, mremap and fork take mmap_lock for write, and a writer
+ * joins the wait list behind a writer or readers (§6); a fault whose VMA a
+ * writer has write-locked (vma_start_write, §1.2) fails lock_vma_under_rcu
+ * and falls back to mmap_read_lock, which waits (do_user_addr_fault;
+ * mm/mmap_lock.c). The rule does not assume it: it reads it from the
+ * successors, so a variant whose fault does not wait is not reduced here
+ * (test/por.test.ts: without these checks VL1 is missed).
  *
  * Why {T's step a} is a persistent set that keeps every violation:
  *   - before a, the only actions outside it are U's issues (each leaves U
@@ -294,7 +295,7 @@ function componentSet(s: State, ops: readonly Op[], next: (op: Op) => State): nu
  *     same length, so quiescent and end states keep their depth.
  * The engine adds the cycle proviso.
  */
-function mmapWriterAlone(s: State, ops: readonly Op[], next: (op: Op) => State, tryFrom: (x: State, op: Op) => State | undefined): number[] | undefined {
+function mmapHolderAlone(s: State, ops: readonly Op[], next: (op: Op) => State, tryFrom: (x: State, op: Op) => State | undefined): number[] | undefined {
   const threads = s.budgets.threads ?? 1;
   for (let i = 0; i < ops.length; i++) {
     const a = ops[i]!;
@@ -302,12 +303,12 @@ function mmapWriterAlone(s: State, ops: readonly Op[], next: (op: Op) => State, 
     const holder = threadOf(s, a.proc);
     if (holder === undefined || holder.walker !== undefined) continue;
     const proc = holder.proc;
-    if (s.mms[proc]?.mmapLock.writer !== holder.id) continue;
+    if (!holdsMmapLock(s, holder, proc)) continue;
     let inFlight = 0;
     procThreads(s, proc, () => inFlight++);
     if (inFlight < threads - 1) continue;
     const afterA = next(a);
-    if (afterA.nextId.mm !== s.nextId.mm || afterA.mms[proc]?.mmapLock.writer !== holder.id) continue;
+    if (afterA.nextId.mm !== s.nextId.mm || !holdsMmapLock(afterA, threadOf(afterA, holder.id), proc)) continue;
     if (commutesWithIssues(s, ops, i, afterA, next, tryFrom)) return [i];
   }
   return undefined;
@@ -345,6 +346,14 @@ function commutesWithIssues(s: State, ops: readonly Op[], i: number, afterA: Sta
     if (ba === undefined || !sameEncoding(ab!, ba)) return false;
   }
   return true;
+}
+
+/** Thread t holds process proc's mmap_lock, for write or for read (its held list names it). */
+function holdsMmapLock(s: State, t: Thread | undefined, proc: Id): boolean {
+  if (t === undefined) return false;
+  if (s.mms[proc]?.mmapLock.writer === t.id) return true;
+  for (const h of t.held) if (h.cls === 'mmap_lock' && h.id === proc) return true;
+  return false;
 }
 
 function sameEncoding(x: State, y: State): boolean {
