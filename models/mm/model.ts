@@ -583,7 +583,7 @@ export function createMmModel(opts: MmModelOptions = {}): MmModel {
     next,
     candidates,
     tryNext,
-    ...(lock && bounds.por ? { ample: (s: State, ops: readonly Op[]) => ampleSet(s, ops, (op) => next(s, op)) } : {}),
+    ...(lock && bounds.por ? { ample: (s: State, ops: readonly Op[]) => ampleSet(s, ops, (op) => next(s, op), (x, op) => tryNext(x, op)) } : {}),
     forSearch: mode === 'cow' || opts.search === 'immer' ? undefined : () => (search ??= createMmModel({ ...opts, transitions: 'cow' })),
     encode: encodeState,
     encodeScratch: encodeStateScratch,

@@ -34,8 +34,16 @@
 //     state where everyone waits is skipped);
 //   - no step creates a process (a fork's child counts against --procs,
 //     which every component's fork issue reads).
-import { NIL, forEachThread, threadOf, type Id, type LockClass, type State, type Thread } from './state.ts';
-import type { Op } from './ops.ts';
+//
+// Failing that, inside one component: the step of a thread that holds its
+// process's mmap_lock, alone, while the only other thing its
+// component could do is queue the process's idle thread on that lock
+// (mmapHolderAlone below, with its own argument). The component rule never
+// defers a second thread of the same mm; this one does, where the kernel
+// makes it wait.
+import { NIL, forEachThread, procThreads, threadOf, type Id, type LockClass, type State, type Thread } from './state.ts';
+import { opThread, type Op } from './ops.ts';
+import { encodeState } from './canon.ts';
 
 /** Union-find over the records that span components: mms, anon_vmas, folios. */
 class Components {
@@ -217,11 +225,17 @@ export function componentMap(s: State): ComponentMap {
 /**
  * The positions in ops (the enabled actions of s, in order) of an ample
  * set, or undefined to expand them all. next(op) is the successor under op
- * (the model has computed it already).
+ * (the model has computed it already); tryFrom(x, op) the successor of
+ * another state x, or undefined where op is not enabled in x.
  */
-export function ampleSet(s: State, ops: readonly Op[], next: (op: Op) => State): number[] | undefined {
+export function ampleSet(s: State, ops: readonly Op[], next: (op: Op) => State, tryFrom: (x: State, op: Op) => State | undefined): number[] | undefined {
   // Without a thread in flight every action issues something: nothing to reduce.
   if (ops.length < 2 || ops[0]!.kind !== 'step') return undefined;
+  return componentSet(s, ops, next) ?? mmapHolderAlone(s, ops, next, tryFrom);
+}
+
+/** Every enabled action of one component, when the conditions at the top of this file hold. */
+function componentSet(s: State, ops: readonly Op[], next: (op: Op) => State): number[] | undefined {
   const comps = componentMap(s);
   const ofAction = ops.map((op) => comps.action(op));
   // A component that is not a candidate: it issues, starts a walker, has a thread that cannot step, or forks a child.
@@ -251,4 +265,101 @@ export function ampleSet(s: State, ops: readonly Op[], next: (op: Op) => State):
     if (best === undefined || members.length < best.length) best = members;
   }
   return best !== undefined && best.length < ops.length ? best : undefined;
+}
+
+/**
+ * One step alone, inside a component: the step of a thread T that holds its
+ * process P's mmap_lock (for write, or for read) and still holds it after
+ * the step, when the only other actions of T's component are syscalls P's
+ * one idle thread U may issue, and each of them only queues U on that lock.
+ *
+ * That is how the kernel makes a second thread of the mm wait: mmap,
+ * munmap, mprotect, mremap and fork take mmap_lock for write, and a writer
+ * joins the wait list behind a writer or readers (§6); a fault whose VMA a
+ * writer has write-locked (vma_start_write, §1.2) fails lock_vma_under_rcu
+ * and falls back to mmap_read_lock, which waits (do_user_addr_fault;
+ * mm/mmap_lock.c). The rule does not assume it: it reads it from the
+ * successors, so a variant whose fault does not wait is not reduced here
+ * (test/por.test.ts: without these checks VL1 is missed).
+ *
+ * Why {T's step a} is a persistent set that keeps every violation:
+ *   - before a, the only actions outside it are U's issues (each leaves U
+ *     queued on a lock T keeps through a, with nothing more to do; at most
+ *     one thread of P is idle, so no other can issue after U) and actions
+ *     of other components (independent, and a creates no process);
+ *   - a and each issue b commute: b is enabled after a and a after b, and
+ *     both orders reach the same state (checked on the canonical encoding);
+ *   - b is invisible: it adds no warning and makes no state quiescent (T
+ *     is in flight), and a queued U holds nothing; so a property violated
+ *     after b was already violated before it. A reordered path has the
+ *     same length, so quiescent and end states keep their depth.
+ * The engine adds the cycle proviso.
+ */
+function mmapHolderAlone(s: State, ops: readonly Op[], next: (op: Op) => State, tryFrom: (x: State, op: Op) => State | undefined): number[] | undefined {
+  const threads = s.budgets.threads ?? 1;
+  for (let i = 0; i < ops.length; i++) {
+    const a = ops[i]!;
+    if (a.kind !== 'step') break; // the steps come first
+    const holder = threadOf(s, a.proc);
+    if (holder === undefined || holder.walker !== undefined) continue;
+    const proc = holder.proc;
+    if (!holdsMmapLock(s, holder, proc)) continue;
+    let inFlight = 0;
+    procThreads(s, proc, () => inFlight++);
+    if (inFlight < threads - 1) continue;
+    const afterA = next(a);
+    if (afterA.nextId.mm !== s.nextId.mm || !holdsMmapLock(afterA, threadOf(afterA, holder.id), proc)) continue;
+    if (commutesWithIssues(s, ops, i, afterA, next, tryFrom)) return [i];
+  }
+  return undefined;
+}
+
+/** Every other action of holder's component is an issue of proc that queues on proc's mmap_lock and commutes with ops[i]. */
+function commutesWithIssues(s: State, ops: readonly Op[], i: number, afterA: State, next: (op: Op) => State, tryFrom: (x: State, op: Op) => State | undefined): boolean {
+  const a = ops[i]!;
+  const holder = threadOf(s, a.proc)!;
+  const proc = holder.proc;
+  const queuedHere = (t: Thread | undefined): boolean => t?.queued !== undefined && t.queued.cls === 'mmap_lock' && t.queued.id === proc;
+  // The cheap test first: every issue of proc only queues (its successor is known already).
+  const issues: Op[] = [];
+  for (const b of ops) {
+    if (b.kind === 'step' || b.kind === 'walk' || b.proc !== proc) continue;
+    const afterB = next(b);
+    if (!queuedHere(threadOf(afterB, opThread(b))) || afterB.warnings.length !== s.warnings.length) return false;
+    issues.push(b);
+  }
+  const comps = componentMap(s);
+  const comp = comps.thread(holder.id);
+  let othersWait = true;
+  forEachThread(s, (t) => {
+    if (t.id !== holder.id && comps.thread(t.id) === comp && !queuedHere(t)) othersWait = false;
+  });
+  if (!othersWait) return false;
+  for (let j = 0; j < ops.length; j++) {
+    const b = ops[j]!;
+    if (j !== i && comps.action(b) === comp && (b.kind === 'step' || b.kind === 'walk' || b.proc !== proc)) return false;
+  }
+  // The component map is one scratch, no longer needed: the diamonds run transitions.
+  for (const b of issues) {
+    const ab = tryFrom(afterA, b);
+    const ba = ab === undefined ? undefined : tryFrom(next(b), a);
+    if (ba === undefined || !sameEncoding(ab!, ba)) return false;
+  }
+  return true;
+}
+
+/** Thread t holds process proc's mmap_lock, for write or for read (its held list names it). */
+function holdsMmapLock(s: State, t: Thread | undefined, proc: Id): boolean {
+  if (t === undefined) return false;
+  if (s.mms[proc]?.mmapLock.writer === t.id) return true;
+  for (const h of t.held) if (h.cls === 'mmap_lock' && h.id === proc) return true;
+  return false;
+}
+
+function sameEncoding(x: State, y: State): boolean {
+  const ex = encodeState(x);
+  const ey = encodeState(y);
+  if (ex.length !== ey.length) return false;
+  for (let k = 0; k < ex.length; k++) if (ex[k] !== ey[k]) return false;
+  return true;
 }

@@ -67,6 +67,10 @@ export const BENCH_CONFIGS: readonly BenchConfig[] = [
   // 376 states with one thread, 197,294 with two: interleavings within one process, which the component-level
   // reduction of --por (models/mm/por.ts) does not prune.
   { name: 'threads', model: 'mainline', bounds: { procs: 1, pages: 2, maxLen: 1, ops: ['mmap', 'fault', 'munmap', 'mremap'], granularity: 'lock', walkers: 1, threads: 2 }, depth: 40, baselines: false },
+  // The lock bounds with two threads a process, without and with --por: the mmap_lock-holder rule
+  // (models/mm/por.ts mmapHolderAlone) defers a sibling's syscalls while the mmap_lock holder runs.
+  { name: 'lock-threads', model: 'mainline', bounds: { procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1, threads: 2 }, depth: 9, baselines: false },
+  { name: 'lock-threads-por', model: 'mainline', bounds: { procs: 2, pages: 2, maxLen: 1, granularity: 'lock', walkers: 1, threads: 2, por: true }, depth: 9, baselines: false },
   // The syscall-level core a C explicit-state checker (SPIN) runs on an equivalent model (issue 12).
   { name: 'spin-core', model: 'mainline', bounds: SPIN_CORE, depth: 8 },
   // A run past a million states, for memory per state.
