@@ -186,6 +186,9 @@ export interface PhaseResult {
   progress?: number[];
 }
 
+/** The table's first column: as wide as the longest configuration name. */
+const NAME_WIDTH = Math.max(...BENCH_CONFIGS.map((c) => c.name.length));
+
 /** How often a search phase samples its progress (a poll between batches: about free). */
 const PROGRESS_MS = 50;
 
@@ -355,7 +358,7 @@ function rowLine(r: BenchRow): string {
   const immer = Number.isNaN(r.immerSeconds) ? '-'.padStart(7) + ' ' + '-'.padStart(5) : `${num(r.immerGeneratedPerSec).padStart(7)} ${(r.speedupOverImmer.toFixed(1) + 'x').padStart(5)}`;
   const pair = Number.isNaN(r.pairGeneratedPerSec) ? '-'.padStart(7) + ' ' + '-'.padStart(5) : `${num(r.pairGeneratedPerSec).padStart(7)} ${(Math.round(r.poolOfPair * 100) + '%').padStart(5)}`;
   return (
-    `${r.name.padEnd(11)} ${num(r.generated).padStart(10)} ${num(r.distinct).padStart(9)} | ${immer} | ${r.seconds1.toFixed(1).padStart(6)} ${num(r.generatedPerSec1).padStart(7)} | ` +
+    `${r.name.padEnd(NAME_WIDTH)} ${num(r.generated).padStart(10)} ${num(r.distinct).padStart(9)} | ${immer} | ${r.seconds1.toFixed(1).padStart(6)} ${num(r.generatedPerSec1).padStart(7)} | ` +
     `${r.seconds2.toFixed(1).padStart(6)} ${num(r.generatedPerSec2).padStart(7)} ${r.speedup2.toFixed(2).padStart(5)} | ${pair} | ` +
     `${r.bytesPerState.toFixed(1).padStart(7)} ${num(r.peakRssMb).padStart(7)} ${num(r.peakBytesPerState).padStart(7)} | ${naiveColumns(r)}`
   );
@@ -380,7 +383,7 @@ export async function cmdBench(o: { only?: string; json?: boolean; naive?: boole
     out(`pair: two 1-worker processes at once, their generated/s while both run, and the 2-worker pool as a share of it; where the pair runs, 2w and pair are each the median of ${POOL_ROUNDS} alternate runs;`);
     out('peak MB and B/dist: the 1- or 2-worker process (naive: its own)');
     out(
-      `${'config'.padEnd(11)} ${'generated'.padStart(10)} ${'distinct'.padStart(9)} | ${'immer/s'.padStart(7)} ${'gain'.padStart(5)} | ${'1w s'.padStart(6)} ${'gen/s'.padStart(7)} | ${'2w s'.padStart(6)} ${'gen/s'.padStart(7)} ${'x2w'.padStart(5)} | ${'pair/s'.padStart(7)} ${'2w/pr'.padStart(5)} | ${'B/visit'.padStart(7)} ${'peak MB'.padStart(7)} ${'B/dist'.padStart(7)} | ${'naive s'.padStart(8)} ${'naive distinct'.padStart(14)} ${'MB'.padStart(6)} ${'ratio'.padStart(6)}`,
+      `${'config'.padEnd(NAME_WIDTH)} ${'generated'.padStart(10)} ${'distinct'.padStart(9)} | ${'immer/s'.padStart(7)} ${'gain'.padStart(5)} | ${'1w s'.padStart(6)} ${'gen/s'.padStart(7)} | ${'2w s'.padStart(6)} ${'gen/s'.padStart(7)} ${'x2w'.padStart(5)} | ${'pair/s'.padStart(7)} ${'2w/pr'.padStart(5)} | ${'B/visit'.padStart(7)} ${'peak MB'.padStart(7)} ${'B/dist'.padStart(7)} | ${'naive s'.padStart(8)} ${'naive distinct'.padStart(14)} ${'MB'.padStart(6)} ${'ratio'.padStart(6)}`,
     );
   }
   for (const c of configs) {
