@@ -418,7 +418,6 @@ function nameRecords(s: State, mmOrder: readonly Id[]): void {
     nameAv(s, a.root);
   }
   for (let id = 0; id < next.folio; id++) if (s.folios[id] !== undefined) nameFolio(id);
-
 }
 
 /** The budgets, warnings and use-after-free reports. */
@@ -429,7 +428,6 @@ function putGlobals(s: State): void {
   for (const w of s.warnings) put(hashString(w));
   put(s.uaf.length);
   for (const u of s.uaf) put(hashString(u));
-
 }
 
 /** Each process: its locks, its VMAs with their chains, its PTEs, its reference view. */

@@ -3,7 +3,7 @@
 import { insert, mmVmas, remove, vma, vmaR, warn, type Ctx } from './ctx.ts';
 import { mmap_read_lock, mmap_read_unlock, mmap_write_downgrade, mmap_write_lock, mmap_write_lock_killable, mmap_write_unlock, vma_start_write, vma_start_write_killable } from './locks.ts';
 import { ENOMEM } from './rmap.ts';
-import { NIL, RECORD, emptyPageTable, emptyUserView, freeLock, type Id } from './state.ts';
+import { NIL, RECORD, newMm, type Id } from './state.ts';
 import { lock_point } from './sched.ts';
 import { USER_END } from './memory.ts';
 import { find_vma, vma_attach, vma_detach, vma_next_from, vma_prev_of, vmg_state } from './vma.ts';
@@ -11,7 +11,7 @@ import { find_vma, vma_attach, vma_detach, vma_next_from, vma_prev_of, vmg_state
 /** mm_alloc for a new process; the caller picks the id (the next free process slot). */
 export function mm_alloc(c: Ctx, id: Id, parent: Id): Id {
   if (c.s.nextId.mm <= id) c.s.nextId.mm = id + 1;
-  insert(c, 'mms', id, { id, parent, vmas: [], ptes: emptyPageTable(), mmapLock: freeLock(), lockSeq: 0, pageTableLock: NIL, ptl: NIL, hasPinned: false, user: emptyUserView() });
+  insert(c, 'mms', id, newMm(id, parent));
   return id;
 }
 

@@ -309,15 +309,13 @@ function mmapHolderAlone(s: State, ops: readonly Op[], next: (op: Op) => State, 
     if (inFlight < threads - 1) continue;
     const afterA = next(a);
     if (afterA.nextId.mm !== s.nextId.mm || !holdsMmapLock(afterA, threadOf(afterA, holder.id), proc)) continue;
-    if (commutesWithIssues(s, ops, i, afterA, next, tryFrom)) return [i];
+    if (commutesWithIssues(s, ops, a, holder, afterA, next, tryFrom)) return [i];
   }
   return undefined;
 }
 
-/** Every other action of holder's component is an issue of proc that queues on proc's mmap_lock and commutes with ops[i]. */
-function commutesWithIssues(s: State, ops: readonly Op[], i: number, afterA: State, next: (op: Op) => State, tryFrom: (x: State, op: Op) => State | undefined): boolean {
-  const a = ops[i]!;
-  const holder = threadOf(s, a.proc)!;
+/** Every other action of holder's component is an issue of its process that queues on the process's mmap_lock and commutes with holder's step a. */
+function commutesWithIssues(s: State, ops: readonly Op[], a: Op, holder: Thread, afterA: State, next: (op: Op) => State, tryFrom: (x: State, op: Op) => State | undefined): boolean {
   const proc = holder.proc;
   const queuedHere = (t: Thread | undefined): boolean => t?.queued !== undefined && t.queued.cls === 'mmap_lock' && t.queued.id === proc;
   // The cheap test first: every issue of proc only queues (its successor is known already).
@@ -335,9 +333,8 @@ function commutesWithIssues(s: State, ops: readonly Op[], i: number, afterA: Sta
     if (t.id !== holder.id && comps.thread(t.id) === comp && !queuedHere(t)) othersWait = false;
   });
   if (!othersWait) return false;
-  for (let j = 0; j < ops.length; j++) {
-    const b = ops[j]!;
-    if (j !== i && comps.action(b) === comp && (b.kind === 'step' || b.kind === 'walk' || b.proc !== proc)) return false;
+  for (const b of ops) {
+    if (b !== a && comps.action(b) === comp && (b.kind === 'step' || b.kind === 'walk' || b.proc !== proc)) return false;
   }
   // The component map is one scratch, no longer needed: the diamonds run transitions.
   for (const b of issues) {

@@ -23,8 +23,7 @@ import {
   VM_SPECIAL,
   VM_WRITE,
   zeroPages,
-  emptyPageTable,
-  emptyUserView,
+  newMm,
   ZERO_PAGE,
   emptyState,
   freeLock,
@@ -131,18 +130,7 @@ export class ScenarioBuilder {
   /** A new mm with no VMAs and free locks. */
   mm(opts: { parent?: Id; hasPinned?: boolean } = {}): Id {
     const id = this.s.nextId.mm++;
-    this.s.mms[id] = {
-      id,
-      parent: opts.parent ?? NIL,
-      vmas: [],
-      ptes: emptyPageTable(),
-      mmapLock: freeLock(),
-      lockSeq: 0,
-      pageTableLock: NIL,
-      ptl: NIL,
-      user: emptyUserView(),
-      hasPinned: opts.hasPinned ?? false,
-    };
+    this.s.mms[id] = newMm(id, opts.parent ?? NIL, opts.hasPinned ?? false);
     return id;
   }
 

@@ -3,6 +3,7 @@
 // data that can be encoded, hashed, stored and compared.
 
 import type { SyscallOp } from './ops.ts';
+import type { All } from './cow.ts';
 
 export type Id = number;
 /** A NULL pointer. */
@@ -184,6 +185,14 @@ export function emptyPageTable(): (Pte | undefined)[] {
 /** An empty reference view (Mm.user), holey from the start as views become (pages are set out of order). */
 export function emptyUserView(): (number | undefined)[] {
   return new Array<number | undefined>(0);
+}
+
+/**
+ * A new mm (mm_alloc): no VMAs, no PTEs, free locks. Its fields in the order
+ * unpacking writes them (pack.ts readMm), so every mm has one hidden class.
+ */
+export function newMm(id: Id, parent: Id, hasPinned = false): Mm {
+  return { id, parent, vmas: [], ptes: emptyPageTable(), mmapLock: freeLock(), lockSeq: 0, pageTableLock: NIL, ptl: NIL, hasPinned, user: emptyUserView() } satisfies All<Mm>;
 }
 
 /**
