@@ -9,16 +9,14 @@ import { loadModel } from '../models/variants/load.ts';
 import { componentMap, type RecordTable } from '../models/mm/por.ts';
 import { forEachThread, type State } from '../models/mm/state.ts';
 import { BUG_CORPUS, type BugEntry } from '../models/variants/corpus/index.ts';
-import { explore, replayTexts } from '../src/engine/explorer.ts';
+import { explore, replayTexts, stateFingerprint } from '../src/engine/explorer.ts';
 import { exploreParallel } from '../src/engine/parallel.ts';
 import { searchModel } from '../src/engine/model.ts';
-import { fingerprintHex, fingerprintInto } from '../src/engine/hash.ts';
 import { ALL_PROPERTIES } from '../properties/index.ts';
 import { mmModelSpec } from '../src/cli/model-spec.ts';
 import { exploreOffThread } from './explore-off-thread.ts';
 import { runCli } from './run-cli.ts';
 import { splitOps } from '../models/mm/ops.ts';
-import { encodeState } from '../models/mm/canon.ts';
 import type { Property } from '../src/engine/model.ts';
 
 /** Three unrelated process families can form; walkers and a second thread race them. */
@@ -34,7 +32,6 @@ const TABLES: RecordTable[] = ['mms', 'vmas', 'anonVmas', 'avcs', 'folios'];
 function eachTransition(m: MmModel, limit: number, visit: (s: State, op: ReturnType<MmModel['actions']>[number], t: State) => void): number {
   const inner = searchModel(m);
   const seen = new Set<string>();
-  const fp = new Uint32Array(2);
   let frontier = [inner.initial()];
   let n = 0;
   while (frontier.length > 0 && n < limit) {
@@ -45,8 +42,7 @@ function eachTransition(m: MmModel, limit: number, visit: (s: State, op: ReturnT
       for (const op of inner.actions(s)) {
         const t = inner.next(s, op);
         visit(s, op, t);
-        fingerprintInto(inner.encode(t), fp);
-        const key = fingerprintHex(fp[0]!, fp[1]!);
+        const key = stateFingerprint(inner, t);
         if (!seen.has(key)) {
           seen.add(key);
           next.push(t);
@@ -170,19 +166,20 @@ describe('one step alone while its thread holds the mmap_lock (por.ts mmapHolder
     const bounds: Partial<Bounds> = { granularity: 'lock', procs: 2, pages: 2, maxLen: 1, threads: 2, walkers: 0 };
     const runs = [false, true].map((por) => {
       const quiescent = new Set<string>();
-      const fp = new Uint32Array(2);
+      // Set below, before the search asks the property anything.
+      let model!: MmModel;
       const record: Property<State> = {
         id: 'record-quiescent',
         description: 'test only: records every quiescent state it is asked about',
         rule: 'none',
         when: 'quiescent',
         check(s) {
-          fingerprintInto(encodeState(s), fp);
-          quiescent.add(fingerprintHex(fp[0]!, fp[1]!));
+          quiescent.add(stateFingerprint(model, s));
           return [];
         },
       };
-      const r = explore(createMmModel({ bounds: { ...bounds, por }, properties: [record] }), { depth: 7, stopAtFirst: false });
+      model = createMmModel({ bounds: { ...bounds, por }, properties: [record] });
+      const r = explore(model, { depth: 7, stopAtFirst: false });
       return { r, quiescent };
     });
     const [off, on] = runs as [(typeof runs)[0], (typeof runs)[0]];

@@ -319,12 +319,12 @@ function commutesWithIssues(s: State, ops: readonly Op[], a: Op, holder: Thread,
   const proc = holder.proc;
   const queuedHere = (t: Thread | undefined): boolean => t?.queued !== undefined && t.queued.cls === 'mmap_lock' && t.queued.id === proc;
   // The cheap test first: every issue of proc only queues (its successor is known already).
-  const issues: Op[] = [];
+  const issues: { b: Op; afterB: State }[] = [];
   for (const b of ops) {
     if (b.kind === 'step' || b.kind === 'walk' || b.proc !== proc) continue;
     const afterB = next(b);
     if (!queuedHere(threadOf(afterB, opThread(b))) || afterB.warnings.length !== s.warnings.length) return false;
-    issues.push(b);
+    issues.push({ b, afterB });
   }
   const comps = componentMap(s);
   const comp = comps.thread(holder.id);
@@ -337,9 +337,9 @@ function commutesWithIssues(s: State, ops: readonly Op[], a: Op, holder: Thread,
     if (b !== a && comps.action(b) === comp && (b.kind === 'step' || b.kind === 'walk' || b.proc !== proc)) return false;
   }
   // The component map is one scratch, no longer needed: the diamonds run transitions.
-  for (const b of issues) {
+  for (const { b, afterB } of issues) {
     const ab = tryFrom(afterA, b);
-    const ba = ab === undefined ? undefined : tryFrom(next(b), a);
+    const ba = ab === undefined ? undefined : tryFrom(afterB, a);
     if (ba === undefined || !sameEncoding(ab!, ba)) return false;
   }
   return true;
